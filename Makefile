@@ -1,0 +1,52 @@
+# Thin wrapper over CMake. The two commands of the README: `make demo`, `make test`.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+WERROR     := $(if $(SNAPFS_WERROR),ON,OFF)
+CTEST_ARGS ?= --output-on-failure --timeout 600
+
+.PHONY: all deps build build-asan demo test test-fast test-asan check-long bench install clean format-check
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSNAPFS_WERROR=$(WERROR) >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+build-asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSNAPFS_SANITIZE=ON -DSNAPFS_WERROR=$(WERROR) >/dev/null
+	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+
+demo: build
+	@scripts/demo.sh $(BUILD)
+
+# Every suite in the normal build, then again under ASan+UBSan.
+test: test-fast test-asan
+
+test-fast: build
+	@echo "== tests ($(BUILD)) =="
+	@ctest --test-dir $(BUILD) $(CTEST_ARGS)
+
+test-asan: build-asan
+	@echo "== tests under ASan+UBSan ($(ASAN_BUILD)) =="
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		ctest --test-dir $(ASAN_BUILD) $(CTEST_ARGS)
+
+# Longer randomized runs and soaks: more seeds and steps.
+check-long: build
+	@SNAPFS_LONG=1 ctest --test-dir $(BUILD) $(CTEST_ARGS)
+
+bench: build
+	@bench/run.sh $(BUILD)
+
+install: build
+	@cmake --install $(BUILD)
+
+format-check:
+	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install the Debian packages snapfs needs to build, test and benchmark.
+# Installs only what is missing; when not root, prints the apt-get line and stops.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config libfuse3-dev fuse3 libsqlite3-dev sqlite3
+      libbsd-dev libcriterion-dev fio attr mandoc util-linux)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+	echo "snapfs: missing packages; run as root: apt-get install -y ${missing[*]}" >&2
+	exit 1
+fi
+echo "snapfs: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
