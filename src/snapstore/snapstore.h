@@ -65,6 +65,13 @@ struct store_opts {
  * code: an explanatory line is logged), -EIO (corrupt index, missing block
  * file), -EINVAL (block size mismatch), others from the system.
  * On error nothing in dir is modified.
+ *
+ * dir may be a "/proc/self/fd/N" path: the daemon mounts on top of the
+ * directory holding the store, so it reaches the store only through a
+ * descriptor opened before mounting. Never resolve dir (no realpath): the
+ * index is opened through a SQLite VFS whose xFullPathname keeps the path as
+ * given, because SQLite 3.40's unix VFS resolves symlinks, which would send
+ * the store's own I/O through the mount.
  */
 int store_open(const char *dir, int source_fd, const struct store_opts *o, struct store **out);
 
