@@ -1,0 +1,289 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Attributes and extended attributes: getattr, setattr (mode, owner,
+ * size, times), readlink, statfs, access and the four xattr calls.
+ * Objects are reached through their O_PATH descriptor: /proc/self/fd/N for
+ * calls that need a real open, AT_EMPTY_PATH where the kernel allows it,
+ * and the *xattrat() system calls for symbolic links. Those refuse an
+ * O_PATH descriptor with an empty path (EBADF, Linux 6.18), and there is no
+ * other race-free way to reach a symlink's xattrs from its descriptor, so a
+ * symlink then reads as having none and refuses changes with EPERM, as
+ * libfuse's passthrough examples do.
+ */
+#include "sfs_i.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+void sfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct sfs_inode *inode = inode_get(ino);
+	struct stat st;
+	int rc = fi ? fstat(file_of(fi)->fd, &st)
+		    : fstatat(inode->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+	if (rc)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_attr(req, &st, sfs.o.timeout);
+}
+
+static int set_times(struct sfs_inode *inode, struct fuse_file_info *fi, const struct stat *attr,
+		     int valid)
+{
+	struct timespec tv[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
+	if (valid & FUSE_SET_ATTR_ATIME_NOW)
+		tv[0].tv_nsec = UTIME_NOW;
+	else if (valid & FUSE_SET_ATTR_ATIME)
+		tv[0] = attr->st_atim;
+	if (valid & FUSE_SET_ATTR_MTIME_NOW)
+		tv[1].tv_nsec = UTIME_NOW;
+	else if (valid & FUSE_SET_ATTR_MTIME)
+		tv[1] = attr->st_mtim;
+	if (fi)
+		return futimens(file_of(fi)->fd, tv);
+	if (S_ISLNK(inode->type))
+		return utimensat(inode->fd, "", tv, AT_EMPTY_PATH);
+	char proc[64];
+	inode_procpath(inode, proc);
+	return utimensat(AT_FDCWD, proc, tv, 0);
+}
+
+void sfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
+		 struct fuse_file_info *fi)
+{
+	struct sfs_inode *inode = inode_get(ino);
+	char proc[64];
+	inode_procpath(inode, proc);
+	struct sfs_cred c;
+	int rc = cred_enter(req, &c);
+	if (rc)
+		goto out;
+	if (valid & FUSE_SET_ATTR_MODE) {
+		rc = fi ? fchmod(file_of(fi)->fd, attr->st_mode) : fchmodat(AT_FDCWD, proc, attr->st_mode, 0);
+		if (rc)
+			goto out_errno;
+	}
+	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
+		gid_t gid = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+		if (fchownat(inode->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+			goto out_errno;
+	}
+	if (valid & FUSE_SET_ATTR_SIZE) {
+		int fd = fi ? file_of(fi)->fd : open(proc, O_WRONLY);
+		if (fd < 0)
+			goto out_errno;
+		pthread_rwlock_wrlock(&inode->rwlock);
+		rc = ftruncate(fd, attr->st_size);
+		int e = errno;
+		if (rc == 0 && fuse_req_ctx(req)->uid != 0) {
+			struct stat st;
+			if (fstat(fd, &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID)))
+				fchmod(fd, st.st_mode & 07777 & ~(S_ISUID | S_ISGID));
+		}
+		pthread_rwlock_unlock(&inode->rwlock);
+		if (!fi)
+			close(fd);
+		if (rc) {
+			errno = e;
+			goto out_errno;
+		}
+	}
+	if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
+		     FUSE_SET_ATTR_MTIME_NOW)) {
+		if (set_times(inode, fi, attr, valid))
+			goto out_errno;
+	}
+	cred_leave(&c);
+	sfs_getattr(req, ino, fi);
+	return;
+out_errno:
+	rc = -errno;
+out:
+	cred_leave(&c);
+	fuse_reply_err(req, -rc);
+}
+
+void sfs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char buf[PATH_MAX + 1];
+	ssize_t n = readlinkat(inode_get(ino)->fd, "", buf, sizeof(buf));
+	if (n < 0)
+		fuse_reply_err(req, errno);
+	else if (n >= (ssize_t)sizeof(buf))
+		fuse_reply_err(req, ENAMETOOLONG);
+	else {
+		buf[n] = 0;
+		fuse_reply_readlink(req, buf);
+	}
+}
+
+void sfs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+	if (fstatvfs(inode_get(ino)->fd, &sv))
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_statfs(req, &sv);
+}
+
+void sfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	struct sfs_cred c;
+	int rc = cred_enter(req, &c);
+	if (rc == 0 && faccessat(inode_get(ino)->fd, "", mask, AT_EMPTY_PATH | AT_EACCESS))
+		rc = -errno;
+	cred_leave(&c);
+	fuse_reply_err(req, -rc);
+}
+
+/* The *xattrat() system calls (Linux 6.13), for symbolic links. */
+#ifndef SYS_setxattrat
+#define SYS_setxattrat	  463
+#define SYS_getxattrat	  464
+#define SYS_listxattrat	  465
+#define SYS_removexattrat 466
+#endif
+struct sfs_xattr_args {
+	uint64_t value;
+	uint32_t size;
+	uint32_t flags;
+};
+
+static ssize_t x_get(struct sfs_inode *in, const char *name, void *val, size_t size)
+{
+	if (S_ISLNK(in->type)) {
+		struct sfs_xattr_args a = {.value = (uintptr_t)val, .size = (uint32_t)size};
+		long r = syscall(SYS_getxattrat, in->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, name,
+				 &a, sizeof(a));
+		if (r < 0 && (errno == ENOSYS || errno == EBADF))
+			errno = ENODATA;
+		return r;
+	}
+	char proc[64];
+	inode_procpath(in, proc);
+	return getxattr(proc, name, val, size);
+}
+
+static ssize_t x_list(struct sfs_inode *in, char *list, size_t size)
+{
+	if (S_ISLNK(in->type)) {
+		long r = syscall(SYS_listxattrat, in->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW,
+				 list, size);
+		if (r < 0 && (errno == ENOSYS || errno == EBADF))
+			r = 0;
+		return r;
+	}
+	char proc[64];
+	inode_procpath(in, proc);
+	return listxattr(proc, list, size);
+}
+
+static int x_set(struct sfs_inode *in, const char *name, const void *val, size_t size, int flags)
+{
+	if (S_ISLNK(in->type)) {
+		struct sfs_xattr_args a = {.value = (uintptr_t)val, .size = (uint32_t)size, .flags = (uint32_t)flags};
+		long r = syscall(SYS_setxattrat, in->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, name,
+				 &a, sizeof(a));
+		if (r < 0 && (errno == ENOSYS || errno == EBADF))
+			errno = EPERM;
+		return (int)r;
+	}
+	char proc[64];
+	inode_procpath(in, proc);
+	return setxattr(proc, name, val, size, flags);
+}
+
+static int x_remove(struct sfs_inode *in, const char *name)
+{
+	if (S_ISLNK(in->type)) {
+		long r = syscall(SYS_removexattrat, in->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW,
+				 name);
+		if (r < 0 && (errno == ENOSYS || errno == EBADF))
+			errno = EPERM;
+		return (int)r;
+	}
+	char proc[64];
+	inode_procpath(in, proc);
+	return removexattr(proc, name);
+}
+
+void sfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct sfs_inode *inode = inode_get(ino);
+	char *val = NULL;
+	if (size && !(val = malloc(size))) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	struct sfs_cred c;
+	ssize_t n = cred_enter(req, &c);
+	if (n == 0) {
+		n = x_get(inode, name, val, size);
+		if (n < 0)
+			n = -errno;
+	}
+	cred_leave(&c);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, val, (size_t)n);
+	free(val);
+}
+
+void sfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct sfs_inode *inode = inode_get(ino);
+	char *list = NULL;
+	if (size && !(list = malloc(size))) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	struct sfs_cred c;
+	ssize_t n = cred_enter(req, &c);
+	if (n == 0) {
+		n = x_list(inode, list, size);
+		if (n < 0)
+			n = -errno;
+	}
+	cred_leave(&c);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, list, (size_t)n);
+	free(list);
+}
+
+void sfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		  size_t size, int flags)
+{
+	struct sfs_inode *inode = inode_get(ino);
+	struct sfs_cred c;
+	int rc = cred_enter(req, &c);
+	if (rc == 0 && x_set(inode, name, value, size, flags))
+		rc = -errno;
+	cred_leave(&c);
+	if (rc == 0 && strcmp(name, "security.capability") == 0)
+		__atomic_store_n(&inode->nocaps, 0, __ATOMIC_RELAXED);
+	fuse_reply_err(req, -rc);
+}
+
+void sfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct sfs_cred c;
+	int rc = cred_enter(req, &c);
+	if (rc == 0 && x_remove(inode_get(ino), name))
+		rc = -errno;
+	cred_leave(&c);
+	fuse_reply_err(req, -rc);
+}

@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Name operations: lookup and forget, and everything that creates, links,
+ * removes or renames a directory entry. Each backing call is made relative
+ * to the parent's O_PATH descriptor, as the requester when credentials are
+ * switched. The store's own name answers ENOENT to removal and EPERM to
+ * anything that would create or replace it.
+ */
+#include "sfs_i.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+void sfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param e;
+	struct sfs_cred c;
+	int rc = cred_enter(req, &c);
+	if (rc == 0)
+		rc = inode_lookup(inode_get(parent), name, &e);
+	cred_leave(&c);
+	if (rc == -ENOENT) {
+		/* A negative entry, cached like a positive one. */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = sfs.o.timeout;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+void sfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	inode_forget(inode_get(ino), nlookup);
+	fuse_reply_none(req);
+}
+
+void sfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		inode_forget(inode_get(forgets[i].ino), forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+/* Reply with the entry of the object just made as name in parent. */
+static void reply_new_entry(fuse_req_t req, struct sfs_inode *parent, const char *name)
+{
+	struct fuse_entry_param e;
+	int rc = inode_lookup(parent, name, &e);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+enum mk_kind { MK_NOD, MK_DIR, MK_SYMLINK };
+
+static void make_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t mode,
+		      dev_t rdev, const char *link, enum mk_kind kind)
+{
+	struct sfs_inode *parent = inode_get(parent_ino);
+	if (inode_is_store_name(parent, name)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (sfs.o.read_only) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	struct sfs_cred c;
+	int rc = cred_enter(req, &c);
+	if (rc)
+		goto out;
+	switch (kind) {
+	case MK_DIR:
+		rc = mkdirat(parent->fd, name, mode);
+		break;
+	case MK_SYMLINK:
+		rc = symlinkat(link, parent->fd, name);
+		break;
+	case MK_NOD:
+		rc = mknodat(parent->fd, name, mode, rdev);
+		break;
+	}
+	rc = rc ? -errno : 0;
+out:
+	cred_leave(&c);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_new_entry(req, parent, name);
+}
+
+void sfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	make_node(req, parent, name, mode, rdev, NULL, MK_NOD);
+}
+
+void sfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	make_node(req, parent, name, mode, 0, NULL, MK_DIR);
+}
+
+void sfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	make_node(req, parent, name, 0, 0, link, MK_SYMLINK);
+}
+
+void sfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct sfs_inode *inode = inode_get(ino), *parent = inode_get(newparent);
+	if (inode_is_store_name(parent, newname)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	char proc[64];
+	inode_procpath(inode, proc);
+	struct sfs_cred c;
+	int rc = cred_enter(req, &c);
+	if (rc == 0 && linkat(AT_FDCWD, proc, parent->fd, newname, AT_SYMLINK_FOLLOW))
+		rc = -errno;
+	cred_leave(&c);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_new_entry(req, parent, newname);
+}
+
+static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name, int flags)
+{
+	struct sfs_inode *parent = inode_get(parent_ino);
+	if (inode_is_store_name(parent, name)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	struct sfs_cred c;
+	int rc = cred_enter(req, &c);
+	if (rc == 0 && unlinkat(parent->fd, name, flags))
+		rc = -errno;
+	cred_leave(&c);
+	fuse_reply_err(req, -rc);
+}
+
+void sfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_entry(req, parent, name, 0);
+}
+
+void sfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_entry(req, parent, name, AT_REMOVEDIR);
+}
+
+void sfs_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name, fuse_ino_t newparent_ino,
+		const char *newname, unsigned int flags)
+{
+	struct sfs_inode *parent = inode_get(parent_ino), *newparent = inode_get(newparent_ino);
+	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (inode_is_store_name(parent, name)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (inode_is_store_name(newparent, newname)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	struct sfs_cred c;
+	int rc = cred_enter(req, &c);
+	if (rc == 0 && renameat2(parent->fd, name, newparent->fd, newname, flags))
+		rc = -errno;
+	cred_leave(&c);
+	fuse_reply_err(req, -rc);
+}

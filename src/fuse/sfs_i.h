@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private state of the snapfs daemon: options, the inode table, and the
+ * helpers every request handler shares. The daemon serves SOURCE through a
+ * descriptor opened before mounting, and does every backing operation with
+ * *at() calls relative to descriptors, so it can be mounted on top of
+ * SOURCE itself.
+ */
+#ifndef SFS_I_H
+#define SFS_I_H
+
+#define FUSE_USE_VERSION 34
+
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+struct store;
+struct store_file;
+
+enum sfs_snapmode { SFS_SNAP_LIVE = 0, SFS_SNAP_OPEN = 1 };
+
+/* Filled by the fuse_opt table in opts.c, validated once, then read-only. */
+struct sfs_opts {
+	char *source;	   /* SOURCE as given */
+	char *mountpoint;  /* MOUNTPOINT as given */
+	char *store;	   /* store=, default SOURCE/.snapfs */
+	char *snapdir;	   /* snapdir=, default .snapshots */
+	char *snapshot;	   /* snapshot=live|open */
+	char *block_size_s;
+	char *store_max_s;
+	char *log_level_s;
+	int foreground;	   /* -f */
+	int debug;	   /* -d */
+	int allow_other;
+	int default_permissions;
+	int read_only;
+	int show_help;
+	int show_version;
+	double timeout;	   /* attr/entry cache timeout, seconds */
+	/* derived by opts_validate() */
+	enum sfs_snapmode snapmode;
+	uint32_t block_size;
+	uint64_t store_max;
+	int log_level;
+};
+
+/*
+ * One backing object the kernel knows about. Keyed by (dev, ino) of the
+ * backing file; the FUSE node id is the address of this struct (the root is
+ * FUSE_ROOT_ID). Freed when the kernel forgets its last lookup.
+ */
+struct sfs_inode {
+	int fd;			  /* O_PATH descriptor of the backing object */
+	dev_t dev;
+	ino_t ino;
+	mode_t type;		  /* S_IFMT bits, fixed for the object's life */
+	uint64_t nlookup;	  /* protected by sfs->mutex */
+	struct sfs_inode *hnext;  /* hash chain, protected by sfs->mutex */
+	pthread_rwlock_t rwlock;  /* write: bytes changing; read: live read in flight */
+	int nocaps;		  /* 1: known to carry no security.capability xattr */
+};
+
+/* One open regular file: fi->fh points here. */
+struct sfs_file {
+	int fd;			  /* backing descriptor */
+	int flags;		  /* open flags as the caller gave them */
+};
+
+static inline struct sfs_file *file_of(const struct fuse_file_info *fi)
+{
+	return (struct sfs_file *)(uintptr_t)fi->fh;
+}
+
+struct sfs {
+	struct sfs_opts o;
+	int source_fd;		 /* O_PATH fd of SOURCE, opened before mounting */
+	int store_dirfd;	 /* O_PATH fd of the store directory */
+	struct sfs_inode root;
+	/* The store directory is hidden: its identity and where it sits. */
+	dev_t store_dev;
+	ino_t store_ino;
+	dev_t store_pdev;	 /* the directory holding the store, if inside SOURCE */
+	ino_t store_pino;
+	char store_name[NAME_MAX + 1]; /* its name there; "" when outside SOURCE */
+	struct store *store;
+	struct fuse_session *se;
+
+	pthread_mutex_t mutex;	 /* protects the inode table */
+	struct sfs_inode **htab; /* protected by mutex */
+	size_t hsize, count;	 /* protected by mutex */
+
+	int cred_switch;	 /* serve callers with their own fsuid/fsgid/groups */
+	uid_t self_uid;
+};
+
+extern struct sfs sfs;
+
+/* opts.c */
+int opts_parse(struct fuse_args *args, struct sfs_opts *o);
+int opts_validate(struct sfs_opts *o);
+void opts_usage(const char *prog);
+
+/* log.c */
+enum { SFS_LOG_ERR = 3, SFS_LOG_WARNING = 4, SFS_LOG_NOTICE = 5, SFS_LOG_INFO = 6, SFS_LOG_DEBUG = 7 };
+void sfs_log_init(int to_stderr, int level);
+void sfs_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* inode.c */
+int inode_table_init(struct sfs *fs);
+void inode_table_release(struct sfs *fs);
+struct sfs_inode *inode_get(fuse_ino_t ino);
+/* Look up name in parent on the backing side, fill e, take a lookup reference.
+ * Returns 0 or -errno. Hidden objects (the store) are -ENOENT. */
+int inode_lookup(struct sfs_inode *parent, const char *name, struct fuse_entry_param *e);
+void inode_forget(struct sfs_inode *inode, uint64_t n);
+int inode_is_hidden(dev_t dev, ino_t ino);
+/* True when name in parent is the hidden store's own name. */
+int inode_is_store_name(const struct sfs_inode *parent, const char *name);
+/* "/proc/self/fd/N" for an inode's O_PATH fd. */
+void inode_procpath(const struct sfs_inode *inode, char buf[64]);
+void sfs_fill_attr_timeouts(struct fuse_entry_param *e);
+
+/* cred.c: run the backing call as the requester when cred_switch is on. */
+struct sfs_cred {
+	int switched;
+};
+void cred_init(void);
+int cred_enter(fuse_req_t req, struct sfs_cred *c);
+void cred_leave(struct sfs_cred *c);
+
+/* ops_*.c */
+extern const struct fuse_lowlevel_ops sfs_ops;
+void sfs_init(void *userdata, struct fuse_conn_info *conn);
+void sfs_destroy(void *userdata);
+void sfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void sfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void sfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
+void sfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void sfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
+		 struct fuse_file_info *fi);
+void sfs_readlink(fuse_req_t req, fuse_ino_t ino);
+void sfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
+void sfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void sfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
+void sfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
+void sfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void sfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void sfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		const char *newname, unsigned int flags);
+void sfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void sfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		 struct fuse_file_info *fi);
+void sfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		     struct fuse_file_info *fi);
+void sfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void sfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void sfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void sfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		struct fuse_file_info *fi);
+void sfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+void sfs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, off_t off,
+		   struct fuse_file_info *fi);
+void sfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void sfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void sfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void sfs_statfs(fuse_req_t req, fuse_ino_t ino);
+void sfs_access(fuse_req_t req, fuse_ino_t ino, int mask);
+void sfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+		   struct fuse_file_info *fi);
+void sfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			 struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			 struct fuse_file_info *fi_out, size_t len, int flags);
+void sfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
+void sfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		  size_t size, int flags);
+void sfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void sfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void sfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+#endif /* SFS_I_H */
