@@ -227,4 +227,21 @@ int store_stats(struct store *st, struct store_stats *out);
  * returns the number of problems (0: clean) or -errno. Read-only. */
 int store_check(struct store *st, int (*fn)(void *arg, const char *problem), void *arg);
 
+/*
+ * Logging: the store reports problems (corrupt index, newer schema, stale
+ * files found at open) through fn(level, message) with syslog levels
+ * (3 error, 4 warning, 6 info). NULL restores the default (stderr). Set it
+ * before store_open; it is a process-wide setting.
+ */
+void store_set_logger(void (*fn)(int level, const char *msg));
+
+/*
+ * Testing only: fn(point) is called at named points inside the store, so a
+ * test can kill the process there. Points: "cow:copied" (blocks copied and
+ * synced, rows not yet committed), "cow:committed", "pin:committed",
+ * "release:committed" (rows deleted, space not yet punched). NULL: none.
+ * Process-wide.
+ */
+void store_set_test_hook(void (*fn)(const char *point));
+
 #endif /* SNAPSTORE_H */

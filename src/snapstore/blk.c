@@ -1,0 +1,257 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The block file: allocation of preserved-block space, copying live blocks
+ * into it, reading them back, and giving space back to the filesystem.
+ * Watch for: blk_free punches before the range becomes allocatable again,
+ * and the caller must only free space whose index rows are already
+ * committed as deleted (see docs/SNAPSTORE.md, "Release").
+ */
+#include "blk_i.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int range_cmp(struct blk_free_range *a, struct blk_free_range *b)
+{
+	return a->start < b->start ? -1 : a->start > b->start;
+}
+
+STORE_RB_GENERATE(blk_tree, blk_free_range, node, range_cmp);
+
+void blk_init(struct blk *b, int fd, uint32_t bs)
+{
+	memset(b, 0, sizeof(*b));
+	b->fd = fd;
+	b->bs = bs;
+	RB_INIT(&b->free);
+}
+
+void blk_release(struct blk *b)
+{
+	struct blk_free_range *r, *nx;
+	RB_FOREACH_SAFE(r, blk_tree, &b->free, nx) {
+		RB_REMOVE(blk_tree, &b->free, r);
+		free(r);
+	}
+	b->nfree = 0;
+}
+
+int blk_alloc(struct blk *b, uint64_t n, uint64_t *start)
+{
+	struct blk_free_range *r;
+	RB_FOREACH(r, blk_tree, &b->free) {
+		if (r->n < n)
+			continue;
+		*start = r->start;
+		r->start += n;
+		r->n -= n;
+		b->nfree -= n;
+		if (!r->n) {
+			RB_REMOVE(blk_tree, &b->free, r);
+			free(r);
+		}
+		return 0;
+	}
+	*start = b->end;
+	b->end += n;
+	return 0;
+}
+
+static void punch(struct blk *b, uint64_t start, uint64_t n)
+{
+	/* Best effort: a failed punch leaves allocated garbage that the next
+	 * open's rebuild punches again; it never affects correctness. */
+	(void)fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			(off_t)(start * b->bs), (off_t)(n * b->bs));
+}
+
+void blk_free(struct blk *b, uint64_t start, uint64_t n)
+{
+	if (!n)
+		return;
+	punch(b, start, n);
+	struct blk_free_range key = { .start = start };
+	struct blk_free_range *next = RB_NFIND(blk_tree, &b->free, &key);
+	struct blk_free_range *prev = next ? RB_PREV(blk_tree, &b->free, next)
+					   : RB_MAX(blk_tree, &b->free);
+	struct blk_free_range *r = NULL;
+	if (prev && prev->start + prev->n == start) {
+		prev->n += n;
+		r = prev;
+	}
+	if (next && start + n == next->start) {
+		if (r) {
+			r->n += next->n;
+			RB_REMOVE(blk_tree, &b->free, next);
+			free(next);
+		} else {
+			next->start = start;
+			next->n += n;
+			r = next;
+		}
+	}
+	b->nfree += n;
+	if (!r) {
+		r = malloc(sizeof(*r));
+		if (!r) {
+			/* Out of memory: the space stays unused (and punched) until
+			 * the next open rebuilds the allocator. */
+			b->nfree -= n;
+			return;
+		}
+		r->start = start;
+		r->n = n;
+		RB_INSERT(blk_tree, &b->free, r);
+	}
+	if (r->start + r->n == b->end) {
+		b->end = r->start;
+		b->nfree -= r->n;
+		RB_REMOVE(blk_tree, &b->free, r);
+		free(r);
+		(void)ftruncate(b->fd, (off_t)(b->end * b->bs));
+	}
+}
+
+static int used_cmp(const void *a, const void *b)
+{
+	const uint64_t *x = a, *y = b;
+	return x[0] < y[0] ? -1 : x[0] > y[0];
+}
+
+int blk_rebuild(struct blk *b, uint64_t *start, uint64_t *n, size_t count)
+{
+	blk_release(b);
+	uint64_t *pairs = count ? malloc(count * 2 * sizeof(*pairs)) : NULL;
+	if (count && !pairs)
+		return -ENOMEM;
+	for (size_t i = 0; i < count; i++) {
+		pairs[2 * i] = start[i];
+		pairs[2 * i + 1] = n[i];
+	}
+	qsort(pairs, count, 2 * sizeof(*pairs), used_cmp);
+	uint64_t pos = 0;
+	int rc = 0;
+	for (size_t i = 0; i < count; i++) {
+		uint64_t s = pairs[2 * i], len = pairs[2 * i + 1];
+		if (s < pos) {
+			rc = -EIO;
+			break;
+		}
+		if (s > pos) {
+			struct blk_free_range *r = malloc(sizeof(*r));
+			if (!r) {
+				rc = -ENOMEM;
+				break;
+			}
+			r->start = pos;
+			r->n = s - pos;
+			RB_INSERT(blk_tree, &b->free, r);
+			b->nfree += r->n;
+			punch(b, pos, s - pos);
+		}
+		pos = s + len;
+	}
+	free(pairs);
+	if (rc) {
+		blk_release(b);
+		return rc;
+	}
+	b->end = pos;
+	if (ftruncate(b->fd, (off_t)(pos * b->bs)))
+		return -errno;
+	return 0;
+}
+
+/* A copy that met the source's end: fill the rest with written zeros so the
+ * block file always covers every extent it holds (store_check relies on it). */
+static int zero_tail(struct blk *b, uint64_t off, uint64_t left)
+{
+	static const char zeros[4096];
+	while (left) {
+		size_t want = left < sizeof(zeros) ? left : sizeof(zeros);
+		ssize_t w = pwrite(b->fd, zeros, want, (off_t)off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		off += (uint64_t)w;
+		left -= (uint64_t)w;
+	}
+	return 0;
+}
+
+int blk_copy(struct blk *b, int srcfd, uint64_t srcoff, uint64_t dst, uint64_t len)
+{
+	loff_t in = (loff_t)srcoff, out = (loff_t)dst;
+	uint64_t left = len;
+	while (left) {
+		ssize_t k = copy_file_range(srcfd, &in, b->fd, &out, left, 0);
+		if (k < 0) {
+			int e = errno;
+			if (e == EINTR)
+				continue;
+			if (e == EXDEV || e == EINVAL || e == EOPNOTSUPP || e == ENOSYS ||
+			    e == EBADF)
+				break; /* fall back below */
+			return -e;
+		}
+		if (k == 0)
+			return zero_tail(b, (uint64_t)out, left); /* end of the source */
+		left -= (uint64_t)k;
+	}
+	char buf[65536];
+	while (left) {
+		size_t want = left < sizeof(buf) ? left : sizeof(buf);
+		ssize_t k = pread(srcfd, buf, want, in);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (k == 0)
+			return zero_tail(b, (uint64_t)out, left);
+		for (ssize_t done = 0; done < k;) {
+			ssize_t w = pwrite(b->fd, buf + done, (size_t)(k - done), out + done);
+			if (w < 0) {
+				if (errno == EINTR)
+					continue;
+				return -errno;
+			}
+			done += w;
+		}
+		in += k;
+		out += k;
+		left -= (uint64_t)k;
+	}
+	return 0;
+}
+
+int blk_read(struct blk *b, void *buf, uint64_t len, uint64_t off)
+{
+	char *p = buf;
+	while (len) {
+		ssize_t k = pread(b->fd, p, len, (off_t)off);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (k == 0) {
+			memset(p, 0, len);
+			return 0;
+		}
+		p += k;
+		off += (uint64_t)k;
+		len -= (uint64_t)k;
+	}
+	return 0;
+}
+
+int blk_sync(struct blk *b)
+{
+	return fdatasync(b->fd) ? -errno : 0;
+}

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The block file and its allocator. Space is handed out in whole blocks,
+ * first fit from an in-memory red-black tree of free ranges (coalesced),
+ * else from the end of the file. Freed space is punched out
+ * (FALLOC_FL_PUNCH_HOLE) and trailing free space is truncated away, so the
+ * file's allocated size tracks what the index references. The allocator is
+ * not persistent: store_open rebuilds it from the extents' locations, which
+ * also turns space that no row references (a crash between copy and commit)
+ * back into free, punched space. Not thread-safe: callers hold the store mutex
+ * for blk_alloc/blk_free/blk_rebuild; blk_copy and blk_read need no lock.
+ */
+#ifndef BLK_I_H
+#define BLK_I_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/tree.h>
+
+/* libbsd's RB_GENERATE_STATIC needs a __unused it leaves undefined on Linux. */
+#define STORE_RB_GENERATE(name, type, field, cmp) \
+	RB_GENERATE_INTERNAL(name, type, field, cmp, __attribute__((unused)) static)
+
+struct blk_free_range {
+	RB_ENTRY(blk_free_range) node;
+	uint64_t start, n; /* in blocks */
+};
+RB_HEAD(blk_tree, blk_free_range);
+
+struct blk {
+	int fd;
+	uint32_t bs;
+	uint64_t end;	    /* blocks: everything from here on is free (and truncated) */
+	uint64_t nfree;	    /* free blocks below end */
+	struct blk_tree free;
+};
+
+void blk_init(struct blk *b, int fd, uint32_t bs);
+void blk_release(struct blk *b); /* frees the tree; does not close fd */
+
+/* n blocks -> *start (in blocks). -ENOMEM only. */
+int blk_alloc(struct blk *b, uint64_t n, uint64_t *start);
+/* Return n blocks at start: punch them out, coalesce, truncate trailing space. */
+void blk_free(struct blk *b, uint64_t start, uint64_t n);
+
+/* Rebuild from the used ranges (start, n in blocks; any order, may be modified):
+ * everything else below the highest used block becomes free and is punched,
+ * and the file is truncated after it. -EIO if two used ranges overlap. */
+int blk_rebuild(struct blk *b, uint64_t *start, uint64_t *n, size_t count);
+
+/* Copy len bytes from srcfd at srcoff to block-file offset dst; copying stops
+ * at the source's end of file (the rest stays zero). copy_file_range, falling
+ * back to pread/pwrite. */
+int blk_copy(struct blk *b, int srcfd, uint64_t srcoff, uint64_t dst, uint64_t len);
+/* Read exactly len bytes at off (zeros past the block file's end). */
+int blk_read(struct blk *b, void *buf, uint64_t len, uint64_t off);
+int blk_sync(struct blk *b);
+
+#endif /* BLK_I_H */

@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: MIT
+/*
+ * store_check: an fsck of the index against the block file. Read-only; runs
+ * under the store mutex, so it sees no half-done release. Space a hook has
+ * allocated but not yet committed is allocated-but-unreferenced: that is
+ * only a problem when no hook is in flight.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store_i.h"
+
+struct chk {
+	struct store *st;
+	int (*fn)(void *arg, const char *problem);
+	void *arg;
+	int problems;
+	int stop;
+	struct ext *a;
+	size_t n, cap;
+};
+
+static void problem(struct chk *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void problem(struct chk *k, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	k->problems++;
+	if (!k->stop && k->fn && k->fn(k->arg, buf))
+		k->stop = 1;
+}
+
+static int grab(void *arg, const struct ext *e)
+{
+	struct chk *k = arg;
+	if (k->n == k->cap) {
+		size_t nc = k->cap ? k->cap * 2 : 1024;
+		struct ext *na = reallocarray(k->a, nc, sizeof(*na));
+		if (!na)
+			return -ENOMEM;
+		k->a = na;
+		k->cap = nc;
+	}
+	k->a[k->n++] = *e;
+	return 0;
+}
+
+static int by_loc(const void *a, const void *b)
+{
+	const struct ext *x = a, *y = b;
+	return x->loc < y->loc ? -1 : x->loc > y->loc;
+}
+
+static int by_fid_blk(const void *a, const void *b)
+{
+	const struct ext *x = a, *y = b;
+	if (x->fid != y->fid)
+		return x->fid < y->fid ? -1 : 1;
+	if (x->blk != y->blk)
+		return x->blk < y->blk ? -1 : 1;
+	return x->efrom < y->efrom ? -1 : x->efrom > y->efrom;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Allocated block-file data outside every data extent: the file's data
+ * regions (SEEK_DATA/SEEK_HOLE) against the extents sorted by location. */
+static void check_orphans(struct chk *k, uint64_t fsize, uint64_t *unref)
+{
+	struct store *st = k->st;
+	size_t i = 0;
+	off_t pos = 0;
+	*unref = 0;
+	while ((uint64_t)pos < fsize) {
+		off_t d = lseek(st->blk.fd, pos, SEEK_DATA);
+		if (d < 0)
+			break;
+		off_t h = lseek(st->blk.fd, d, SEEK_HOLE);
+		if (h < 0)
+			h = (off_t)fsize;
+		/* walk [d, h) through the sorted data extents */
+		uint64_t p = (uint64_t)d;
+		while (p < (uint64_t)h) {
+			while (i < k->n && (uint64_t)k->a[i].loc + (uint64_t)k->a[i].nblk * st->bs <= p)
+				i++;
+			uint64_t next = i < k->n ? (uint64_t)k->a[i].loc : (uint64_t)h;
+			if (next > p) {
+				uint64_t e = next < (uint64_t)h ? next : (uint64_t)h;
+				*unref += e - p;
+				p = e;
+				continue;
+			}
+			p = (uint64_t)k->a[i].loc + (uint64_t)k->a[i].nblk * st->bs;
+		}
+		pos = h;
+	}
+}
+
+int store_check(struct store *st, int (*fn)(void *arg, const char *problem), void *arg)
+{
+	struct chk k = { .st = st, .fn = fn, .arg = arg };
+	struct extidx_file *files = NULL;
+	struct extidx_sfile *sfs = NULL;
+	size_t nfiles = 0, nsfs = 0;
+	uint64_t *fids = NULL;
+	struct stat sb;
+
+	pthread_mutex_lock(&st->mu);
+	int rc = extidx_ext_each(st->x, grab, &k);
+	if (!rc)
+		rc = extidx_files_all(st->x, &files, &nfiles);
+	if (!rc)
+		rc = extidx_sfiles(st->x, 0, &sfs, &nsfs);
+	if (!rc && fstat(st->blk.fd, &sb))
+		rc = -errno;
+	if (rc)
+		goto out;
+	uint64_t fsize = (uint64_t)sb.st_size;
+
+	/* Rows themselves, and non-overlap in (block, epoch) space per file. */
+	qsort(k.a, k.n, sizeof(*k.a), by_fid_blk);
+	for (size_t i = 0; i < k.n; i++) {
+		struct ext *e = &k.a[i];
+		if (!e->nblk || e->nblk > EXTIDX_MAX_NBLK || e->efrom >= e->eto ||
+		    e->eto > st->epoch)
+			problem(&k,
+				"extent fid %" PRIu64 " blk %" PRIu64 ": bad shape (nblk %u, epochs "
+				"[%" PRIu64 ", %" PRIu64 "), current epoch %" PRIu64 ")",
+				e->fid, e->blk, e->nblk, e->efrom, e->eto, st->epoch);
+		for (size_t j = i + 1; j < k.n && k.a[j].fid == e->fid &&
+				       k.a[j].blk < e->blk + e->nblk;
+		     j++) {
+			struct ext *f = &k.a[j];
+			if (f->efrom < e->eto && e->efrom < f->eto)
+				problem(&k,
+					"extents of fid %" PRIu64 " overlap: blk %" PRIu64
+					" epochs [%" PRIu64 ",%" PRIu64 ") and blk %" PRIu64
+					" epochs [%" PRIu64 ",%" PRIu64 ")",
+					e->fid, e->blk, e->efrom, e->eto, f->blk, f->efrom, f->eto);
+		}
+	}
+
+	/* Data extents: aligned, inside the block file, not sharing space. */
+	size_t nd = 0;
+	for (size_t i = 0; i < k.n; i++)
+		if (k.a[i].loc >= 0)
+			k.a[nd++] = k.a[i];
+	k.n = nd;
+	qsort(k.a, k.n, sizeof(*k.a), by_loc);
+	for (size_t i = 0; i < k.n; i++) {
+		struct ext *e = &k.a[i];
+		uint64_t end = (uint64_t)e->loc + (uint64_t)e->nblk * st->bs;
+		if ((uint64_t)e->loc % st->bs)
+			problem(&k, "extent fid %" PRIu64 " blk %" PRIu64 ": unaligned location %" PRId64,
+				e->fid, e->blk, e->loc);
+		if (end > fsize)
+			problem(&k,
+				"extent fid %" PRIu64 " blk %" PRIu64 ": [%" PRId64 ", %" PRIu64
+				") lies past the block file's end %" PRIu64,
+				e->fid, e->blk, e->loc, end, fsize);
+		if (i + 1 < k.n && (uint64_t)k.a[i + 1].loc < end)
+			problem(&k,
+				"extents fid %" PRIu64 " blk %" PRIu64 " and fid %" PRIu64
+				" blk %" PRIu64 " share block-file space at %" PRId64,
+				e->fid, e->blk, k.a[i + 1].fid, k.a[i + 1].blk, k.a[i + 1].loc);
+	}
+	uint64_t unref;
+	check_orphans(&k, fsize, &unref);
+	if (unref > st->reserved_bytes)
+		problem(&k, "%" PRIu64 " bytes of block-file data belong to no extent", unref);
+
+	/* Every snapshot's files are known. */
+	fids = malloc((nfiles + 1) * sizeof(*fids));
+	if (!fids) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < nfiles; i++)
+		fids[i] = files[i].fid;
+	qsort(fids, nfiles, sizeof(*fids), cmp_u64);
+	for (size_t i = 0; i < nsfs; i++)
+		if (!bsearch(&sfs[i].fid, fids, nfiles, sizeof(*fids), cmp_u64))
+			problem(&k, "snapshot %" PRIu64 " file %s: fid %" PRIu64 " unknown",
+				sfs[i].snap, sfs[i].path, sfs[i].fid);
+	for (size_t i = 0; i < nsfs; i++)
+		if (!store_snap_find(st, sfs[i].snap))
+			problem(&k, "snap_files row for unknown snapshot %" PRIu64, sfs[i].snap);
+out:
+	pthread_mutex_unlock(&st->mu);
+	free(k.a);
+	free(files);
+	free(fids);
+	extidx_sfiles_free(sfs, nsfs);
+	return rc ? rc : k.problems;
+}

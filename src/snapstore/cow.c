@@ -1,0 +1,370 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The copy-on-write hooks. Before blocks of a file change, every block that
+ * a live snapshot still needs is copied into the block file and recorded as
+ * an extent [from(b), E), where from(b) is the highest eto among the file's
+ * extents covering b (0 if none) and E the current epoch. Watch for: the
+ * caller holds the file's write lock throughout; the store mutex is taken
+ * three times (plan + allocate, then commit) and dropped around the copy;
+ * the rows are committed only after the copy is durable (when a pinned
+ * snapshot needs it), and the caller changes the file only after we return.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store_i.h"
+
+#define PLAN_CHUNK 4096u /* blocks planned per index query */
+
+struct run {
+	uint64_t blk, efrom;
+	uint32_t n;
+	int hole;
+	int64_t loc; /* bytes, data runs only, once allocated */
+};
+
+struct runs {
+	struct run *a;
+	size_t n, cap;
+};
+
+static int runs_push(struct runs *r, const struct run *x)
+{
+	if (r->n == r->cap) {
+		size_t nc = r->cap ? r->cap * 2 : 16;
+		struct run *na = reallocarray(r->a, nc, sizeof(*na));
+		if (!na)
+			return -ENOMEM;
+		r->a = na;
+		r->cap = nc;
+	}
+	r->a[r->n++] = *x;
+	return 0;
+}
+
+/* Plan (mu held): the runs of blocks in [b0, b1) that a cover needs, grouped by
+ * equal from() and contiguity, at most EXTIDX_MAX_NBLK blocks each. */
+static int plan(struct store *st, uint64_t fid, const struct cover *c, size_t nc, uint64_t b0,
+		uint64_t b1, struct runs *out)
+{
+	uint64_t *from = malloc(PLAN_CHUNK * sizeof(*from));
+	struct ext *ex = NULL;
+	size_t nex = 0, capex = 0;
+	int rc = 0;
+	if (!from)
+		return -ENOMEM;
+	struct run cur = { 0 };
+	for (uint64_t c0 = b0; c0 < b1 && !rc; c0 += PLAN_CHUNK) {
+		uint64_t c1 = c0 + PLAN_CHUNK < b1 ? c0 + PLAN_CHUNK : b1;
+		memset(from, 0, (c1 - c0) * sizeof(*from));
+		nex = 0;
+		if ((rc = extidx_ext_range(st->x, fid, c0, c1, UINT64_MAX, &ex, &nex, &capex)))
+			break;
+		for (size_t i = 0; i < nex; i++) {
+			uint64_t lo = ex[i].blk > c0 ? ex[i].blk : c0;
+			uint64_t hi = ex[i].blk + ex[i].nblk < c1 ? ex[i].blk + ex[i].nblk : c1;
+			for (uint64_t b = lo; b < hi; b++)
+				if (ex[i].eto > from[b - c0])
+					from[b - c0] = ex[i].eto;
+		}
+		for (uint64_t b = c0; b < c1; b++) {
+			uint64_t f = from[b - c0];
+			int need = 0;
+			for (size_t i = 0; i < nc && !need; i++)
+				need = c[i].epoch >= f && b * st->bs < c[i].size;
+			if (!need)
+				continue;
+			if (cur.n && cur.blk + cur.n == b && cur.efrom == f &&
+			    cur.n < EXTIDX_MAX_NBLK) {
+				cur.n++;
+				continue;
+			}
+			if (cur.n && (rc = runs_push(out, &cur)))
+				break;
+			cur = (struct run){ .blk = b, .efrom = f, .n = 1, .loc = -1 };
+		}
+	}
+	if (!rc && cur.n)
+		rc = runs_push(out, &cur);
+	free(from);
+	free(ex);
+	return rc;
+}
+
+/* Split runs at hole boundaries of the live file (no lock needed: the caller's
+ * write lock keeps the file still). Blocks wholly in a hole, or past the end of
+ * the file, are recorded without data. */
+static int split_holes(struct store *st, int fd, const struct runs *in, struct runs *out)
+{
+	uint64_t bs = st->bs;
+	int rc;
+	for (size_t i = 0; i < in->n; i++) {
+		const struct run *r = &in->a[i];
+		uint64_t off = r->blk * bs, end = (r->blk + r->n) * bs;
+		while (off < end) {
+			off_t d = lseek(fd, (off_t)off, SEEK_DATA);
+			uint64_t dd;
+			if (d < 0 && errno == ENXIO)
+				dd = end;
+			else if (d < 0)
+				dd = off; /* no SEEK_DATA here: treat as data */
+			else
+				dd = (uint64_t)d;
+			uint64_t hole_end = (dd < end ? dd : end) / bs;
+			if (hole_end > off / bs) {
+				struct run h = *r;
+				h.blk = off / bs;
+				h.n = (uint32_t)(hole_end - off / bs);
+				h.hole = 1;
+				if ((rc = runs_push(out, &h)))
+					return rc;
+				off = hole_end * bs;
+				continue;
+			}
+			off_t hl = lseek(fd, (off_t)(dd > off ? dd : off), SEEK_HOLE);
+			uint64_t he = hl < 0 ? end : ((uint64_t)hl + bs - 1) / bs * bs;
+			if (he > end)
+				he = end;
+			if (he <= off)
+				he = off + bs;
+			struct run dr = *r;
+			dr.blk = off / bs;
+			dr.n = (uint32_t)((he - off) / bs);
+			dr.hole = 0;
+			if ((rc = runs_push(out, &dr)))
+				return rc;
+			off = he;
+		}
+	}
+	return 0;
+}
+
+static int run_pinned(const struct store *st, const struct run *r, const struct cover *c,
+		      size_t nc, uint64_t eto)
+{
+	for (size_t i = 0; i < nc; i++)
+		if (c[i].kind == STORE_PINNED && c[i].epoch >= r->efrom && c[i].epoch < eto &&
+		    r->blk * st->bs < c[i].size)
+			return 1;
+	return 0;
+}
+
+static void free_runs_space(struct store *st, struct runs *r, uint64_t *reserved)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (!r->a[i].hole && r->a[i].loc >= 0) {
+			blk_free(&st->blk, (uint64_t)r->a[i].loc / st->bs, r->a[i].n);
+			r->a[i].loc = -1;
+		}
+	st->reserved_bytes -= *reserved;
+	*reserved = 0;
+}
+
+/*
+ * Preserve what the covers need of blocks [b0, b1) of sf, then (detach) mark
+ * the file detached in the same transaction.
+ */
+static int cow_blocks(struct store_file *sf, int fd, uint64_t b0, uint64_t b1, int detach)
+{
+	struct store *st = sf->st;
+	struct runs planned = { 0 }, runs = { 0 };
+	struct cover *c = NULL;
+	size_t nc;
+	uint64_t fid, E, reserved = 0;
+	int rc = 0, full = 0;
+
+	pthread_mutex_lock(&st->mu);
+	if (sf->detached || !sf->ncov) {
+		if (detach)
+			sf->detached = 1;
+		pthread_mutex_unlock(&st->mu);
+		return 0;
+	}
+	nc = sf->ncov;
+	c = malloc(nc * sizeof(*c));
+	if (!c) {
+		pthread_mutex_unlock(&st->mu);
+		return -ENOMEM;
+	}
+	memcpy(c, sf->cov, nc * sizeof(*c));
+	fid = sf->fid;
+	E = st->epoch;
+	uint64_t maxblk = 0;
+	for (size_t i = 0; i < nc; i++) {
+		uint64_t nb = (c[i].size + st->bs - 1) / st->bs;
+		if (nb > maxblk)
+			maxblk = nb;
+	}
+	if (b1 > maxblk)
+		b1 = maxblk;
+	if (b0 < b1)
+		rc = plan(st, fid, c, nc, b0, b1, &planned);
+	pthread_mutex_unlock(&st->mu);
+	if (rc)
+		goto out;
+	if (!planned.n && !detach)
+		goto out;
+
+	if ((rc = split_holes(st, fd, &planned, &runs)))
+		goto out;
+
+	/* Allocate, within store_max. */
+	uint64_t need = 0;
+	for (size_t i = 0; i < runs.n; i++)
+		if (!runs.a[i].hole)
+			need += (uint64_t)runs.a[i].n * st->bs;
+	pthread_mutex_lock(&st->mu);
+	if (st->max_bytes && st->preserved_bytes + st->reserved_bytes + need > st->max_bytes) {
+		pthread_mutex_unlock(&st->mu);
+		rc = -ENOSPC;
+		goto out;
+	}
+	for (size_t i = 0; i < runs.n && !rc; i++) {
+		struct run *r = &runs.a[i];
+		uint64_t start;
+		if (r->hole)
+			continue;
+		if ((rc = blk_alloc(&st->blk, r->n, &start)))
+			break;
+		r->loc = (int64_t)(start * st->bs);
+		reserved += (uint64_t)r->n * st->bs;
+	}
+	st->reserved_bytes += reserved;
+	if (rc)
+		free_runs_space(st, &runs, &reserved);
+	pthread_mutex_unlock(&st->mu);
+	if (rc)
+		goto out;
+
+	/* Copy, outside the store mutex. */
+	for (size_t i = 0; i < runs.n && !rc; i++) {
+		struct run *r = &runs.a[i];
+		if (r->hole)
+			continue;
+		rc = blk_copy(&st->blk, fd, r->blk * st->bs, (uint64_t)r->loc,
+			      (uint64_t)r->n * st->bs);
+		if (run_pinned(st, r, c, nc, E))
+			full = 1;
+	}
+	for (size_t i = 0; i < runs.n && !full; i++)
+		full = run_pinned(st, &runs.a[i], c, nc, E);
+	if (!rc && full && need)
+		rc = blk_sync(&st->blk);
+	if (rc) {
+		pthread_mutex_lock(&st->mu);
+		free_runs_space(st, &runs, &reserved);
+		pthread_mutex_unlock(&st->mu);
+		goto out;
+	}
+	store_test_point("cow:copied");
+
+	/* Commit the rows still needed (a release meanwhile may have dropped some). */
+	pthread_mutex_lock(&st->mu);
+	uint64_t copies = 0, bytes = 0;
+	if (sf->fid != fid) {
+		free_runs_space(st, &runs, &reserved);
+		pthread_mutex_unlock(&st->mu);
+		goto out;
+	}
+	rc = extidx_begin(st->x, full || (detach && store_sync_mode(sf->cov, sf->ncov)));
+	for (size_t i = 0; i < runs.n && !rc; i++) {
+		struct run *r = &runs.a[i];
+		if (!store_ext_needed(sf->cov, sf->ncov, st->bs, r->blk, r->efrom, E))
+			continue;
+		struct ext e = { .fid = fid, .blk = r->blk, .efrom = r->efrom, .eto = E,
+				 .nblk = r->n, .loc = r->hole ? -1 : r->loc };
+		rc = extidx_ext_insert(st->x, &e);
+		r->hole |= 2; /* inserted */
+	}
+	if (!rc && detach)
+		rc = extidx_file_set_state(st->x, fid, 1);
+	if (!rc)
+		rc = extidx_commit(st->x);
+	else
+		extidx_rollback(st->x);
+	if (rc) {
+		for (size_t i = 0; i < runs.n; i++)
+			runs.a[i].hole &= 1;
+		free_runs_space(st, &runs, &reserved);
+		pthread_mutex_unlock(&st->mu);
+		goto out;
+	}
+	for (size_t i = 0; i < runs.n; i++) {
+		struct run *r = &runs.a[i];
+		int hole = r->hole & 1;
+		if (r->hole & 2) {
+			st->nextents++;
+			copies++;
+			if (!hole) {
+				st->preserved_bytes += (uint64_t)r->n * st->bs;
+				bytes += (uint64_t)r->n * st->bs;
+			}
+		} else if (!hole) {
+			blk_free(&st->blk, (uint64_t)r->loc / st->bs, r->n);
+		}
+	}
+	st->reserved_bytes -= reserved;
+	st->cow_copies += copies;
+	st->cow_bytes += bytes;
+	if (detach)
+		sf->detached = 1;
+	pthread_mutex_unlock(&st->mu);
+	store_test_point("cow:committed");
+out:
+	free(planned.a);
+	free(runs.a);
+	free(c);
+	return rc;
+}
+
+static int cur_size(int fd, uint64_t *size)
+{
+	struct stat sb;
+	if (fstat(fd, &sb))
+		return -errno;
+	*size = (uint64_t)sb.st_size;
+	return 0;
+}
+
+int store_cow_range(struct store_file *sf, int fd, uint64_t off, uint64_t len)
+{
+	if (!store_file_tracked(sf) || !len)
+		return 0;
+	uint64_t size;
+	int rc = cur_size(fd, &size);
+	if (rc)
+		return rc;
+	uint64_t end = off + len < off ? UINT64_MAX : off + len;
+	if (end > size)
+		end = size;
+	if (end <= off)
+		return 0;
+	uint32_t bs = sf->st->bs;
+	return cow_blocks(sf, fd, off / bs, (end + bs - 1) / bs, 0);
+}
+
+int store_cow_truncate(struct store_file *sf, int fd, uint64_t new_size)
+{
+	if (!store_file_tracked(sf))
+		return 0;
+	uint64_t size;
+	int rc = cur_size(fd, &size);
+	if (rc)
+		return rc;
+	if (new_size >= size)
+		return 0; /* growing exposes zeros past the old end: no snapshot sees them */
+	return store_cow_range(sf, fd, new_size, size - new_size);
+}
+
+int store_cow_tail(struct store_file *sf, int fd, uint64_t off)
+{
+	return store_cow_range(sf, fd, off, UINT64_MAX - off);
+}
+
+int store_cow_unlink(struct store_file *sf, int fd)
+{
+	return cow_blocks(sf, fd, 0, UINT64_MAX, 1);
+}

@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The extent index: every SQL statement of the store lives behind this
+ * interface, and SQLite result codes never leave it (they become -errno).
+ * One connection, not thread-safe: callers hold the store mutex.
+ */
+#ifndef EXTIDX_I_H
+#define EXTIDX_I_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define EXTIDX_SCHEMA_VERSION 1
+#define EXTIDX_APP_ID	      0x536e6170 /* "Snap" */
+#define EXTIDX_MAX_NBLK	      256u	 /* cap on an extent's length, for range queries */
+
+struct extidx;
+
+/* An extent row: blocks [blk, blk + nblk) of fid held, for epochs [efrom, eto),
+ * the bytes at block-file offset loc, or zeros when loc < 0 (a hole). */
+struct ext {
+	uint64_t fid, blk, efrom, eto;
+	uint32_t nblk;
+	int64_t loc;
+};
+
+struct extidx_file {
+	uint64_t fid;
+	unsigned char handle[136];
+	uint32_t hlen;
+	int state;
+	uint64_t ino, size;
+	int64_t mtime_ns, ctime_ns;
+};
+
+struct extidx_snap {
+	uint64_t id, epoch;
+	int64_t created, expires;
+	uint32_t uid;
+	int kind, state;
+	char label[257];
+};
+
+struct extidx_sfile {
+	uint64_t snap, fid;
+	char *path; /* owned by the array (see extidx_sfiles_free) */
+	uint64_t size, ino;
+	uint32_t mode, uid, gid;
+	int64_t atime_ns, mtime_ns, ctime_ns;
+};
+
+/* Open an existing index read-write (create: make a new, empty one with block
+ * size *block_size). Checks application_id and user_version: -EPROTO for a newer
+ * schema, -EIO for a file that is not an index or is corrupt, -EINVAL when
+ * *block_size is non-zero and differs from the index's; *block_size is set to
+ * the index's. Writes nothing to an existing index. */
+int extidx_open(const char *path, int create, uint32_t *block_size, struct extidx **out);
+void extidx_close(struct extidx *x);
+
+/* Begin a write transaction whose commit syncs the WAL (full != 0:
+ * synchronous=FULL) or not (NORMAL: survives a process kill, not power loss). */
+int extidx_begin(struct extidx *x, int full);
+int extidx_commit(struct extidx *x);
+void extidx_rollback(struct extidx *x);
+
+int extidx_meta_get(struct extidx *x, const char *key, int64_t *v); /* -ENOENT */
+int extidx_meta_set(struct extidx *x, const char *key, int64_t v);
+
+int extidx_file_insert(struct extidx *x, const struct extidx_file *f, uint64_t *fid);
+/* The fid of the row holding handle h: -ENOENT if none. */
+int extidx_file_by_handle(struct extidx *x, const unsigned char *h, uint32_t hlen, uint64_t *fid,
+			  int *state);
+int extidx_file_set_state(struct extidx *x, uint64_t fid, int state);
+int extidx_file_set_stat(struct extidx *x, uint64_t fid, uint64_t ino, uint64_t size,
+			 int64_t mtime_ns, int64_t ctime_ns);
+int extidx_file_delete(struct extidx *x, uint64_t fid);
+/* Every file row (array to free()). */
+int extidx_files_all(struct extidx *x, struct extidx_file **out, size_t *n);
+
+int extidx_snap_insert(struct extidx *x, const struct extidx_snap *s, uint64_t *id);
+int extidx_snap_set_state(struct extidx *x, uint64_t id, int state);
+/* Delete a snapshot and its snap_files rows. */
+int extidx_snap_delete(struct extidx *x, uint64_t id);
+int extidx_snap_get(struct extidx *x, uint64_t id, struct extidx_snap *out); /* -ENOENT */
+int extidx_snaps_all(struct extidx *x, struct extidx_snap **out, size_t *n);
+
+int extidx_sfile_insert(struct extidx *x, const struct extidx_sfile *f);
+/* The files of one snapshot (snap != 0) or of every snapshot (snap == 0), by path. */
+int extidx_sfiles(struct extidx *x, uint64_t snap, struct extidx_sfile **out, size_t *n);
+int extidx_sfile_by_path(struct extidx *x, uint64_t snap, const char *path,
+			 struct extidx_sfile *out, char *pathbuf, size_t len);
+void extidx_sfiles_free(struct extidx_sfile *a, size_t n);
+int extidx_sfile_count(struct extidx *x, uint64_t snap, uint64_t *n);
+/* How many snap_files rows (of any snapshot) name fid. */
+int extidx_sfile_fid_refs(struct extidx *x, uint64_t fid, uint64_t *n);
+
+int extidx_ext_insert(struct extidx *x, const struct ext *e);
+int extidx_ext_delete(struct extidx *x, uint64_t fid, uint64_t blk, uint64_t efrom);
+/* Extents of fid overlapping blocks [b0, b1); with at != UINT64_MAX only those with
+ * efrom <= at < eto. Sorted by blk. Appends to *a (realloc'd). */
+int extidx_ext_range(struct extidx *x, uint64_t fid, uint64_t b0, uint64_t b1, uint64_t at,
+		     struct ext **a, size_t *n, size_t *cap);
+/* Every extent of fid (at == UINT64_MAX) or those covering epoch at. */
+int extidx_ext_fid(struct extidx *x, uint64_t fid, uint64_t at, struct ext **a, size_t *n,
+		   size_t *cap);
+/* Every extent, in (fid, blk, efrom) order, through a callback (non-zero stops). */
+int extidx_ext_each(struct extidx *x, int (*fn)(void *arg, const struct ext *e), void *arg);
+int extidx_ext_stats(struct extidx *x, uint64_t *count, uint64_t *data_blocks);
+
+/* Size in bytes of index.db + WAL as SQLite sees it. */
+int64_t extidx_db_bytes(struct extidx *x);
+
+#endif /* EXTIDX_I_H */

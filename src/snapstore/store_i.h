@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private shared state of the snapstore: struct store, struct store_file and
+ * the helpers the store's modules call on each other. Everything here is
+ * protected by st->mu unless a field says otherwise; the lock order is
+ * file rwlocks -> st->space -> st->mu (see docs/SNAPSTORE.md).
+ */
+#ifndef STORE_I_H
+#define STORE_I_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <sys/tree.h>
+
+#include "blk_i.h"
+#include "extidx_i.h"
+#include "snapstore.h"
+
+#define STORE_HANDLE_MAX 136 /* 4 bytes handle_type + MAX_HANDLE_SZ (128) */
+
+/* A live, valid snapshot covering a file: what the hooks must preserve for. */
+struct cover {
+	uint64_t snap;
+	uint64_t epoch;
+	uint64_t size; /* file size at pin */
+	int kind;      /* enum store_kind */
+};
+
+struct store_file {
+	RB_ENTRY(store_file) by_handle; /* st->mu */
+	RB_ENTRY(store_file) by_fid;	/* st->mu; only while fid != 0 */
+	struct store *st;
+	pthread_rwlock_t lock; /* the daemon's file lock (see snapstore.h) */
+	unsigned refs;	       /* st->mu */
+	uint64_t fid;	       /* st->mu for writes; read atomically by store_file_fid() */
+	int detached;	       /* st->mu */
+	int livefd;	       /* st->mu; -1 until a snapshot read needs the live file */
+	struct cover *cov;     /* st->mu; sorted by epoch */
+	size_t ncov, capcov;   /* st->mu */
+	int tracked;	       /* ncov != 0, read atomically without the lock */
+	uint32_t hlen;
+	unsigned char handle[STORE_HANDLE_MAX];
+};
+
+RB_HEAD(sf_by_handle, store_file);
+RB_HEAD(sf_by_fid, store_file);
+
+/* A live snapshot as the store keeps it in memory. */
+struct snapmem {
+	uint64_t id, epoch;
+	int64_t expires;
+	int kind, state;
+};
+
+struct store {
+	pthread_mutex_t mu;
+	pthread_rwlock_t space; /* read: a snapshot read uses block-file space;
+				   write: release/GC returns space */
+	struct extidx *x;	/* mu */
+	struct blk blk;		/* mu (allocator); the fd is used without it */
+	int dirfd, lockfd, srcfd;
+	uint32_t bs;
+	uint64_t max_bytes;
+	uint64_t epoch;		  /* mu: the next snapshot's epoch */
+	uint64_t preserved_bytes; /* mu: data bytes of all extents */
+	uint64_t reserved_bytes;  /* mu: allocated by hooks in flight */
+	uint64_t nextents;	  /* mu */
+	struct snapmem *snaps;	  /* mu; sorted by id */
+	size_t nsnaps, capsnaps;
+	struct sf_by_handle files_h; /* mu */
+	struct sf_by_fid files_f;    /* mu */
+	/* counters since open; mu */
+	uint64_t cow_copies, cow_bytes, store_reads, store_read_bytes;
+};
+
+/* store.c */
+void store_logf(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void store_test_point(const char *point);
+int64_t store_now_ns(void);
+struct store_file *store_file_by_fid(struct store *st, uint64_t fid);
+void store_file_set_fid(struct store_file *sf, uint64_t fid); /* mu held */
+void store_file_maybe_free(struct store_file *sf); /* mu held; frees an unused, untracked sf */
+struct snapmem *store_snap_find(struct store *st, uint64_t id);
+int store_snap_add(struct store *st, const struct snapmem *s);
+void store_snap_del(struct store *st, uint64_t id);
+int store_cover_add(struct store_file *sf, const struct cover *c);
+void store_cover_del(struct store_file *sf, uint64_t snap);
+int store_live_fd(struct store_file *sf); /* mu held: the cached live fd, or -errno */
+int store_open_handle(struct store *st, const unsigned char *h, uint32_t hlen, int flags);
+int store_sync_mode(const struct cover *c, size_t n); /* 1 if a pinned snapshot is among them */
+
+/* Whether an extent [blk, blk+nblk) x [efrom, eto) is needed by one of the covers. */
+static inline int store_ext_needed(const struct cover *c, size_t n, uint32_t bs, uint64_t blk,
+				   uint64_t efrom, uint64_t eto)
+{
+	for (size_t i = 0; i < n; i++)
+		if (c[i].epoch >= efrom && c[i].epoch < eto && blk * bs < c[i].size)
+			return 1;
+	return 0;
+}
+
+/* snap.c: release one snapshot's hold and GC the extents nobody needs; mu and the
+ * space write lock held; commits with FULL sync when full != 0. */
+int snap_release_locked(struct store *st, uint64_t id, int full);
+/* GC every extent of fid that the file's covers no longer need, from epoch s
+ * (extents with efrom <= s < eto); mu held inside a transaction. Frees nothing yet:
+ * appends the space to *fr for blk_free after the commit. */
+struct freelist {
+	uint64_t *start;
+	uint32_t *n;
+	size_t len, cap;
+	uint64_t rows, bytes; /* rows deleted, data bytes they held */
+};
+int snap_gc_fid(struct store *st, uint64_t fid, uint64_t s, const struct cover *c, size_t nc,
+		struct freelist *fr);
+void freelist_apply(struct store *st, struct freelist *fr);
+int freelist_push(struct freelist *fr, uint64_t start, uint32_t n);
+
+#endif /* STORE_I_H */
