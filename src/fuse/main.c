@@ -237,8 +237,10 @@ int main(int argc, char *argv[])
 		goto out_unmount;
 
 	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+	/* Idle workers are never destroyed: libfuse 3.14 otherwise creates and
+	 * destroys a thread (and its splice pipe) on nearly every request. */
 	fuse_loop_cfg_set_max_threads(cfg, 16);
-	fuse_loop_cfg_set_idle_threads(cfg, 4);
+	fuse_loop_cfg_set_idle_threads(cfg, 16);
 	ret = fuse_session_loop_mt(fs->se, cfg) ? 1 : 0;
 	fuse_loop_cfg_destroy(cfg);
 out_unmount:

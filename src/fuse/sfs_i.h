@@ -9,7 +9,7 @@
 #ifndef SFS_I_H
 #define SFS_I_H
 
-#define FUSE_USE_VERSION 34
+#define FUSE_USE_VERSION 312
 
 #include <fuse_lowlevel.h>
 #include <limits.h>
