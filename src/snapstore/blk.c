@@ -72,7 +72,6 @@ void blk_free(struct blk *b, uint64_t start, uint64_t n)
 {
 	if (!n)
 		return;
-	punch(b, start, n);
 	struct blk_free_range key = { .start = start };
 	struct blk_free_range *next = RB_NFIND(blk_tree, &b->free, &key);
 	struct blk_free_range *prev = next ? RB_PREV(blk_tree, &b->free, next)
@@ -100,12 +99,23 @@ void blk_free(struct blk *b, uint64_t start, uint64_t n)
 			/* Out of memory: the space stays unused (and punched) until
 			 * the next open rebuilds the allocator. */
 			b->nfree -= n;
+			punch(b, start, n);
 			return;
 		}
 		r->start = start;
 		r->n = n;
 		RB_INSERT(blk_tree, &b->free, r);
 	}
+	/* Punch the freed blocks widened to whole pages inside the (coalesced) free
+	 * range: a block smaller than a page only frees the page once its
+	 * neighbours are free too. */
+	uint64_t per = b->bs >= 4096 ? 1 : 4096 / b->bs;
+	uint64_t lo = start / per * per, hi = (start + n + per - 1) / per * per;
+	if (lo < r->start)
+		lo = r->start;
+	if (hi > r->start + r->n)
+		hi = r->start + r->n;
+	punch(b, lo, hi - lo);
 	if (r->start + r->n == b->end) {
 		b->end = r->start;
 		b->nfree -= r->n;

@@ -75,12 +75,27 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Allocated block-file data outside every data extent: the file's data
- * regions (SEEK_DATA/SEEK_HOLE) against the extents sorted by location. */
-static void check_orphans(struct chk *k, uint64_t fsize, uint64_t *unref)
+/* Whether a data extent (k->a sorted by loc, non-overlapping) meets [lo, hi). */
+static int used_in(struct chk *k, uint64_t lo, uint64_t hi)
+{
+	size_t l = 0, r = k->n;
+	while (l < r) { /* first extent ending after lo */
+		size_t m = (l + r) / 2;
+		if ((uint64_t)k->a[m].loc + (uint64_t)k->a[m].nblk * k->st->bs <= lo)
+			l = m + 1;
+		else
+			r = m;
+	}
+	return l < k->n && (uint64_t)k->a[l].loc < hi;
+}
+
+/* Allocated block-file data outside every data extent: the file's data regions
+ * (SEEK_DATA/SEEK_HOLE) in units of g, the larger of the block size and the
+ * filesystem's allocation unit (a punched block smaller than a page leaves the
+ * page allocated, zeroed, when its neighbour is in use). */
+static void check_orphans(struct chk *k, uint64_t fsize, uint64_t g, uint64_t *unref)
 {
 	struct store *st = k->st;
-	size_t i = 0;
 	off_t pos = 0;
 	*unref = 0;
 	while ((uint64_t)pos < fsize) {
@@ -90,20 +105,9 @@ static void check_orphans(struct chk *k, uint64_t fsize, uint64_t *unref)
 		off_t h = lseek(st->blk.fd, d, SEEK_HOLE);
 		if (h < 0)
 			h = (off_t)fsize;
-		/* walk [d, h) through the sorted data extents */
-		uint64_t p = (uint64_t)d;
-		while (p < (uint64_t)h) {
-			while (i < k->n && (uint64_t)k->a[i].loc + (uint64_t)k->a[i].nblk * st->bs <= p)
-				i++;
-			uint64_t next = i < k->n ? (uint64_t)k->a[i].loc : (uint64_t)h;
-			if (next > p) {
-				uint64_t e = next < (uint64_t)h ? next : (uint64_t)h;
-				*unref += e - p;
-				p = e;
-				continue;
-			}
-			p = (uint64_t)k->a[i].loc + (uint64_t)k->a[i].nblk * st->bs;
-		}
+		for (uint64_t u = (uint64_t)d / g * g; u < (uint64_t)h; u += g)
+			if (!used_in(k, u, u + g))
+				*unref += g;
 		pos = h;
 	}
 }
@@ -177,8 +181,9 @@ int store_check(struct store *st, int (*fn)(void *arg, const char *problem), voi
 				e->fid, e->blk, k.a[i + 1].fid, k.a[i + 1].blk, k.a[i + 1].loc);
 	}
 	uint64_t unref;
-	check_orphans(&k, fsize, &unref);
-	if (unref > st->reserved_bytes)
+	uint64_t g = (uint64_t)sb.st_blksize > st->bs ? (uint64_t)sb.st_blksize : st->bs;
+	check_orphans(&k, fsize, g, &unref);
+	if (unref > (st->reserved_bytes + g - 1) / g * g + (st->reserved_bytes ? g : 0))
 		problem(&k, "%" PRIu64 " bytes of block-file data belong to no extent", unref);
 
 	/* Every snapshot's files are known. */

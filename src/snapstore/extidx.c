@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,41 @@ struct extidx {
 	char *path;
 	sqlite3_stmt *s[S_N];
 };
+
+/*
+ * A VFS that is the default (unix) one except that absolute paths are kept as
+ * given: SQLite 3.40's unix VFS resolves symlinks in xFullPathname, which
+ * would turn "/proc/self/fd/N/index.db" (the daemon's way to reach a store
+ * it has mounted over) into a path that goes through the mount.
+ */
+static sqlite3_vfs keep_vfs;
+static sqlite3_vfs *base_vfs;
+static pthread_once_t keep_once = PTHREAD_ONCE_INIT;
+#define KEEP_VFS_NAME "snapfs-keep-path"
+
+static int keep_full_pathname(sqlite3_vfs *v, const char *in, int n, char *out)
+{
+	(void)v;
+	if (in[0] != '/')
+		return base_vfs->xFullPathname(base_vfs, in, n, out);
+	if ((int)strlen(in) >= n)
+		return SQLITE_CANTOPEN;
+	strlcpy(out, in, (size_t)n);
+	return SQLITE_OK;
+}
+
+static void keep_register(void)
+{
+	base_vfs = sqlite3_vfs_find(NULL);
+	if (!base_vfs)
+		return;
+	keep_vfs = *base_vfs; /* same methods and pAppData: only the name and one method differ */
+	keep_vfs.pNext = NULL;
+	keep_vfs.zName = KEEP_VFS_NAME;
+	keep_vfs.xFullPathname = keep_full_pathname;
+	if (sqlite3_vfs_register(&keep_vfs, 0) != SQLITE_OK)
+		base_vfs = NULL;
+}
 
 static int map_rc(struct extidx *x, int rc)
 {
@@ -311,7 +347,8 @@ int extidx_open(const char *path, int create, uint32_t *block_size, struct extid
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_PRIVATECACHE;
 	if (create)
 		flags |= SQLITE_OPEN_CREATE;
-	int rc = sqlite3_open_v2(path, &x->db, flags, NULL);
+	pthread_once(&keep_once, keep_register);
+	int rc = sqlite3_open_v2(path, &x->db, flags, base_vfs ? KEEP_VFS_NAME : NULL);
 	if (rc != SQLITE_OK) {
 		rc = map_rc(x, rc);
 		goto out_close;
