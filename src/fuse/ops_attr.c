@@ -21,16 +21,21 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+/* inode.c: the store's parent reports its link count without the store. */
+void inode_hide_store_nlink(struct stat *st);
+
 void sfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sfs_inode *inode = inode_get(ino);
 	struct stat st;
 	int rc = fi ? fstat(file_of(fi)->fd, &st)
 		    : fstatat(inode->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
-	if (rc)
+	if (rc) {
 		fuse_reply_err(req, errno);
-	else
-		fuse_reply_attr(req, &st, sfs.o.timeout);
+		return;
+	}
+	inode_hide_store_nlink(&st);
+	fuse_reply_attr(req, &st, sfs.o.timeout);
 }
 
 static int set_times(struct sfs_inode *inode, struct fuse_file_info *fi, const struct stat *attr,
