@@ -117,6 +117,17 @@ void sfs_fill_attr_timeouts(struct fuse_entry_param *e)
 {
 	e->attr_timeout = sfs.o.timeout;
 	e->entry_timeout = sfs.o.timeout;
+	/*
+	 * Serving other users without default_permissions, the kernel checks no
+	 * search permission on directories during a path walk: only our lookup,
+	 * made as the caller, does. A cached entry would skip it, so that one
+	 * user's lookup let another walk through a directory it may not search
+	 * (found by test_mount: nobody opened closed/f in a root 0700 dir after
+	 * root had looked it up). Entries are therefore not cached in that mode;
+	 * the kernel revalidates every name with a lookup as the caller.
+	 */
+	if (sfs.cred_switch && !sfs.o.default_permissions)
+		e->entry_timeout = 0;
 }
 
 int inode_lookup(struct sfs_inode *parent, const char *name, struct fuse_entry_param *e)

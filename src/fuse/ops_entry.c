@@ -23,9 +23,11 @@ void sfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = inode_lookup(inode_get(parent), name, &e);
 	cred_leave(&c);
 	if (rc == -ENOENT) {
-		/* A negative entry, cached like a positive one. */
+		/* A negative entry, cached like a positive one (and not at all where
+		 * positive ones are not: see sfs_fill_attr_timeouts). */
 		memset(&e, 0, sizeof(e));
-		e.entry_timeout = sfs.o.timeout;
+		sfs_fill_attr_timeouts(&e);
+		e.attr_timeout = 0;
 		fuse_reply_entry(req, &e);
 		return;
 	}
