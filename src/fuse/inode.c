@@ -41,6 +41,7 @@ void inode_table_release(struct sfs *fs)
 		struct sfs_inode *n = fs->htab[i];
 		while (n) {
 			struct sfs_inode *next = n->hnext;
+			cow_inode_release(n);
 			close(n->fd);
 			pthread_rwlock_destroy(&n->rwlock);
 			free(n);
@@ -178,6 +179,7 @@ int inode_lookup(struct sfs_inode *parent, const char *name, struct fuse_entry_p
 	n->ino = e->attr.st_ino;
 	n->type = e->attr.st_mode & S_IFMT;
 	n->nlookup = 1;
+	n->rfd = -1;
 	pthread_rwlock_init(&n->rwlock, NULL);
 	n->hnext = fs->htab[h];
 	fs->htab[h] = n;
@@ -192,6 +194,10 @@ void inode_forget(struct sfs_inode *inode, uint64_t n)
 {
 	if (inode == &sfs.root)
 		return;
+	if (sfs_virtual(inode)) {
+		snapview_forget(inode, n);
+		return;
+	}
 	struct sfs *fs = &sfs;
 	pthread_mutex_lock(&fs->mutex);
 	if (n > inode->nlookup)
@@ -209,6 +215,7 @@ void inode_forget(struct sfs_inode *inode, uint64_t n)
 		*pp = inode->hnext;
 	fs->count--;
 	pthread_mutex_unlock(&fs->mutex);
+	cow_inode_release(inode);
 	close(inode->fd);
 	pthread_rwlock_destroy(&inode->rwlock);
 	free(inode);

@@ -7,6 +7,7 @@
  * nothing mounted and nothing created.
  */
 #include "sfs_i.h"
+#include "snapstore.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +36,8 @@ void sfs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_HANDLE_KILLPRIV;
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+	if (conn->capable & FUSE_CAP_IOCTL_DIR)
+		conn->want |= FUSE_CAP_IOCTL_DIR; /* the control ioctl works on directories too */
 	/* Writes must reach the daemon when they are made: a snapshot pinned
 	 * after write() returned must see it, and COW must run before it. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
@@ -84,7 +87,49 @@ const struct fuse_lowlevel_ops sfs_ops = {
 	.fallocate = sfs_fallocate,
 	.copy_file_range = sfs_copy_file_range,
 	.lseek = sfs_lseek,
+	.ioctl = sfs_ioctl,
 };
+
+static void store_logger(int level, const char *msg)
+{
+	sfs_log(level, "store: %s", msg);
+}
+
+/* Open the store through its descriptor; one line naming the problem. */
+static int open_store(struct sfs *fs)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fs->store_dirfd);
+	struct store_opts so = {
+		.block_size = fs->o.block_size, .max_bytes = fs->o.store_max, .create = 1};
+	int rc = store_open(path, fs->source_fd, &so, &fs->store);
+	if (rc) {
+		const char *why = rc == -EPROTO ? "made by a newer snapfs (schema too new)"
+				  : rc == -EIO	 ? "corrupt or incomplete (index or block file)"
+				  : rc == -EINVAL ? "block_size= differs from the store's"
+				  : rc == -EBUSY  ? "in use by another snapfs"
+						  : strerror(-rc);
+		fprintf(stderr, "snapfs: store '%s': %s\n", fs->o.store, why);
+		fs->store = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+static volatile int tick_stop;
+
+/* Once a second: expire snapshots, and tell the store we are alive. */
+static void *tick_main(void *arg)
+{
+	struct sfs *fs = arg;
+	while (!tick_stop) {
+		for (int i = 0; i < 10 && !tick_stop; i++)
+			usleep(100 * 1000);
+		if (!tick_stop)
+			store_tick(fs->store);
+	}
+	return NULL;
+}
 
 /* Open SOURCE; one line naming the problem on failure. */
 static int open_source(struct sfs *fs)
@@ -207,6 +252,9 @@ int main(int argc, char *argv[])
 	if (opts_validate(&fs->o) || open_source(fs) || check_mountpoint(fs->o.mountpoint) ||
 	    open_store_dir(fs, &created))
 		goto out_args;
+	store_set_logger(store_logger);
+	if (open_store(fs))
+		goto out_store;
 
 	char fsname[PATH_MAX + 16];
 	char *abs = realpath(fs->o.source, NULL);
@@ -219,7 +267,7 @@ int main(int argc, char *argv[])
 	fs->cred_switch = fs->o.allow_other && fs->self_uid == 0;
 	cred_init();
 	umask(0); /* the kernel has applied the caller's umask already */
-	if (inode_table_init(fs))
+	if (inode_table_init(fs) || snapview_init(fs))
 		goto out_store;
 
 	fs->se = fuse_session_new(&args, &sfs_ops, sizeof(sfs_ops), fs);
@@ -233,8 +281,15 @@ int main(int argc, char *argv[])
 	}
 	created = 0; /* mounted: the store stays */
 	sfs_log_init(fs->o.foreground, fs->o.log_level);
-	if (fuse_daemonize(fs->o.foreground))
-		goto out_unmount;
+	if (!fs->o.foreground) {
+		/* SQLite connections and their POSIX locks must not cross fork(). */
+		store_close(fs->store);
+		fs->store = NULL;
+		if (fuse_daemonize(0) || open_store(fs))
+			goto out_unmount;
+	}
+	pthread_t tick;
+	int ticking = pthread_create(&tick, NULL, tick_main, fs) == 0;
 
 	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
 	/* Idle workers are never destroyed: libfuse 3.14 otherwise creates and
@@ -243,6 +298,9 @@ int main(int argc, char *argv[])
 	fuse_loop_cfg_set_idle_threads(cfg, 16);
 	ret = fuse_session_loop_mt(fs->se, cfg) ? 1 : 0;
 	fuse_loop_cfg_destroy(cfg);
+	tick_stop = 1;
+	if (ticking)
+		pthread_join(tick, NULL);
 out_unmount:
 	fuse_session_unmount(fs->se);
 out_signals:
@@ -251,7 +309,10 @@ out_session:
 	fuse_session_destroy(fs->se);
 out_table:
 	inode_table_release(fs);
+	snapview_release(fs);
 out_store:
+	if (fs->store)
+		store_close(fs->store);
 	if (fs->store_dirfd >= 0)
 		close(fs->store_dirfd);
 	if (created)

@@ -27,6 +27,12 @@ void inode_hide_store_nlink(struct stat *st);
 void sfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sfs_inode *inode = inode_get(ino);
+	if (sfs_virtual(inode)) {
+		snapview_getattr(req, inode);
+		return;
+	}
+	if (fi && file_of(fi)->fd < 0)
+		fi = NULL;
 	struct stat st;
 	int rc = fi ? fstat(file_of(fi)->fd, &st)
 		    : fstatat(inode->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
@@ -63,6 +69,10 @@ void sfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 		 struct fuse_file_info *fi)
 {
 	struct sfs_inode *inode = inode_get(ino);
+	if (sfs_virtual(inode) || (fi && file_of(fi)->snap)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
 	char proc[64];
 	inode_procpath(inode, proc);
 	struct sfs_cred c;
@@ -84,15 +94,20 @@ void sfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 		int fd = fi ? file_of(fi)->fd : open(proc, O_WRONLY);
 		if (fd < 0)
 			goto out_errno;
-		pthread_rwlock_wrlock(&inode->rwlock);
-		rc = ftruncate(fd, attr->st_size);
-		int e = errno;
+		struct store_file *sf = cow_sf(inode);
+		cow_lock(inode, sf);
+		rc = cow_truncate(inode, sf, (uint64_t)attr->st_size);
+		int e = -rc;
+		if (rc == 0) {
+			rc = ftruncate(fd, attr->st_size);
+			e = errno;
+		}
 		if (rc == 0 && fuse_req_ctx(req)->uid != 0) {
 			struct stat st;
 			if (fstat(fd, &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID)))
 				fchmod(fd, st.st_mode & 07777 & ~(S_ISUID | S_ISGID));
 		}
-		pthread_rwlock_unlock(&inode->rwlock);
+		cow_unlock(inode, sf);
 		if (!fi)
 			close(fd);
 		if (rc) {
@@ -118,6 +133,10 @@ out:
 void sfs_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	char buf[PATH_MAX + 1];
+	if (sfs_virtual(inode_get(ino))) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
 	ssize_t n = readlinkat(inode_get(ino)->fd, "", buf, sizeof(buf));
 	if (n < 0)
 		fuse_reply_err(req, errno);
@@ -132,7 +151,8 @@ void sfs_readlink(fuse_req_t req, fuse_ino_t ino)
 void sfs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs sv;
-	if (fstatvfs(inode_get(ino)->fd, &sv))
+	struct sfs_inode *inode = inode_get(ino);
+	if (fstatvfs(sfs_virtual(inode) ? sfs.source_fd : inode->fd, &sv))
 		fuse_reply_err(req, errno);
 	else
 		fuse_reply_statfs(req, &sv);
@@ -140,6 +160,10 @@ void sfs_statfs(fuse_req_t req, fuse_ino_t ino)
 
 void sfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
 {
+	if (sfs_virtual(inode_get(ino))) {
+		fuse_reply_err(req, (mask & W_OK) ? EROFS : 0);
+		return;
+	}
 	struct sfs_cred c;
 	int rc = cred_enter(req, &c);
 	if (rc == 0 && faccessat(inode_get(ino)->fd, "", mask, AT_EMPTY_PATH | AT_EACCESS))
@@ -163,6 +187,10 @@ struct sfs_xattr_args {
 
 static ssize_t x_get(struct sfs_inode *in, const char *name, void *val, size_t size)
 {
+	if (sfs_virtual(in)) {
+		errno = ENODATA;
+		return -1;
+	}
 	if (S_ISLNK(in->type)) {
 		struct sfs_xattr_args a = {.value = (uintptr_t)val, .size = (uint32_t)size};
 		long r = syscall(SYS_getxattrat, in->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, name,
@@ -178,6 +206,8 @@ static ssize_t x_get(struct sfs_inode *in, const char *name, void *val, size_t s
 
 static ssize_t x_list(struct sfs_inode *in, char *list, size_t size)
 {
+	if (sfs_virtual(in))
+		return 0;
 	if (S_ISLNK(in->type)) {
 		long r = syscall(SYS_listxattrat, in->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW,
 				 list, size);
@@ -192,6 +222,10 @@ static ssize_t x_list(struct sfs_inode *in, char *list, size_t size)
 
 static int x_set(struct sfs_inode *in, const char *name, const void *val, size_t size, int flags)
 {
+	if (sfs_virtual(in)) {
+		errno = EROFS;
+		return -1;
+	}
 	if (S_ISLNK(in->type)) {
 		struct sfs_xattr_args a = {.value = (uintptr_t)val, .size = (uint32_t)size, .flags = (uint32_t)flags};
 		long r = syscall(SYS_setxattrat, in->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, name,
@@ -207,6 +241,10 @@ static int x_set(struct sfs_inode *in, const char *name, const void *val, size_t
 
 static int x_remove(struct sfs_inode *in, const char *name)
 {
+	if (sfs_virtual(in)) {
+		errno = EROFS;
+		return -1;
+	}
 	if (S_ISLNK(in->type)) {
 		long r = syscall(SYS_removexattrat, in->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW,
 				 name);

@@ -30,6 +30,10 @@ static struct sfs_dir *dir_of(struct fuse_file_info *fi)
 void sfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sfs_inode *inode = inode_get(ino);
+	if (sfs_virtual(inode)) {
+		snapview_opendir(req, inode, fi);
+		return;
+	}
 	struct sfs_dir *d = calloc(1, sizeof(*d));
 	if (!d) {
 		fuse_reply_err(req, ENOMEM);
@@ -64,6 +68,8 @@ out_free:
 
 static int entry_hidden(struct sfs_inode *dir, const struct dirent *de)
 {
+	if (dir == &sfs.root && strcmp(de->d_name, sfs.o.snapdir) == 0)
+		return 1; /* the view is reached by name only; a real entry is shadowed */
 	return de->d_ino == sfs.store_ino && inode_is_store_name(dir, de->d_name);
 }
 
@@ -71,6 +77,10 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, int plus)
 {
 	struct sfs_inode *inode = inode_get(ino);
+	if (sfs_virtual(inode)) {
+		snapview_readdir(req, inode, size, off, fi, plus);
+		return;
+	}
 	struct sfs_dir *d = dir_of(fi);
 	char *buf = malloc(size);
 	if (!buf) {
@@ -161,6 +171,10 @@ void sfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 void sfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	if (sfs_virtual(inode_get(ino))) {
+		snapview_releasedir(req, fi);
+		return;
+	}
 	struct sfs_dir *d = dir_of(fi);
 	closedir(d->dp);
 	pthread_mutex_destroy(&d->lock);
@@ -170,6 +184,10 @@ void sfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 void sfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
+	if (sfs_virtual(inode_get(ino))) {
+		fuse_reply_err(req, 0);
+		return;
+	}
 	int fd = dirfd(dir_of(fi)->dp);
 	int rc = datasync ? fdatasync(fd) : fsync(fd);
 	fuse_reply_err(req, rc ? errno : 0);

@@ -14,13 +14,47 @@
 #include <string.h>
 #include <unistd.h>
 
-void sfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+/* The snapshot view's name in the root: reserved, whatever SOURCE holds. */
+static int is_snapdir(const struct sfs_inode *parent, const char *name)
+{
+	return parent == &sfs.root && strcmp(name, sfs.o.snapdir) == 0;
+}
+
+/* Names no one may create, replace or remove: the store's and the view's;
+ * and nothing is made inside the view. 0 when name may change. */
+static int reserved(const struct sfs_inode *parent, const char *name, int err)
+{
+	if (sfs_virtual(parent))
+		return EROFS;
+	if (inode_is_store_name(parent, name) || is_snapdir(parent, name))
+		return err;
+	return 0;
+}
+
+void sfs_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 {
 	struct fuse_entry_param e;
+	struct sfs_inode *parent = inode_get(parent_ino);
+	int rc;
+	if (sfs_virtual(parent)) {
+		rc = snapview_lookup(req, parent, name, &e);
+		if (rc)
+			fuse_reply_err(req, -rc);
+		else
+			fuse_reply_entry(req, &e);
+		return;
+	}
+	if (is_snapdir(parent, name)) {
+		memset(&e, 0, sizeof(e));
+		e.ino = (uintptr_t)&sfs.vroot;
+		e.attr = sfs.vroot.vst;
+		fuse_reply_entry(req, &e);
+		return;
+	}
 	struct sfs_cred c;
-	int rc = cred_enter(req, &c);
+	rc = cred_enter(req, &c);
 	if (rc == 0)
-		rc = inode_lookup(inode_get(parent), name, &e);
+		rc = inode_lookup(parent, name, &e);
 	cred_leave(&c);
 	if (rc == -ENOENT) {
 		/* A negative entry, cached like a positive one (and not at all where
@@ -67,12 +101,9 @@ static void make_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, m
 		      dev_t rdev, const char *link, enum mk_kind kind)
 {
 	struct sfs_inode *parent = inode_get(parent_ino);
-	if (inode_is_store_name(parent, name)) {
-		fuse_reply_err(req, EPERM);
-		return;
-	}
-	if (sfs.o.read_only) {
-		fuse_reply_err(req, EROFS);
+	int err = reserved(parent, name, EPERM);
+	if (err) {
+		fuse_reply_err(req, err);
 		return;
 	}
 	struct sfs_cred c;
@@ -117,8 +148,9 @@ void sfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char
 void sfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
 	struct sfs_inode *inode = inode_get(ino), *parent = inode_get(newparent);
-	if (inode_is_store_name(parent, newname)) {
-		fuse_reply_err(req, EPERM);
+	int err = sfs_virtual(inode) ? EROFS : reserved(parent, newname, EPERM);
+	if (err) {
+		fuse_reply_err(req, err);
 		return;
 	}
 	char proc[64];
@@ -137,15 +169,22 @@ void sfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *
 static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name, int flags)
 {
 	struct sfs_inode *parent = inode_get(parent_ino);
-	if (inode_is_store_name(parent, name)) {
-		fuse_reply_err(req, ENOENT);
+	int err = inode_is_store_name(parent, name) ? ENOENT : reserved(parent, name, EPERM);
+	if (err) {
+		fuse_reply_err(req, err);
 		return;
 	}
+	struct store_file *victim = NULL;
 	struct sfs_cred c;
-	int rc = cred_enter(req, &c);
+	int rc = flags ? 0 : cow_victim(parent, name, &victim);
+	if (rc == 0)
+		rc = cred_enter(req, &c);
+	else
+		c.switched = 0;
 	if (rc == 0 && unlinkat(parent->fd, name, flags))
 		rc = -errno;
 	cred_leave(&c);
+	cow_victim_done(victim);
 	fuse_reply_err(req, -rc);
 }
 
@@ -167,18 +206,25 @@ void sfs_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name, fuse_in
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	if (inode_is_store_name(parent, name)) {
-		fuse_reply_err(req, ENOENT);
+	int err = inode_is_store_name(parent, name) ? ENOENT : reserved(parent, name, EPERM);
+	if (!err)
+		err = reserved(newparent, newname, EPERM);
+	if (err) {
+		fuse_reply_err(req, err);
 		return;
 	}
-	if (inode_is_store_name(newparent, newname)) {
-		fuse_reply_err(req, EPERM);
-		return;
-	}
+	/* A file replaced by the rename may lose its last link. */
+	struct store_file *victim = NULL;
 	struct sfs_cred c;
-	int rc = cred_enter(req, &c);
+	int rc = (flags & (RENAME_EXCHANGE | RENAME_NOREPLACE)) ? 0
+								 : cow_victim(newparent, newname, &victim);
+	if (rc == 0)
+		rc = cred_enter(req, &c);
+	else
+		c.switched = 0;
 	if (rc == 0 && renameat2(parent->fd, name, newparent->fd, newname, flags))
 		rc = -errno;
 	cred_leave(&c);
+	cow_victim_done(victim);
 	fuse_reply_err(req, -rc);
 }

@@ -53,8 +53,16 @@ struct sfs_opts {
  * backing file; the FUSE node id is the address of this struct (the root is
  * FUSE_ROOT_ID). Freed when the kernel forgets its last lookup.
  */
+enum sfs_kind {
+	SFS_REAL = 0, /* a backing object */
+	SFS_VROOT,    /* the snapshot view's root, MNT/<snapdir> */
+	SFS_VDIR,     /* a directory inside a snapshot ("" = the ID directory) */
+	SFS_VFILE,    /* a file inside a snapshot */
+};
+
 struct sfs_inode {
-	int fd;			  /* O_PATH descriptor of the backing object */
+	enum sfs_kind kind;
+	int fd;			  /* O_PATH descriptor of the backing object; -1 if virtual */
 	dev_t dev;
 	ino_t ino;
 	mode_t type;		  /* S_IFMT bits, fixed for the object's life */
@@ -62,12 +70,26 @@ struct sfs_inode {
 	struct sfs_inode *hnext;  /* hash chain, protected by sfs->mutex */
 	pthread_rwlock_t rwlock;  /* write: bytes changing; read: live read in flight */
 	int nocaps;		  /* 1: known to carry no security.capability xattr */
+	struct store_file *sf;	  /* regular files, attached on first need; set once under
+				     sfs->mutex, then read-only */
+	int rfd;		  /* read descriptor the store copies from; -1 until needed,
+				     set once under sfs->mutex */
+	/* Virtual nodes (snapview.c); read-only after creation. */
+	uint64_t snap;		  /* snapshot id */
+	char *vpath;		  /* path inside the snapshot; "" for the ID directory */
+	uint64_t fid;		  /* SFS_VFILE: the file's id in the store */
+	struct stat vst;	  /* attributes served for the node */
+	struct sfs_inode *vnext;  /* virtual-node hash chain, protected by sfs->mutex */
 };
 
 /* One open regular file: fi->fh points here. */
 struct sfs_file {
 	int fd;			  /* backing descriptor */
 	int flags;		  /* open flags as the caller gave them */
+	uint64_t snap;		  /* non-zero: reads are served from this snapshot */
+	uint64_t fid;		  /* the file's id in that snapshot */
+	uint64_t ref_snap;	  /* non-zero: this open holds a reference on that
+				     ephemeral snapshot, dropped at release */
 };
 
 static inline struct sfs_file *file_of(const struct fuse_file_info *fi)
@@ -95,6 +117,15 @@ struct sfs {
 
 	int cred_switch;	 /* serve callers with their own fsuid/fsgid/groups */
 	uid_t self_uid;
+
+	struct sfs_inode vroot;	 /* the snapshot view's root */
+	struct sfs_inode **vtab; /* virtual nodes by (snap, path), protected by mutex */
+	size_t vsize;
+	/* Ephemeral snapshots and how many open files hold each; protected by
+	 * eph_mutex. At zero the snapshot is released. */
+	pthread_mutex_t eph_mutex;
+	struct sfs_eph { uint64_t id; uint64_t refs; } *eph;
+	size_t neph, aeph;
 };
 
 extern struct sfs sfs;
@@ -131,6 +162,59 @@ struct sfs_cred {
 void cred_init(void);
 int cred_enter(fuse_req_t req, struct sfs_cred *c);
 void cred_leave(struct sfs_cred *c);
+
+/* cow.c: the daemon's side of copy-on-write */
+/* The store file of a regular file, attached on first use; NULL when the
+ * store cannot identify it (then no snapshot can cover it either). */
+struct store_file *cow_sf(struct sfs_inode *inode);
+/* A read descriptor on the inode for the store's copies (owned by the inode). */
+int cow_rfd(struct sfs_inode *inode);
+/* Take / drop the inode's byte lock for a change: the inode's rwlock for
+ * writing, then the store file's. */
+void cow_lock(struct sfs_inode *inode, struct store_file *sf);
+void cow_unlock(struct sfs_inode *inode, struct store_file *sf);
+/* Called under cow_lock before the change; 0 or -errno (then don't change). */
+int cow_range(struct sfs_inode *inode, struct store_file *sf, uint64_t off, uint64_t len);
+int cow_truncate(struct sfs_inode *inode, struct store_file *sf, uint64_t size);
+int cow_tail(struct sfs_inode *inode, struct store_file *sf, uint64_t off);
+/* Before name in parent loses what may be its file's last link (unlink,
+ * rename over it): preserves what snapshots need. On success *held is the
+ * store file kept locked (or NULL); pass it to cow_victim_done() after the
+ * backing call. */
+int cow_victim(struct sfs_inode *parent, const char *name, struct store_file **held);
+void cow_victim_done(struct store_file *held);
+void cow_inode_release(struct sfs_inode *inode);
+/* Ephemeral snapshot references held by open files. */
+int eph_ref(uint64_t id);
+void eph_unref(uint64_t id);
+
+/* snapview.c: MNT/<snapdir>, the read-only view of snapshots */
+int snapview_init(struct sfs *fs);
+void snapview_release(struct sfs *fs);
+int snapview_lookup(fuse_req_t req, struct sfs_inode *parent, const char *name,
+		    struct fuse_entry_param *e);
+void snapview_forget(struct sfs_inode *inode, uint64_t n);
+void snapview_getattr(fuse_req_t req, struct sfs_inode *inode);
+void snapview_opendir(fuse_req_t req, struct sfs_inode *inode, struct fuse_file_info *fi);
+void snapview_readdir(fuse_req_t req, struct sfs_inode *inode, size_t size, off_t off,
+		      struct fuse_file_info *fi, int plus);
+void snapview_releasedir(fuse_req_t req, struct fuse_file_info *fi);
+void snapview_open(fuse_req_t req, struct sfs_inode *inode, struct fuse_file_info *fi);
+/* Serve a read from a snapshot: the view's files and open-time snapshots. */
+void snapview_read(fuse_req_t req, uint64_t snap, uint64_t fid, size_t size, off_t off);
+static inline int sfs_virtual(const struct sfs_inode *inode)
+{
+	return inode->kind != SFS_REAL;
+}
+
+/* ctl.c: the control ioctl */
+void sfs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
+	       struct fuse_file_info *fi, unsigned flags, const void *in_buf, size_t in_bufsz,
+	       size_t out_bufsz);
+/* Pin one ephemeral snapshot of a regular file (open-time, freeze); its path
+ * relative to SOURCE is left in rel. */
+int ctl_pin_ephemeral(fuse_req_t req, struct sfs_inode *inode, char *rel, size_t rellen,
+		      uint64_t *id);
 
 /* ops_*.c */
 extern const struct fuse_lowlevel_ops sfs_ops;

@@ -1,0 +1,377 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The control channel: SNAPFS_IOC_CALL on any file or directory inside the
+ * mount (snapfs_proto.h). The caller's uid from the request owns what it
+ * pins and limits what it sees and releases; paths are relative to the
+ * mount root and resolved one component at a time under SOURCE, refusing
+ * "..", the store and the snapshot view. Every field of a request is
+ * checked; a bad one answers -EINVAL in status and changes nothing.
+ */
+#include "sfs_i.h"
+#include "snapstore.h"
+#include "snapfs_proto.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The files of one pin being assembled. */
+struct pinset {
+	struct store_pin_file *files;
+	size_t n, alloc;
+};
+
+static void pinset_release(struct pinset *ps)
+{
+	for (size_t i = 0; i < ps->n; i++) {
+		store_file_put(ps->files[i].sf);
+		close(ps->files[i].fd);
+		free((char *)ps->files[i].path);
+	}
+	free(ps->files);
+}
+
+/* Adds fd (taken over) as path; checks the caller may read it. */
+static int pinset_add(fuse_req_t req, struct pinset *ps, int fd, const char *path)
+{
+	struct sfs_cred c;
+	int rc = cred_enter(req, &c);
+	if (rc == 0 && faccessat(fd, "", R_OK, AT_EMPTY_PATH | AT_EACCESS))
+		rc = -errno;
+	cred_leave(&c);
+	struct store_file *sf = NULL;
+	if (rc == 0)
+		rc = store_file_get(sfs.store, fd, &sf);
+	if (rc == 0 && ps->n == ps->alloc) {
+		size_t na = ps->alloc ? ps->alloc * 2 : 16;
+		struct store_pin_file *f = reallocarray(ps->files, na, sizeof(*f));
+		if (!f)
+			rc = -ENOMEM;
+		else {
+			ps->files = f;
+			ps->alloc = na;
+		}
+	}
+	char *p = rc == 0 ? strdup(path) : NULL;
+	if (rc == 0 && !p)
+		rc = -ENOMEM;
+	if (rc) {
+		if (sf)
+			store_file_put(sf);
+		close(fd);
+		return rc;
+	}
+	ps->files[ps->n++] = (struct store_pin_file){.sf = sf, .fd = fd, .path = p};
+	return 0;
+}
+
+/* Open rel (relative to SOURCE) as O_PATH, one component at a time. */
+static int resolve(const char *rel, int *out)
+{
+	char buf[PATH_MAX];
+	if (strlcpy(buf, rel, sizeof(buf)) >= sizeof(buf))
+		return -ENAMETOOLONG;
+	int fd = dup(sfs.source_fd);
+	if (fd < 0)
+		return -errno;
+	int first = 1;
+	char *save = NULL;
+	for (char *comp = strtok_r(buf, "/", &save); comp; comp = strtok_r(NULL, "/", &save)) {
+		if (!strcmp(comp, "."))
+			continue;
+		if (!strcmp(comp, "..") || (first && !strcmp(comp, sfs.o.snapdir))) {
+			close(fd);
+			return -EINVAL;
+		}
+		first = 0;
+		int nfd = openat(fd, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		int e = errno;
+		close(fd);
+		if (nfd < 0)
+			return -e;
+		struct stat st;
+		if (fstat(nfd, &st) || inode_is_hidden(st.st_dev, st.st_ino)) {
+			close(nfd);
+			return -ENOENT;
+		}
+		fd = nfd;
+	}
+	*out = fd;
+	return 0;
+}
+
+static int add_tree(fuse_req_t req, struct pinset *ps, int dirfd, const char *prefix, int depth)
+{
+	if (depth > 256)
+		return -ELOOP;
+	int rfd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rfd < 0)
+		return -errno;
+	DIR *dp = fdopendir(rfd);
+	if (!dp) {
+		close(rfd);
+		return -errno;
+	}
+	int rc = 0;
+	struct dirent *de;
+	while (rc == 0 && (de = readdir(dp))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (!*prefix && !strcmp(de->d_name, sfs.o.snapdir))
+			continue;
+		int fd = openat(dirfd, de->d_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* raced with a removal */
+		struct stat st;
+		char path[PATH_MAX];
+		int len = *prefix ? snprintf(path, sizeof(path), "%s/%s", prefix, de->d_name)
+				  : snprintf(path, sizeof(path), "%s", de->d_name);
+		if (fstat(fd, &st) || inode_is_hidden(st.st_dev, st.st_ino) || len >= (int)sizeof(path)) {
+			close(fd);
+			continue;
+		}
+		if (S_ISREG(st.st_mode)) {
+			rc = pinset_add(req, ps, fd, path);
+		} else if (S_ISDIR(st.st_mode)) {
+			rc = add_tree(req, ps, fd, path, depth + 1);
+			close(fd);
+		} else {
+			close(fd);
+		}
+	}
+	closedir(dp);
+	return rc;
+}
+
+static int op_pin(fuse_req_t req, struct snapfs_req *r)
+{
+	if (r->count == 0 || r->len > sizeof(r->data) || r->data[r->len ? r->len - 1 : 0] != 0 ||
+	    (r->flags & ~SNAPFS_PIN_RECURSIVE) || memchr(r->label, 0, sizeof(r->label)) == NULL ||
+	    r->expires < 0)
+		return -EINVAL;
+	struct pinset ps = {0};
+	int rc = 0;
+	const char *p = r->data;
+	for (uint32_t i = 0; i < r->count && rc == 0; i++) {
+		if (p >= r->data + r->len) {
+			rc = -EINVAL;
+			break;
+		}
+		size_t plen = strlen(p);
+		while (plen > 1 && p[0] == '.' && p[1] == '/')
+			p += 2, plen -= 2;
+		int fd = -1;
+		rc = resolve(p, &fd);
+		if (rc)
+			break;
+		struct stat st;
+		fstat(fd, &st);
+		const char *rel = (!strcmp(p, ".") || !*p) ? "" : p;
+		if (S_ISREG(st.st_mode)) {
+			rc = pinset_add(req, &ps, fd, rel);
+		} else if (S_ISDIR(st.st_mode)) {
+			rc = (r->flags & SNAPFS_PIN_RECURSIVE) ? add_tree(req, &ps, fd, rel, 0) : -EISDIR;
+			close(fd);
+		} else {
+			close(fd);
+			rc = -EINVAL;
+		}
+		p += plen + 1;
+	}
+	if (rc == 0 && ps.n == 0)
+		rc = -ENOENT; /* a recursive pin of directories holding no file */
+	if (rc == 0) {
+		struct store_pin pin = {.kind = STORE_PINNED,
+					.uid = fuse_req_ctx(req)->uid,
+					.label = r->label[0] ? r->label : NULL,
+					.expires = r->expires};
+		rc = store_pin(sfs.store, &pin, ps.files, ps.n, &r->id);
+		struct store_snap s;
+		if (rc == 0 && store_snap_get(sfs.store, r->id, &s) == 0)
+			r->epoch = s.epoch;
+		r->count = (uint32_t)ps.n;
+	}
+	pinset_release(&ps);
+	return rc;
+}
+
+static int visible(fuse_req_t req, uint64_t id, struct store_snap *s)
+{
+	if (store_snap_get(sfs.store, id, s))
+		return 0;
+	uid_t uid = fuse_req_ctx(req)->uid;
+	return uid == 0 || uid == s->uid;
+}
+
+static int op_release(fuse_req_t req, struct snapfs_req *r)
+{
+	struct store_snap s;
+	if (!visible(req, r->id, &s))
+		return -ENOENT;
+	return store_release(sfs.store, r->id);
+}
+
+/* The file's path relative to SOURCE, from its descriptor. */
+static int inode_relpath(struct sfs_inode *inode, char *out, size_t len)
+{
+	char proc[64], abs[PATH_MAX], root[PATH_MAX];
+	inode_procpath(inode, proc);
+	ssize_t n = readlink(proc, abs, sizeof(abs) - 1);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", sfs.source_fd);
+	ssize_t m = readlink(proc, root, sizeof(root) - 1);
+	if (n < 0 || m < 0)
+		return -ENOENT;
+	abs[n] = root[m] = 0;
+	if (strstr(abs, " (deleted)") || strncmp(abs, root, (size_t)m) || abs[m] != '/')
+		return -ENOENT;
+	return strlcpy(out, abs + m + 1, len) < len ? 0 : -ENAMETOOLONG;
+}
+
+int ctl_pin_ephemeral(fuse_req_t req, struct sfs_inode *inode, char *rel, size_t rellen,
+		      uint64_t *id)
+{
+	struct store_file *sf = cow_sf(inode);
+	if (!sf)
+		return -ENOTSUP;
+	int rc = inode_relpath(inode, rel, rellen);
+	if (rc)
+		return rc;
+	struct store_pin_file f = {.sf = sf, .fd = inode->fd, .path = rel};
+	struct store_pin pin = {.kind = STORE_EPHEMERAL, .uid = fuse_req_ctx(req)->uid};
+	return store_pin(sfs.store, &pin, &f, 1, id);
+}
+
+static int op_freeze(fuse_req_t req, struct sfs_inode *inode, struct fuse_file_info *fi,
+		     struct snapfs_req *r)
+{
+	if (!fi || inode->kind != SFS_REAL || !S_ISREG(inode->type))
+		return -EINVAL;
+	struct sfs_file *f = file_of(fi);
+	if (f->ref_snap)
+		return -EBUSY; /* already frozen */
+	char rel[PATH_MAX];
+	int rc = ctl_pin_ephemeral(req, inode, rel, sizeof(rel), &r->id);
+	if (rc)
+		return rc;
+	rc = eph_ref(r->id);
+	if (rc) {
+		store_release(sfs.store, r->id);
+		return rc;
+	}
+	f->ref_snap = r->id;
+	int n = snprintf(r->data, sizeof(r->data), "%s/%llu/%s", sfs.o.snapdir,
+			 (unsigned long long)r->id, rel);
+	r->len = n < (int)sizeof(r->data) ? (uint32_t)n + 1 : 0;
+	return r->len ? 0 : -ENAMETOOLONG;
+}
+
+struct list_ctx {
+	fuse_req_t req;
+	struct snapfs_req *r;
+	uint32_t cap;
+};
+
+static int list_cb(void *arg, const struct store_snap *s)
+{
+	struct list_ctx *c = arg;
+	struct snapfs_req *r = c->r;
+	uid_t uid = fuse_req_ctx(c->req)->uid;
+	if (s->id < r->id || (uid != 0 && uid != s->uid))
+		return 0;
+	if (r->count == c->cap) {
+		r->cursor = s->id;
+		return 1;
+	}
+	struct snapfs_rec_snap rec = {
+		.id = s->id, .epoch = s->epoch, .created = s->created, .expires = s->expires,
+		.nfiles = s->nfiles, .bytes_held = s->bytes_held, .uid = s->uid,
+		.kind = s->kind == STORE_EPHEMERAL, .state = s->state == STORE_STALE,
+	};
+	strlcpy(rec.label, s->label, sizeof(rec.label));
+	memcpy(r->data + (size_t)r->count * sizeof(rec), &rec, sizeof(rec));
+	r->count++;
+	return 0;
+}
+
+static int op_list(fuse_req_t req, struct snapfs_req *r)
+{
+	struct list_ctx c = {req, r, sizeof(r->data) / sizeof(struct snapfs_rec_snap)};
+	r->id = r->cursor; /* first id wanted */
+	r->cursor = 0;
+	r->count = 0;
+	int rc = store_snap_list(sfs.store, list_cb, &c);
+	r->len = r->count * (uint32_t)sizeof(struct snapfs_rec_snap);
+	return rc < 0 ? rc : 0;
+}
+
+static int op_stats(struct snapfs_req *r)
+{
+	struct store_stats s;
+	int rc = store_stats(sfs.store, &s);
+	if (rc)
+		return rc;
+	struct snapfs_rec_stats out = {
+		s.bytes_on_disk, s.bytes_preserved, s.extents, s.snapshots, s.epoch,
+		s.block_size, s.cow_copies, s.cow_bytes, s.store_reads, s.store_read_bytes,
+	};
+	memcpy(r->data, &out, sizeof(out));
+	r->len = sizeof(out);
+	return 0;
+}
+
+void sfs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
+	       struct fuse_file_info *fi, unsigned flags, const void *in_buf, size_t in_bufsz,
+	       size_t out_bufsz)
+{
+	if (cmd != SNAPFS_IOC_CALL) {
+		fuse_reply_err(req, ENOTTY);
+		return;
+	}
+	if ((flags & FUSE_IOCTL_COMPAT) || in_bufsz != sizeof(struct snapfs_req) ||
+	    out_bufsz != sizeof(struct snapfs_req)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	struct snapfs_req *r = malloc(sizeof(*r));
+	if (!r) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	memcpy(r, in_buf, sizeof(*r));
+	struct sfs_inode *inode = inode_get(ino);
+	int rc;
+	if (r->version != SNAPFS_PROTO_VERSION) {
+		rc = -EPROTO;
+	} else {
+		switch (r->op) {
+		case SNAPFS_OP_PIN:
+			rc = op_pin(req, r);
+			break;
+		case SNAPFS_OP_RELEASE:
+			rc = op_release(req, r);
+			break;
+		case SNAPFS_OP_FREEZE:
+			rc = op_freeze(req, inode, inode->kind == SFS_REAL && S_ISREG(inode->type) ? fi : NULL, r);
+			break;
+		case SNAPFS_OP_LIST:
+			rc = op_list(req, r);
+			break;
+		case SNAPFS_OP_STATS:
+			rc = op_stats(r);
+			break;
+		case SNAPFS_OP_INFO:
+			r->len = (uint32_t)strlcpy(r->data, sfs.o.snapdir, sizeof(r->data)) + 1;
+			rc = 0;
+			break;
+		default:
+			rc = -EINVAL;
+		}
+	}
+	r->status = rc;
+	fuse_reply_ioctl(req, 0, r, sizeof(*r));
+	free(r);
+}

@@ -1,0 +1,437 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The snapshot view: MNT/<snapdir>/ID/<path at pin time>. Not listed in
+ * the root's readdir, but reachable by name. Its nodes are virtual:
+ * directories are derived from the paths a snapshot holds, files are served
+ * from the store and never change, so the kernel may cache their pages
+ * (they are distinct inodes from the live files, so the live page cache is
+ * never involved). Entries are not cached (timeout 0): a released ID must
+ * disappear at once. A caller sees only the snapshots they own, unless root.
+ */
+#include "sfs_i.h"
+#include "snapstore.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define VTAB_SIZE 1024
+#define VINO_BIT  (1ull << 63)
+
+static size_t vhash(uint64_t snap, const char *path)
+{
+	uint64_t h = snap * 0x9e3779b97f4a7c15ull;
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++)
+		h = (h ^ *p) * 0x100000001b3ull;
+	return (h >> 7) & (VTAB_SIZE - 1);
+}
+
+int snapview_init(struct sfs *fs)
+{
+	fs->vsize = VTAB_SIZE;
+	fs->vtab = calloc(VTAB_SIZE, sizeof(*fs->vtab));
+	if (!fs->vtab)
+		return -ENOMEM;
+	struct sfs_inode *r = &fs->vroot;
+	r->kind = SFS_VROOT;
+	r->fd = -1;
+	r->rfd = -1;
+	r->type = S_IFDIR;
+	r->vpath = "";
+	r->vst.st_mode = S_IFDIR | 0555;
+	r->vst.st_nlink = 2;
+	r->vst.st_ino = VINO_BIT | 1;
+	pthread_rwlock_init(&r->rwlock, NULL);
+	pthread_mutex_init(&fs->eph_mutex, NULL);
+	return 0;
+}
+
+static void vnode_free(struct sfs_inode *n)
+{
+	free(n->vpath);
+	pthread_rwlock_destroy(&n->rwlock);
+	free(n);
+}
+
+void snapview_release(struct sfs *fs)
+{
+	for (size_t i = 0; fs->vtab && i < fs->vsize; i++) {
+		struct sfs_inode *n = fs->vtab[i];
+		while (n) {
+			struct sfs_inode *next = n->vnext;
+			vnode_free(n);
+			n = next;
+		}
+	}
+	free(fs->vtab);
+	fs->vtab = NULL;
+	free(fs->eph);
+	fs->eph = NULL;
+}
+
+static int may_see(fuse_req_t req, const struct store_snap *s)
+{
+	uid_t uid = fuse_req_ctx(req)->uid;
+	return uid == 0 || uid == s->uid;
+}
+
+/* Find or make the virtual node (snap, path) and take a lookup reference. */
+static struct sfs_inode *vnode_get(uint64_t snap, const char *path, enum sfs_kind kind,
+				   uint64_t fid, const struct stat *st)
+{
+	struct sfs *fs = &sfs;
+	size_t h = vhash(snap, path);
+	pthread_mutex_lock(&fs->mutex);
+	struct sfs_inode *n;
+	for (n = fs->vtab[h]; n; n = n->vnext)
+		if (n->snap == snap && n->kind == kind && strcmp(n->vpath, path) == 0)
+			break;
+	if (n) {
+		n->nlookup++;
+		n->vst = *st;
+		pthread_mutex_unlock(&fs->mutex);
+		return n;
+	}
+	n = calloc(1, sizeof(*n));
+	if (!n || !(n->vpath = strdup(path))) {
+		pthread_mutex_unlock(&fs->mutex);
+		free(n);
+		return NULL;
+	}
+	n->kind = kind;
+	n->fd = -1;
+	n->rfd = -1;
+	n->snap = snap;
+	n->fid = fid;
+	n->vst = *st;
+	n->type = st->st_mode & S_IFMT;
+	n->nlookup = 1;
+	pthread_rwlock_init(&n->rwlock, NULL);
+	n->vnext = fs->vtab[h];
+	fs->vtab[h] = n;
+	pthread_mutex_unlock(&fs->mutex);
+	return n;
+}
+
+void snapview_forget(struct sfs_inode *inode, uint64_t n)
+{
+	struct sfs *fs = &sfs;
+	if (inode == &fs->vroot)
+		return;
+	pthread_mutex_lock(&fs->mutex);
+	inode->nlookup -= n > inode->nlookup ? inode->nlookup : n;
+	if (inode->nlookup) {
+		pthread_mutex_unlock(&fs->mutex);
+		return;
+	}
+	struct sfs_inode **pp = &fs->vtab[vhash(inode->snap, inode->vpath)];
+	while (*pp && *pp != inode)
+		pp = &(*pp)->vnext;
+	if (*pp)
+		*pp = inode->vnext;
+	pthread_mutex_unlock(&fs->mutex);
+	vnode_free(inode);
+}
+
+static void dir_stat(const struct store_snap *s, struct stat *st, const char *path)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_mode = S_IFDIR | 0555;
+	st->st_nlink = 2;
+	st->st_uid = s->uid;
+	st->st_gid = 0;
+	st->st_size = 0;
+	st->st_blksize = 4096;
+	st->st_ino = VINO_BIT | (s->id << 24) | (vhash(s->id, path) + 2);
+	st->st_atim.tv_sec = st->st_mtim.tv_sec = st->st_ctim.tv_sec = s->created;
+}
+
+static void file_stat(const struct store_snap *s, const struct store_snap_file *f, struct stat *st)
+{
+	*st = f->st;
+	st->st_mode &= ~(S_IWUSR | S_IWGRP | S_IWOTH);
+	st->st_nlink = 1;
+	st->st_ino = VINO_BIT | (1ull << 62) | (s->id << 32) | (f->fid & 0xffffffffull);
+	st->st_blocks = (f->st.st_size + 511) / 512;
+}
+
+struct prefix_arg {
+	const char *prefix;
+	size_t len;
+};
+
+static int has_prefix_cb(void *arg, const struct store_snap_file *f)
+{
+	struct prefix_arg *a = arg;
+	return strncmp(f->path, a->prefix, a->len) == 0 && f->path[a->len] == '/';
+}
+
+int snapview_lookup(fuse_req_t req, struct sfs_inode *parent, const char *name,
+		    struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(e[0]));
+	struct store_snap s;
+	struct sfs_inode *n = NULL;
+	if (parent->kind == SFS_VROOT) {
+		const char *err;
+		long long id = strtonum(name, 1, LLONG_MAX, &err);
+		if (err || store_snap_get(sfs.store, (uint64_t)id, &s) || !may_see(req, &s))
+			return -ENOENT;
+		dir_stat(&s, &e->attr, "");
+		n = vnode_get(s.id, "", SFS_VDIR, 0, &e->attr);
+	} else if (parent->kind == SFS_VDIR) {
+		if (store_snap_get(sfs.store, parent->snap, &s) || !may_see(req, &s))
+			return -ENOENT;
+		char path[PATH_MAX];
+		int len = *parent->vpath ? snprintf(path, sizeof(path), "%s/%s", parent->vpath, name)
+					 : snprintf(path, sizeof(path), "%s", name);
+		if (len < 0 || len >= (int)sizeof(path))
+			return -ENAMETOOLONG;
+		struct store_snap_file f;
+		char pbuf[PATH_MAX];
+		if (store_snap_file(sfs.store, s.id, path, &f, pbuf, sizeof(pbuf)) == 0) {
+			file_stat(&s, &f, &e->attr);
+			n = vnode_get(s.id, path, SFS_VFILE, f.fid, &e->attr);
+		} else {
+			struct prefix_arg a = {path, (size_t)len};
+			if (store_snap_files(sfs.store, s.id, has_prefix_cb, &a) <= 0)
+				return -ENOENT;
+			dir_stat(&s, &e->attr, path);
+			n = vnode_get(s.id, path, SFS_VDIR, 0, &e->attr);
+		}
+	} else {
+		return -ENOTDIR;
+	}
+	if (!n)
+		return -ENOMEM;
+	e->ino = (uintptr_t)n;
+	e->attr_timeout = n->kind == SFS_VFILE ? sfs.o.timeout : 0;
+	e->entry_timeout = 0;
+	return 0;
+}
+
+void snapview_getattr(fuse_req_t req, struct sfs_inode *inode)
+{
+	struct store_snap s;
+	if (inode->kind != SFS_VROOT && store_snap_get(sfs.store, inode->snap, &s)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	struct stat st = inode->vst;
+	if (inode->kind == SFS_VROOT) {
+		fstat(sfs.source_fd, &st);
+		st.st_mode = S_IFDIR | 0555;
+		st.st_ino = inode->vst.st_ino;
+		st.st_nlink = 2;
+	}
+	fuse_reply_attr(req, &st, inode->kind == SFS_VFILE ? sfs.o.timeout : 0);
+}
+
+/* A directory listing, made whole at opendir and served by index. */
+struct vdir {
+	size_t n, alloc;
+	struct vent { char *name; mode_t type; ino_t ino; } *ents;
+};
+
+static int vdir_add(struct vdir *d, const char *name, size_t len, mode_t type, ino_t ino)
+{
+	if (d->n && strlen(d->ents[d->n - 1].name) == len &&
+	    strncmp(d->ents[d->n - 1].name, name, len) == 0)
+		return 0; /* paths come sorted: a repeated directory is adjacent */
+	if (d->n == d->alloc) {
+		size_t na = d->alloc ? d->alloc * 2 : 32;
+		struct vent *e = reallocarray(d->ents, na, sizeof(*e));
+		if (!e)
+			return -ENOMEM;
+		d->ents = e;
+		d->alloc = na;
+	}
+	char *s = strndup(name, len);
+	if (!s)
+		return -ENOMEM;
+	d->ents[d->n++] = (struct vent){s, type, ino};
+	return 0;
+}
+
+struct list_arg {
+	struct vdir *d;
+	fuse_req_t req;
+	const char *prefix;
+	size_t plen;
+	uint64_t snap;
+};
+
+static int list_snaps_cb(void *arg, const struct store_snap *s)
+{
+	struct list_arg *a = arg;
+	if (!may_see(a->req, s))
+		return 0;
+	char name[32];
+	int len = snprintf(name, sizeof(name), "%llu", (unsigned long long)s->id);
+	return vdir_add(a->d, name, (size_t)len, S_IFDIR, VINO_BIT | (s->id << 24) | 2);
+}
+
+static int list_files_cb(void *arg, const struct store_snap_file *f)
+{
+	struct list_arg *a = arg;
+	const char *p = f->path;
+	if (a->plen) {
+		if (strncmp(p, a->prefix, a->plen) || p[a->plen] != '/')
+			return 0;
+		p += a->plen + 1;
+	}
+	const char *slash = strchr(p, '/');
+	if (slash)
+		return vdir_add(a->d, p, (size_t)(slash - p), S_IFDIR, VINO_BIT | 3);
+	return vdir_add(a->d, p, strlen(p), f->st.st_mode & S_IFMT,
+			VINO_BIT | (1ull << 62) | (a->snap << 32) | (f->fid & 0xffffffffull));
+}
+
+static void vdir_free(struct vdir *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		free(d->ents[i].name);
+	free(d->ents);
+	free(d);
+}
+
+void snapview_opendir(fuse_req_t req, struct sfs_inode *inode, struct fuse_file_info *fi)
+{
+	struct vdir *d = calloc(1, sizeof(*d));
+	if (!d) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	int rc = vdir_add(d, ".", 1, S_IFDIR, inode->vst.st_ino);
+	if (rc == 0)
+		rc = vdir_add(d, "..", 2, S_IFDIR, 1);
+	struct list_arg a = {d, req, inode->vpath ? inode->vpath : "", 0, inode->snap};
+	a.plen = strlen(a.prefix);
+	if (rc == 0 && inode->kind == SFS_VROOT) {
+		rc = store_snap_list(sfs.store, list_snaps_cb, &a);
+	} else if (rc == 0) {
+		struct store_snap s;
+		rc = store_snap_get(sfs.store, inode->snap, &s);
+		if (rc == 0 && !may_see(req, &s))
+			rc = -ENOENT;
+		if (rc == 0)
+			rc = store_snap_files(sfs.store, inode->snap, list_files_cb, &a);
+	}
+	if (rc < 0) {
+		vdir_free(d);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uintptr_t)d;
+	fuse_reply_open(req, fi);
+}
+
+void snapview_readdir(fuse_req_t req, struct sfs_inode *inode, size_t size, off_t off,
+		      struct fuse_file_info *fi, int plus)
+{
+	struct vdir *d = (struct vdir *)(uintptr_t)fi->fh;
+	char *buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	size_t used = 0;
+	for (size_t i = (size_t)off; i < d->n; i++) {
+		size_t n;
+		if (plus) {
+			/* No lookup references from the view's readdirplus: entries
+			 * carry attributes only, the kernel looks names up itself. */
+			struct fuse_entry_param e = {0};
+			e.attr.st_ino = d->ents[i].ino;
+			e.attr.st_mode = d->ents[i].type;
+			n = fuse_add_direntry_plus(req, buf + used, size - used, d->ents[i].name, &e,
+						   (off_t)i + 1);
+		} else {
+			struct stat st = {.st_ino = d->ents[i].ino, .st_mode = d->ents[i].type};
+			n = fuse_add_direntry(req, buf + used, size - used, d->ents[i].name, &st,
+					      (off_t)i + 1);
+		}
+		if (n > size - used)
+			break;
+		used += n;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+void snapview_releasedir(fuse_req_t req, struct fuse_file_info *fi)
+{
+	vdir_free((struct vdir *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+/* May the caller read a file with these pin-time attributes? Only asked when
+ * the kernel does not check (no default_permissions). */
+static int may_read(fuse_req_t req, const struct stat *st)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	if (c->uid == 0)
+		return 1;
+	if (c->uid == st->st_uid)
+		return !!(st->st_mode & S_IRUSR);
+	gid_t groups[64];
+	int n = fuse_req_getgroups(req, 64, groups);
+	int ingroup = c->gid == st->st_gid;
+	for (int i = 0; i < n && i < 64 && !ingroup; i++)
+		ingroup = groups[i] == st->st_gid;
+	return ingroup ? !!(st->st_mode & S_IRGRP) : !!(st->st_mode & S_IROTH);
+}
+
+void snapview_open(fuse_req_t req, struct sfs_inode *inode, struct fuse_file_info *fi)
+{
+	if (inode->kind != SFS_VFILE) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	struct store_snap s;
+	if (store_snap_get(sfs.store, inode->snap, &s) || !may_see(req, &s)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (!sfs.o.default_permissions && !may_read(req, &inode->vst)) {
+		fuse_reply_err(req, EACCES);
+		return;
+	}
+	struct sfs_file *f = calloc(1, sizeof(*f));
+	if (!f) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	f->fd = -1;
+	f->flags = fi->flags;
+	f->snap = inode->snap;
+	f->fid = inode->fid;
+	if (s.kind == STORE_EPHEMERAL && eph_ref(s.id) == 0)
+		f->ref_snap = s.id;
+	fi->fh = (uintptr_t)f;
+	fi->keep_cache = 1; /* a snapshot file never changes */
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		sfs_release(NULL, (uintptr_t)inode, fi);
+}
+
+void snapview_read(fuse_req_t req, uint64_t snap, uint64_t fid, size_t size, off_t off)
+{
+	char *buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ssize_t n = store_snap_read(sfs.store, snap, fid, buf, size, (uint64_t)off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
