@@ -47,8 +47,8 @@ static int runs_push(struct runs *r, const struct run *x)
 
 /* Plan (mu held): the runs of blocks in [b0, b1) that a cover needs, grouped by
  * equal from() and contiguity, at most EXTIDX_MAX_NBLK blocks each. */
-static int plan(struct store *st, uint64_t fid, const struct cover *c, size_t nc, uint64_t b0,
-		uint64_t b1, struct runs *out)
+static int plan(struct store *st, uint64_t fid, uint32_t maxn, const struct cover *c, size_t nc,
+		uint64_t b0, uint64_t b1, struct runs *out)
 {
 	uint64_t *from = malloc(PLAN_CHUNK * sizeof(*from));
 	struct ext *ex = NULL;
@@ -61,7 +61,7 @@ static int plan(struct store *st, uint64_t fid, const struct cover *c, size_t nc
 		uint64_t c1 = c0 + PLAN_CHUNK < b1 ? c0 + PLAN_CHUNK : b1;
 		memset(from, 0, (c1 - c0) * sizeof(*from));
 		nex = 0;
-		if ((rc = extidx_ext_range(st->x, fid, c0, c1, UINT64_MAX, &ex, &nex, &capex)))
+		if ((rc = extidx_ext_range(st->x, fid, c0, c1, UINT64_MAX, maxn, &ex, &nex, &capex)))
 			break;
 		for (size_t i = 0; i < nex; i++) {
 			uint64_t lo = ex[i].blk > c0 ? ex[i].blk : c0;
@@ -96,48 +96,52 @@ static int plan(struct store *st, uint64_t fid, const struct cover *c, size_t nc
 
 /* Split runs at hole boundaries of the live file (no lock needed: the caller's
  * write lock keeps the file still). Blocks wholly in a hole, or past the end of
- * the file, are recorded without data. */
+ * the file, are recorded without data. A file without holes (st_blocks covers
+ * st_size) skips the probing. Probing is SEEK_DATA per block, never SEEK_HOLE:
+ * on tmpfs SEEK_HOLE walks every page up to the next hole, which made each 4 KiB
+ * hook O(file size). */
 static int split_holes(struct store *st, int fd, const struct runs *in, struct runs *out)
 {
 	uint64_t bs = st->bs;
-	int rc;
+	struct stat sb;
+	int rc, dense = !fstat(fd, &sb) && (uint64_t)sb.st_blocks * 512 >= (uint64_t)sb.st_size;
 	for (size_t i = 0; i < in->n; i++) {
 		const struct run *r = &in->a[i];
-		uint64_t off = r->blk * bs, end = (r->blk + r->n) * bs;
-		while (off < end) {
-			off_t d = lseek(fd, (off_t)off, SEEK_DATA);
-			uint64_t dd;
-			if (d < 0 && errno == ENXIO)
-				dd = end;
-			else if (d < 0)
-				dd = off; /* no SEEK_DATA here: treat as data */
-			else
-				dd = (uint64_t)d;
-			uint64_t hole_end = (dd < end ? dd : end) / bs;
-			if (hole_end > off / bs) {
-				struct run h = *r;
-				h.blk = off / bs;
-				h.n = (uint32_t)(hole_end - off / bs);
-				h.hole = 1;
-				if ((rc = runs_push(out, &h)))
+		if (dense) {
+			uint64_t endb = ((uint64_t)sb.st_size + bs - 1) / bs;
+			if (r->blk + r->n <= endb) {
+				if ((rc = runs_push(out, r)))
 					return rc;
-				off = hole_end * bs;
 				continue;
 			}
-			off_t hl = lseek(fd, (off_t)(dd > off ? dd : off), SEEK_HOLE);
-			uint64_t he = hl < 0 ? end : ((uint64_t)hl + bs - 1) / bs * bs;
-			if (he > end)
-				he = end;
-			if (he <= off)
-				he = off + bs;
-			struct run dr = *r;
-			dr.blk = off / bs;
-			dr.n = (uint32_t)((he - off) / bs);
-			dr.hole = 0;
-			if ((rc = runs_push(out, &dr)))
-				return rc;
-			off = he;
 		}
+		struct run cur = { 0 };
+		for (uint64_t b = r->blk; b < r->blk + r->n;) {
+			off_t d = lseek(fd, (off_t)(b * bs), SEEK_DATA);
+			uint64_t next; /* first block at or after b holding data */
+			if (d < 0 && errno == ENXIO)
+				next = UINT64_MAX;
+			else if (d < 0)
+				next = b; /* no SEEK_DATA here: treat as data */
+			else
+				next = (uint64_t)d / bs;
+			uint64_t stop = next < r->blk + r->n ? next : r->blk + r->n;
+			int hole = next > b;
+			uint64_t len = hole ? stop - b : 1;
+			if (cur.n && cur.hole == hole) {
+				cur.n += (uint32_t)len;
+			} else {
+				if (cur.n && (rc = runs_push(out, &cur)))
+					return rc;
+				cur = *r;
+				cur.blk = b;
+				cur.n = (uint32_t)len;
+				cur.hole = hole;
+			}
+			b += len;
+		}
+		if (cur.n && (rc = runs_push(out, &cur)))
+			return rc;
 	}
 	return 0;
 }
@@ -201,7 +205,7 @@ static int cow_blocks(struct store_file *sf, int fd, uint64_t b0, uint64_t b1, i
 	if (b1 > maxblk)
 		b1 = maxblk;
 	if (b0 < b1)
-		rc = plan(st, fid, c, nc, b0, b1, &planned);
+		rc = plan(st, fid, sf->maxnblk, c, nc, b0, b1, &planned);
 	pthread_mutex_unlock(&st->mu);
 	if (rc)
 		goto out;
@@ -278,6 +282,8 @@ static int cow_blocks(struct store_file *sf, int fd, uint64_t b0, uint64_t b1, i
 				 .nblk = r->n, .loc = r->hole ? -1 : r->loc };
 		rc = extidx_ext_insert(st->x, &e);
 		r->hole |= 2; /* inserted */
+		if (r->n > sf->maxnblk)
+			sf->maxnblk = r->n; /* harmless if the transaction rolls back */
 	}
 	if (!rc && detach)
 		rc = extidx_file_set_state(st->x, fid, 1);

@@ -869,13 +869,15 @@ static int collect(struct extidx *x, sqlite3_stmt *s, struct ext **a, size_t *n,
 }
 
 int extidx_ext_range(struct extidx *x, uint64_t fid, uint64_t b0, uint64_t b1, uint64_t at,
-		     struct ext **a, size_t *n, size_t *cap)
+		     uint32_t maxn, struct ext **a, size_t *n, size_t *cap)
 {
 	sqlite3_stmt *s = stmt(x, at == UINT64_MAX ? S_EXT_RANGE : S_EXT_RANGE_AT);
 	if (!s)
 		return -EIO;
 	sqlite3_bind_int64(s, 1, (int64_t)fid);
-	sqlite3_bind_int64(s, 2, (int64_t)b0 - (int64_t)EXTIDX_MAX_NBLK);
+	if (maxn < 1 || maxn > EXTIDX_MAX_NBLK)
+		maxn = maxn < 1 ? 1 : EXTIDX_MAX_NBLK;
+	sqlite3_bind_int64(s, 2, (int64_t)b0 - (int64_t)maxn);
 	sqlite3_bind_int64(s, 3, (int64_t)b1);
 	sqlite3_bind_int64(s, 4, (int64_t)b0);
 	if (at != UINT64_MAX)

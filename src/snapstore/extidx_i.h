@@ -97,9 +97,11 @@ int extidx_sfile_fid_refs(struct extidx *x, uint64_t fid, uint64_t *n);
 int extidx_ext_insert(struct extidx *x, const struct ext *e);
 int extidx_ext_delete(struct extidx *x, uint64_t fid, uint64_t blk, uint64_t efrom);
 /* Extents of fid overlapping blocks [b0, b1); with at != UINT64_MAX only those with
- * efrom <= at < eto. Sorted by blk. Appends to *a (realloc'd). */
+ * efrom <= at < eto. Sorted by blk. Appends to *a (realloc'd). maxn bounds the nblk
+ * of the file's extents (at most EXTIDX_MAX_NBLK): the query scans rows starting in
+ * (b0 - maxn, b1), so a file of small extents pays for small windows. */
 int extidx_ext_range(struct extidx *x, uint64_t fid, uint64_t b0, uint64_t b1, uint64_t at,
-		     struct ext **a, size_t *n, size_t *cap);
+		     uint32_t maxn, struct ext **a, size_t *n, size_t *cap);
 /* Every extent of fid (at == UINT64_MAX) or those covering epoch at. */
 int extidx_ext_fid(struct extidx *x, uint64_t fid, uint64_t at, struct ext **a, size_t *n,
 		   size_t *cap);

@@ -568,8 +568,8 @@ ssize_t store_snap_read(struct store *st, uint64_t id, uint64_t fid, void *buf, 
 	struct store_file *sf2;
 	rc = find_cover(st, id, fid, &sf2, &c); /* released meanwhile? */
 	if (!rc)
-		rc = extidx_ext_range(st->x, fid, off / bs, (end + bs - 1) / bs, c.epoch, &ex, &nex,
-				      &capex);
+		rc = extidx_ext_range(st->x, fid, off / bs, (end + bs - 1) / bs, c.epoch,
+				      sf->maxnblk, &ex, &nex, &capex);
 	int livefd = -EIO;
 	if (!rc && !sf->detached)
 		livefd = store_live_fd(sf);

@@ -511,6 +511,8 @@ static int recover(struct store *st)
 			continue;
 		}
 		st->nextents++;
+		if (e->nblk > sf->maxnblk)
+			sf->maxnblk = e->nblk;
 		if (e->loc >= 0) {
 			if ((uint64_t)e->loc % st->bs) {
 				store_logf(3, "snapstore: extent at unaligned offset %" PRId64,
