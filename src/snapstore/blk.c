@@ -141,7 +141,8 @@ int blk_rebuild(struct blk *b, uint64_t *start, uint64_t *n, size_t count)
 		pairs[2 * i] = start[i];
 		pairs[2 * i + 1] = n[i];
 	}
-	qsort(pairs, count, 2 * sizeof(*pairs), used_cmp);
+	if (count)
+		qsort(pairs, count, 2 * sizeof(*pairs), used_cmp);
 	uint64_t pos = 0;
 	int rc = 0;
 	for (size_t i = 0; i < count; i++) {

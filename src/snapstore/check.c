@@ -134,7 +134,8 @@ int store_check(struct store *st, int (*fn)(void *arg, const char *problem), voi
 	uint64_t fsize = (uint64_t)sb.st_size;
 
 	/* Rows themselves, and non-overlap in (block, epoch) space per file. */
-	qsort(k.a, k.n, sizeof(*k.a), by_fid_blk);
+	if (k.n)
+		qsort(k.a, k.n, sizeof(*k.a), by_fid_blk);
 	for (size_t i = 0; i < k.n; i++) {
 		struct ext *e = &k.a[i];
 		if (!e->nblk || e->nblk > EXTIDX_MAX_NBLK || e->efrom >= e->eto ||
@@ -162,7 +163,8 @@ int store_check(struct store *st, int (*fn)(void *arg, const char *problem), voi
 		if (k.a[i].loc >= 0)
 			k.a[nd++] = k.a[i];
 	k.n = nd;
-	qsort(k.a, k.n, sizeof(*k.a), by_loc);
+	if (k.n)
+		qsort(k.a, k.n, sizeof(*k.a), by_loc);
 	for (size_t i = 0; i < k.n; i++) {
 		struct ext *e = &k.a[i];
 		uint64_t end = (uint64_t)e->loc + (uint64_t)e->nblk * st->bs;
@@ -194,7 +196,8 @@ int store_check(struct store *st, int (*fn)(void *arg, const char *problem), voi
 	}
 	for (size_t i = 0; i < nfiles; i++)
 		fids[i] = files[i].fid;
-	qsort(fids, nfiles, sizeof(*fids), cmp_u64);
+	if (nfiles)
+		qsort(fids, nfiles, sizeof(*fids), cmp_u64);
 	for (size_t i = 0; i < nsfs; i++)
 		if (!bsearch(&sfs[i].fid, fids, nfiles, sizeof(*fids), cmp_u64))
 			problem(&k, "snapshot %" PRIu64 " file %s: fid %" PRIu64 " unknown",

@@ -109,7 +109,8 @@ int snap_release_locked(struct store *st, uint64_t id, int full)
 	}
 	for (size_t i = 0; i < nsf; i++)
 		fids[i] = sfs[i].fid;
-	qsort(fids, nsf, sizeof(*fids), cmp_u64);
+	if (nsf)
+		qsort(fids, nsf, sizeof(*fids), cmp_u64);
 	for (size_t i = 0; i < nsf; i++)
 		if (!nfids || fids[nfids - 1] != fids[i])
 			fids[nfids++] = fids[i];
@@ -230,7 +231,8 @@ int store_pin(struct store *st, const struct store_pin *p, const struct store_pi
 	for (size_t i = 0; i < n; i++)
 		ord[i] = (struct pin_ent){ .sf = files[i].sf, .idx = i };
 	/* Lock order: increasing fid, then address (new files have fid 0). */
-	qsort(ord, n, sizeof(*ord), pin_cmp);
+	if (n)
+		qsort(ord, n, sizeof(*ord), pin_cmp);
 	for (size_t i = 0; i < n; i++, locked++)
 		if (!i || ord[i].sf != ord[i - 1].sf)
 			store_file_rdlock(ord[i].sf);
@@ -672,7 +674,8 @@ int store_snap_changed(struct store *st, uint64_t id, uint64_t fid,
 			r[nr++] = (struct range){ cur < c.size ? cur : c.size,
 						  cur < c.size ? c.size : cur };
 	}
-	qsort(r, nr, sizeof(*r), range_cmp);
+	if (nr)
+		qsort(r, nr, sizeof(*r), range_cmp);
 	for (size_t i = 0; i < nr && !rc;) {
 		struct range m = r[i++];
 		while (i < nr && r[i].off <= m.end) {

@@ -360,17 +360,25 @@ TestSuite(model, .init = setup512, .fini = fx_teardown, .timeout = 600);
 
 Test(model, seed_1)
 {
-	run_model(1, steps_for(25000));
+	run_model(1, steps_for(50000));
 }
 Test(model, seed_2)
 {
-	run_model(2, steps_for(25000));
+	run_model(2, steps_for(50000));
 }
 Test(model, seed_3)
 {
-	run_model(3, steps_for(25000));
+	run_model(3, steps_for(50000));
 }
 Test(model, seed_4)
 {
-	run_model(4, steps_for(25000));
+	run_model(4, steps_for(50000));
+}
+Test(model, seed_5)
+{
+	run_model(5, steps_for(50000));
+}
+Test(model, seed_6)
+{
+	run_model(6, steps_for(50000));
 }
