@@ -185,9 +185,9 @@ static void bench_cow(void)
 	printf("\n### Snapshot read against live read (1 MiB reads, 256 MiB)\n\n"
 	       "| read | MiB/s | ratio to live |\n|---|---|---|\n"
 	       "| live pread | %.0f | 1.00 |\n"
-	       "| snapshot, every block preserved in the store (256 MiB in %d-block extents) | %.0f | %.2f |\n"
+	       "| snapshot, every block preserved in the store (%d one-block extents) | %.0f | %.2f |\n"
 	       "| snapshot, nothing changed since (all from the live file) | %.0f | %.2f |\n",
-	       live, 256, snap, snap / live, snaplive, snaplive / live);
+	       live, (int)(size / 4096), snap, snap / live, snaplive, snaplive / live);
 	store_release(st, id);
 	store_release(st, id2);
 	store_file_put(sf);
