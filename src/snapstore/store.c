@@ -357,8 +357,10 @@ static void mark_stale(struct store *st, uint64_t snap)
 /*
  * Staleness of one attached file: clean close -> any difference of size,
  * mtime, ctime or inode from the recorded stat; after a crash -> a ctime later
- * than the last moment the daemon was known alive (its own last writes may
- * look foreign too: that errs towards EIO, never towards wrong bytes).
+ * than alive_until, the time up to which the store had promised to be alive
+ * (each tick promises STORE_ALIVE_GRACE_NS ahead, and the daemon ticks every
+ * second), so the daemon's own last writes are trusted. The cost: a change
+ * made from outside within that grace after a crash is not detected.
  */
 static int check_file(struct store *st, struct store_file *sf, const struct extidx_file *row,
 		      int clean, int64_t alive_ns, int *stale)
@@ -527,7 +529,7 @@ static int recover(struct store *st)
 	}
 
 	if ((rc = extidx_meta_set(st->x, "clean", 0)) ||
-	    (rc = extidx_meta_set(st->x, "alive_until", store_now_ns())))
+	    (rc = extidx_meta_set(st->x, "alive_until", store_now_ns() + STORE_ALIVE_GRACE_NS)))
 		goto out;
 	if ((rc = extidx_commit(st->x)))
 		goto out;
@@ -743,7 +745,7 @@ int store_tick(struct store *st)
 			i++;
 	}
 	if (!rc && !(rc = extidx_begin(st->x, 0))) {
-		rc = extidx_meta_set(st->x, "alive_until", store_now_ns());
+		rc = extidx_meta_set(st->x, "alive_until", store_now_ns() + STORE_ALIVE_GRACE_NS);
 		rc = rc ? (extidx_rollback(st->x), rc) : extidx_commit(st->x);
 	}
 	pthread_mutex_unlock(&st->mu);

@@ -8,6 +8,9 @@
 #ifndef STORE_I_H
 #define STORE_I_H
 
+/* How far ahead each tick promises the store is alive (see check_file). */
+#define STORE_ALIVE_GRACE_NS (2 * 1000000000LL)
+
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>

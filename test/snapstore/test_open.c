@@ -237,8 +237,9 @@ Test(open, deleted_file_makes_snapshot_stale)
 	cr_assert_eq(the_snap(), STORE_STALE);
 }
 
-/* A child "daemon" pins f, writes through the hooks, ticks, and is killed. */
-static void crashed_daemon(void)
+/* A child "daemon" pins f, writes through the hooks, ticks (before or after
+ * its write), and is killed. */
+static void crashed_daemon_ex(int tick_before_write)
 {
 	store_close(fx_st);
 	fx_st = NULL;
@@ -262,7 +263,12 @@ static void crashed_daemon(void)
 		uint64_t id;
 		if (store_pin(st, &p, &f, 1, &id) || store_cow_range(sf, fd, 0, sizeof(b)))
 			_exit(1);
-		if (pwrite(fd, b, sizeof(b), 0) != (ssize_t)sizeof(b) || store_tick(st))
+		if (tick_before_write && store_tick(st))
+			_exit(1);
+		usleep(20000);
+		if (pwrite(fd, b, sizeof(b), 0) != (ssize_t)sizeof(b))
+			_exit(1);
+		if (!tick_before_write && store_tick(st))
 			_exit(1);
 		raise(SIGKILL);
 	}
@@ -270,6 +276,11 @@ static void crashed_daemon(void)
 	waitpid(pid, &status, 0);
 	cr_assert(WIFSIGNALED(status), "child failed: %#x", status);
 	close(fd);
+}
+
+static void crashed_daemon(void)
+{
+	crashed_daemon_ex(0);
 }
 
 Test(open, after_crash_daemon_writes_are_not_stale)
@@ -282,10 +293,20 @@ Test(open, after_crash_daemon_writes_are_not_stale)
 	fx_expect_snap(1, 1, a, sizeof(a));
 }
 
+Test(open, after_crash_writes_after_the_last_tick_are_not_stale)
+{
+	crashed_daemon_ex(1);
+	fx_open_bs(0, 0);
+	cr_assert_eq(the_snap(), STORE_VALID);
+	char a[8192];
+	tu_fill(a, sizeof(a), 4);
+	fx_expect_snap(1, 1, a, sizeof(a));
+}
+
 Test(open, after_crash_later_change_is_stale_by_ctime)
 {
 	crashed_daemon();
-	usleep(20000);
+	usleep(2200000); /* past the 2 s promise of the last tick (STORE_ALIVE_GRACE_NS) */
 	char p[1024];
 	tu_path(p, sizeof(p), fx_src, "f");
 	int fd = open(p, O_WRONLY);
