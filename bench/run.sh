@@ -4,6 +4,9 @@
 # so the ratio is read off one machine state. Prints a Markdown table.
 #
 #   bench/run.sh [BUILD_DIR]        (defaults: build; SIZE=1g RUNTIME=5 REPS=3)
+#
+# Then the cost of snapshots through the mount (bench/snapbench.c) and the
+# store's own benchmarks (bench/store/bench_store.c, no FUSE).
 set -euo pipefail
 build=${1:-build}
 snapfs=$(realpath "$build/src/fuse/snapfs")
@@ -72,3 +75,11 @@ for j in "${jobs[@]}"; do
 	ratio=$(awk -v a="$over" -v b="$bare" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
 	echo "| $name ($bs) | $bare | $over | $ratio |"
 done
+
+echo
+echo "| snapshots through the mount (snapbench, ${SNAP_MIB:-256} MiB files) | value | ratio |"
+echo "|---|---|---|"
+"$(dirname "$snapfs")/../../bench/snapbench" "$work/mnt" "${SNAP_MIB:-256}"
+
+echo
+"$(dirname "$snapfs")/../../bench/store/bench_store" ${STORE_BENCH:-pin cow}
