@@ -220,3 +220,19 @@ void inode_forget(struct sfs_inode *inode, uint64_t n)
 	pthread_rwlock_destroy(&inode->rwlock);
 	free(inode);
 }
+
+void inode_invalidate(dev_t dev, ino_t ino, off_t off, off_t len)
+{
+	struct sfs *fs = &sfs;
+	fuse_ino_t id = 0;
+	pthread_mutex_lock(&fs->mutex);
+	for (struct sfs_inode *n = fs->htab[hash_of(dev, ino, fs->hsize)]; n; n = n->hnext)
+		if (n->ino == ino && n->dev == dev)
+			id = (uintptr_t)n;
+	pthread_mutex_unlock(&fs->mutex);
+	if (dev == fs->root.dev && ino == fs->root.ino)
+		id = FUSE_ROOT_ID;
+	/* A node forgotten meanwhile only makes the kernel answer ENOENT. */
+	if (id && fs->se)
+		fuse_lowlevel_notify_inval_inode(fs->se, id, off, len);
+}

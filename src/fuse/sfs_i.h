@@ -154,6 +154,11 @@ int inode_is_store_name(const struct sfs_inode *parent, const char *name);
 /* "/proc/self/fd/N" for an inode's O_PATH fd. */
 void inode_procpath(const struct sfs_inode *inode, char buf[64]);
 void sfs_fill_attr_timeouts(struct fuse_entry_param *e);
+/* Tell the kernel to drop its cached attributes and pages [off, off + len)
+ * (len 0: to the end) of the backing object (dev, ino), if it knows it: for
+ * changes the daemon makes behind the kernel's back (restore). Call with no
+ * inode or store lock held: the kernel may wait for a read in flight. */
+void inode_invalidate(dev_t dev, ino_t ino, off_t off, off_t len);
 
 /* cred.c: run the backing call as the requester when cred_switch is on. */
 struct sfs_cred {
