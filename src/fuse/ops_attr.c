@@ -21,8 +21,6 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-/* inode.c: the store's parent reports its link count without the store. */
-void inode_hide_store_nlink(struct stat *st);
 
 void sfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {

@@ -149,6 +149,8 @@ struct sfs_inode *inode_get(fuse_ino_t ino);
 int inode_lookup(struct sfs_inode *parent, const char *name, struct fuse_entry_param *e);
 void inode_forget(struct sfs_inode *inode, uint64_t n);
 int inode_is_hidden(dev_t dev, ino_t ino);
+/* Leave the hidden store out of its parent directory's link count. */
+void inode_hide_store_nlink(struct stat *st);
 /* True when name in parent is the hidden store's own name. */
 int inode_is_store_name(const struct sfs_inode *parent, const char *name);
 /* "/proc/self/fd/N" for an inode's O_PATH fd. */
