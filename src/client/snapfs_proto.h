@@ -11,6 +11,7 @@
 #ifndef SNAPFS_PROTO_H
 #define SNAPFS_PROTO_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/ioctl.h>
 
@@ -28,6 +29,19 @@ enum snapfs_op {
 				  snapfs_rec_snap in data, cursor = next id or 0 */
 	SNAPFS_OP_STATS = 5,   /* out: struct snapfs_rec_stats in data */
 	SNAPFS_OP_INFO = 6,    /* out: data = the snapshot directory name (snapdir) */
+	SNAPFS_OP_SHOW = 7,    /* in: id, cursor (index of the first file wanted); out: count
+				  records (struct snapfs_rec_file) in data, cursor = next index
+				  or 0 when done */
+	SNAPFS_OP_DIFF = 8,    /* in: id, cursor (0 first; then as returned), count path
+				  filters (NUL-separated in data, 0: all files); out: count
+				  records (struct snapfs_rec_diff) of changed files, cursor = where
+				  to go on or 0 when done */
+	SNAPFS_OP_RESTORE = 9, /* in: id, cursor (0 first; then as returned), count path
+				  filters as DIFF; out: count records (struct snapfs_rec_restore),
+				  one per file restored, cursor = where to go on or 0 */
+	SNAPFS_OP_CHECK = 10,  /* root only. in: cursor (problems to skip); out: count
+				  NUL-terminated problem lines in data, id = problems in all,
+				  cursor = next problem or 0 */
 };
 
 #define SNAPFS_PIN_RECURSIVE 0x1u /* directories: every regular file under them */
@@ -63,8 +77,56 @@ struct snapfs_rec_stats {
 	uint64_t cow_copies, cow_bytes, store_reads, store_read_bytes;
 };
 
+/*
+ * SHOW, DIFF and RESTORE answer variable-length records packed into data,
+ * each starting on an 8-byte boundary; reclen is the whole record's size
+ * (header, arrays, path and padding) and the path ends with a NUL. A path
+ * is the file's path relative to the mount root as it was at pin time.
+ */
+struct snapfs_rec_file {
+	uint64_t fid, size;
+	int64_t mtime;
+	uint32_t mode, uid, gid;
+	uint32_t reclen;
+	/* followed by the path */
+};
+
+struct snapfs_range {
+	uint64_t off, len;
+};
+
+#define SNAPFS_DIFF_MORE 0x1u /* the file's ranges continue in the next record */
+
+struct snapfs_rec_diff {
+	uint64_t fid, size; /* size at pin time */
+	int32_t status;	    /* 0, or -errno: the ranges of this file could not be found */
+	uint32_t flags;	    /* SNAPFS_DIFF_MORE */
+	uint32_t nranges;
+	uint32_t reclen;
+	/* followed by nranges struct snapfs_range, then the path */
+};
+
+#define SNAPFS_RESTORE_RESIZED 0x1u /* the size was set back to the pin-time size */
+#define SNAPFS_RESTORE_CREATED 0x2u /* the file was gone from its path and was recreated */
+
+struct snapfs_rec_restore {
+	uint64_t written; /* bytes written into the live file */
+	uint64_t size;	  /* its size now */
+	int32_t status;	  /* 0, or -errno: this file was not (fully) restored */
+	uint32_t flags;	  /* SNAPFS_RESTORE_* */
+	uint32_t reclen;
+	uint32_t pad;
+	/* followed by the path */
+};
+
 _Static_assert(sizeof(struct snapfs_req) < (1u << 14), "ioctl size must fit 14 bits");
 _Static_assert(sizeof(struct snapfs_rec_snap) == 320, "record layout is part of the protocol");
+_Static_assert(sizeof(struct snapfs_rec_file) == 40, "record layout is part of the protocol");
+_Static_assert(sizeof(struct snapfs_range) == 16, "record layout is part of the protocol");
+_Static_assert(sizeof(struct snapfs_rec_diff) == 32, "record layout is part of the protocol");
+_Static_assert(sizeof(struct snapfs_rec_restore) == 32, "record layout is part of the protocol");
+_Static_assert(SNAPFS_PROTO_DATA % 8 == 0 && offsetof(struct snapfs_req, data) % 8 == 0,
+	       "records are 8-byte aligned in data");
 
 #define SNAPFS_IOC_CALL _IOWR(0xF5, 1, struct snapfs_req)
 
