@@ -135,7 +135,9 @@ static void *tick_main(void *arg)
 static int open_source(struct sfs *fs)
 {
 	const char *src = fs->o.source;
-	int fd = open(src, O_PATH | O_DIRECTORY);
+	/* Not O_PATH: the store reopens files with open_by_handle_at() relative
+	 * to this descriptor, and the kernel refuses O_PATH ones there. */
+	int fd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		fprintf(stderr, "snapfs: source '%s': %s\n", src,
 			errno == ENOTDIR ? "not a directory" : strerror(errno));

@@ -99,7 +99,7 @@ static inline struct sfs_file *file_of(const struct fuse_file_info *fi)
 
 struct sfs {
 	struct sfs_opts o;
-	int source_fd;		 /* O_PATH fd of SOURCE, opened before mounting */
+	int source_fd;		 /* fd of SOURCE (O_RDONLY), opened before mounting */
 	int store_dirfd;	 /* O_PATH fd of the store directory */
 	struct sfs_inode root;
 	/* The store directory is hidden: its identity and where it sits. */
