@@ -21,7 +21,6 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-
 void sfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sfs_inode *inode = inode_get(ino);

@@ -56,7 +56,8 @@ struct store_opts {
 
 /*
  * Open (or create) the store in dir. source_fd is an open directory fd
- * (not O_PATH: open_by_handle_at() refuses those) on the backing filesystem; files are reopened by handle
+ * (not O_PATH: open_by_handle_at() refuses those) on the backing filesystem;
+ * files are reopened by handle
  * relative to it. Recovery runs here: ephemeral snapshots are dropped,
  * expired snapshots released, extents no live snapshot needs are freed,
  * block-file space no extent references is punched out, and snapshots of
