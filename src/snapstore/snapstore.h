@@ -57,8 +57,7 @@ struct store_opts {
 /*
  * Open (or create) the store in dir. source_fd is an open directory fd
  * (not O_PATH: open_by_handle_at() refuses those) on the backing filesystem;
- * files are reopened by handle
- * relative to it. Recovery runs here: ephemeral snapshots are dropped,
+ * files are reopened by handle relative to it. Recovery runs here: ephemeral snapshots are dropped,
  * expired snapshots released, extents no live snapshot needs are freed,
  * block-file space no extent references is punched out, and snapshots of
  * files that changed while the store was closed are marked stale.
