@@ -113,29 +113,10 @@ static __attribute__((unused)) void expect_bytes(const char *what, const void *g
 				       w[i], glen);
 }
 
-/*
- * KNOWN BUG (not in the paths this suite may fix): every snapshot read fails
- * with EBADF. src/fuse/main.c:137 opens SOURCE with O_PATH and passes that
- * descriptor to store_open() (main.c:105); src/snapstore/store.c:187 uses it
- * as the mount fd of open_by_handle_at(), which refuses O_PATH descriptors
- * (EBADF). Until it is fixed, a test whose snapshot read fails exactly so is
- * skipped with this reason instead of failing; any other error still fails.
- */
-#define KNOWN_EBADF_BUG                                                                    \
-	"KNOWN BUG: snapshot reads fail with EBADF: main.c:137 passes an O_PATH SOURCE fd "  \
-	"to store_open, store.c:187 open_by_handle_at() refuses it"
-#define SKIP_IF_EBADF(n)                                                                   \
-	do {                                                                               \
-		if ((n) == -EBADF)                                                         \
-			cr_skip_test(KNOWN_EBADF_BUG);                                     \
-	} while (0)
-
 /* The whole file through read(); returns its length, or -errno. */
 static __attribute__((unused)) ssize_t read_path(const char *path, void *buf, size_t cap)
 {
-	ssize_t n = tu_read_file(path, buf, cap);
-	SKIP_IF_EBADF(n);
-	return n;
+	return tu_read_file(path, buf, cap);
 }
 
 /* The whole file through mmap(MAP_SHARED, PROT_READ). */
