@@ -229,6 +229,7 @@ Test(cow, punch_hole_unaligned_keeps_old_bytes)
 /* tmpfs has neither zero range nor collapse range: SOURCE on ext4 (/var/tmp). */
 static void setup_ext4(void)
 {
+	fx_teardown(); /* the suite's .init made a tmpfs SOURCE first */
 	fx_setup_in("/var/tmp");
 }
 
