@@ -162,6 +162,11 @@ static void mount_root(const char *path, char *root, size_t len)
 			errno = ENOENT;
 	}
 	if (rc) {
+		char cwd[PATH_MAX];
+		int e = errno;
+		if (p[0] == '.' && !p[1] && getcwd(cwd, sizeof(cwd)))
+			p = cwd;
+		errno = e;
 		if (errno == ENOTSUP)
 			errx(1, "%s: %s: not on a snapfs mount", cmd, p);
 		err(1, "%s: %s", cmd, p);

@@ -376,7 +376,8 @@ static int sfiles_load(uint64_t id, struct sfiles *fl)
 }
 
 /* The count path filters of a DIFF or RESTORE request: NUL-separated in
- * data, exactly filling len. *out (free it) points into r->data. */
+ * data, exactly filling len. *out is one allocation (free it) holding the
+ * pointers and a copy of the strings: the answer overwrites data. */
 static int req_filters(struct snapfs_req *r, const char ***out)
 {
 	*out = NULL;
@@ -385,10 +386,12 @@ static int req_filters(struct snapfs_req *r, const char ***out)
 		return -EINVAL;
 	if (!r->count)
 		return 0;
-	const char **v = calloc(r->count, sizeof(*v));
+	const char **v = malloc(r->count * sizeof(*v) + r->len);
 	if (!v)
 		return -ENOMEM;
-	const char *p = r->data, *end = r->data + r->len;
+	char *copy = (char *)(v + r->count);
+	memcpy(copy, r->data, r->len);
+	const char *p = copy, *end = copy + r->len;
 	for (uint32_t i = 0; i < r->count; i++) {
 		if (p >= end) {
 			free(v);
