@@ -135,17 +135,17 @@ static void *tick_main(void *arg)
 static int open_source(struct sfs *fs)
 {
 	const char *src = fs->o.source;
-	/* Not O_PATH: the store reopens files with open_by_handle_at() relative
-	 * to this descriptor, and the kernel refuses O_PATH ones there. */
-	int fd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = open(src, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		fprintf(stderr, "snapfs: source '%s': %s\n", src,
 			errno == ENOTDIR ? "not a directory" : strerror(errno));
 		return -1;
 	}
-	if (access(src, R_OK | X_OK)) {
+	close(fd);
+	/* Not O_PATH: the store reopens files with open_by_handle_at() relative
+	 * to this descriptor, and the kernel refuses O_PATH ones there. */
+	if (access(src, R_OK | X_OK) || (fd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		fprintf(stderr, "snapfs: source '%s': not readable: %s\n", src, strerror(errno));
-		close(fd);
 		return -1;
 	}
 	struct stat st;
