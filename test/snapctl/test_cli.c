@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 
 static char *src, *mnt;
 static struct tu_mount m;
+static int run_uid = -1; /* run snapctl as this user (and group) when >= 0 */
 
 static void setup(void)
 {
@@ -75,6 +77,9 @@ static struct res *run_in(const char *cwd, ...)
 	pid_t pid = fork();
 	cr_assert_neq(pid, -1);
 	if (pid == 0) {
+		if (run_uid >= 0 && (setgroups(0, NULL) || setgid((gid_t)run_uid) ||
+				     setuid((uid_t)run_uid)))
+			_exit(125);
 		if (chdir(cwd ? cwd : mnt))
 			_exit(126);
 		dup2(ofd, 1);
@@ -648,4 +653,37 @@ Test(snapctl, malformed_requests_get_einval)
 	cr_assert_eq(r.count, 1);
 	cr_assert_eq(r.cursor, 0);
 	expect(run("diff", "-H", "1"), 0, "", "");
+}
+
+/* ---- ownership ---- */
+
+Test(snapctl, users_see_and_change_only_their_own_snapshots)
+{
+	cr_assert_eq(tu_umount(&m), 0);
+	cr_assert_eq(chmod(src, 0755), 0);
+	cr_assert_eq(tu_mount(&m, src, mnt, "allow_other"), 0, "remount with allow_other");
+	mkfile("f", 5000, 1);
+	expect(run("pin", "f"), 0, "1\n", "");
+	run_uid = 65534;
+	expect(run("list", "-H"), 0, "", "");
+	expect(run("show", "1"), 1, "", "snapctl: show: 1: no such snapshot\n");
+	expect(run("diff", "1"), 1, "", "snapctl: diff: 1: no such snapshot\n");
+	expect(run("restore", "1"), 1, "", "snapctl: restore: 1: no such snapshot\n");
+	expect(run("release", "1"), 1, "", "snapctl: release: 1: no such snapshot\n");
+	expect(run("check"), 1, "", "snapctl: check: only root can check the store\n");
+	expect(run("pin", "f"), 0, "2\n", "");
+	struct res *r = run("list", "-H", "-p");
+	cr_assert_eq(r->status, 0);
+	cr_assert(!strncmp(r->out, "2\t2\t", 4) && strstr(r->out, "\t-\tnobody\tvalid\n") &&
+		  !strchr(r->out, '\n')[1], "%s", r->out);
+	run_uid = -1;
+	pwrite_at("f", "xyz", 3, 10);
+	run_uid = 65534;
+	/* the snapshot is theirs, the file is not writable by them */
+	expect(run("restore", "2"), 1, "", "snapctl: restore: f: Permission denied\n");
+	run_uid = -1;
+	r = run("list", "-H", "-p");
+	cr_assert(strstr(r->out, "1\t1\t") && strstr(r->out, "\n2\t2\t"), "%s", r->out);
+	expect(run("restore", "2"), 0, "f: 4096 bytes written\n", "");
+	expect(run("release", "2", "1"), 0, "", "");
 }
