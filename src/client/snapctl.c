@@ -117,7 +117,10 @@ static int next_opt(int argc, char **argv, const char *shortopts, const struct o
 	return c;
 }
 
-#define HELP_OPTION {"help", no_argument, NULL, 'h' + 256}
+#define HELP_OPTION                                                                                \
+	{                                                                                          \
+		"help", no_argument, NULL, 'h' + 256                                               \
+	}
 
 static uint64_t parse_id(const char *s)
 {
@@ -137,8 +140,11 @@ static int64_t parse_duration(const char *s)
 		usage_err("%s: invalid duration (NUMBER followed by s, m, h or d)", s);
 	memcpy(num, s, n - 1);
 	num[n - 1] = 0;
-	int64_t mult = s[n - 1] == 's' ? 1 : s[n - 1] == 'm' ? 60 : s[n - 1] == 'h' ? 3600
-		     : s[n - 1] == 'd' ? 86400 : 0;
+	int64_t mult = s[n - 1] == 's'	 ? 1
+		       : s[n - 1] == 'm' ? 60
+		       : s[n - 1] == 'h' ? 3600
+		       : s[n - 1] == 'd' ? 86400
+					 : 0;
 	const char *e = NULL;
 	long long v = strtonum(num, 1, 100LL * 365 * 86400, &e);
 	if (!mult || e || v * mult > 100LL * 365 * 86400)
@@ -305,7 +311,8 @@ static void table_print(struct table *t, int scripted)
 			else if (c + 1 == t->ncol && t->align[c] == 'l')
 				printf("%s%s", c ? "  " : "", s);
 			else
-				printf(t->align[c] == 'r' ? "%s%*s" : "%s%-*s", c ? "  " : "", (int)w[c], s);
+				printf(t->align[c] == 'r' ? "%s%*s" : "%s%-*s", c ? "  " : "",
+				       (int)w[c], s);
 		}
 		putchar('\n');
 	}
@@ -357,19 +364,19 @@ static const char *snap_state(const struct snapfs_rec_snap *s)
 /* ---- commands ---- */
 
 static const struct option json_opts[] = {
-	{"json", no_argument, NULL, 'j'},
-	HELP_OPTION,
-	{0},
+    {"json", no_argument, NULL, 'j'},
+    HELP_OPTION,
+    {0},
 };
 
 static int cmd_pin(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{"expire", required_argument, NULL, 'e'},
-		{"label", required_argument, NULL, 'l'},
-		{"recursive", no_argument, NULL, 'r'},
-		HELP_OPTION,
-		{0},
+	    {"expire", required_argument, NULL, 'e'},
+	    {"label", required_argument, NULL, 'l'},
+	    {"recursive", no_argument, NULL, 'r'},
+	    HELP_OPTION,
+	    {0},
 	};
 	int c, recursive = 0;
 	const char *label = NULL;
@@ -456,8 +463,8 @@ static int cmd_list(int argc, char **argv)
 		usage_err("%s: unexpected argument", argv[optind]);
 	char root[PATH_MAX];
 	mount_root(NULL, root, sizeof(root));
-	static const char *const head[] = {"ID",    "EPOCH", "CREATED", "FILES",
-					   "HELD",  "LABEL", "OWNER",   "STATE"};
+	static const char *const head[] = {"ID",   "EPOCH", "CREATED", "FILES",
+					   "HELD", "LABEL", "OWNER",   "STATE"};
 	struct table t = {.ncol = 8, .head = head, .align = "rrlrrlll"};
 	if (json) {
 		json_head("list");
@@ -479,9 +486,10 @@ static int cmd_list(int argc, char **argv)
 			if (json) {
 				printf("%s\n  {\"id\": %" PRIu64 ", \"epoch\": %" PRIu64
 				       ", \"created\": %" PRId64 ", \"expires\": %" PRId64
-				       ", \"files\": %" PRIu64 ", \"bytes_held\": %" PRIu64 ", \"label\": ",
-				       first ? "" : ",", s.id, s.epoch, s.created, s.expires, s.nfiles,
-				       s.bytes_held);
+				       ", \"files\": %" PRIu64 ", \"bytes_held\": %" PRIu64
+				       ", \"label\": ",
+				       first ? "" : ",", s.id, s.epoch, s.created, s.expires,
+				       s.nfiles, s.bytes_held);
 				json_str(s.label);
 				printf(", \"owner\": ");
 				json_str(own);
@@ -498,7 +506,8 @@ static int cmd_list(int argc, char **argv)
 			} else {
 				time_t tt = (time_t)s.created;
 				struct tm tm;
-				strftime(cr, sizeof(cr), "%Y-%m-%d %H:%M:%S", localtime_r(&tt, &tm));
+				strftime(cr, sizeof(cr), "%Y-%m-%d %H:%M:%S",
+					 localtime_r(&tt, &tm));
 				nicenum(s.bytes_held, held, sizeof(held));
 			}
 			table_add(&t, id, ep, cr, nf, held, s.label[0] ? s.label : "-", own,
@@ -620,8 +629,7 @@ static void match_one(void *arg, const struct snapfs_rec_file *f, const char *pa
 
 /* The PATH arguments as filters for the daemon: each must name a file (or
  * a directory holding files) of the snapshot, else exit 1. */
-static void add_filters(const char *root, uint64_t id, struct snapfs_req *r, char **paths,
-			int n)
+static void add_filters(const char *root, uint64_t id, struct snapfs_req *r, char **paths, int n)
 {
 	for (int i = 0; i < n; i++) {
 		char rel[PATH_MAX];
@@ -695,7 +703,8 @@ static int cmd_diff(int argc, char **argv)
 				memcpy(&rg, r->data + off + sizeof(d) + k * sizeof(rg), sizeof(rg));
 				char o[24], l[24];
 				if (json) {
-					printf("%s[%" PRIu64 ", %" PRIu64 "]", k ? ", " : "", rg.off, rg.len);
+					printf("%s[%" PRIu64 ", %" PRIu64 "]", k ? ", " : "",
+					       rg.off, rg.len);
 					continue;
 				}
 				if (exact) {
@@ -792,11 +801,16 @@ static int cmd_stats(int argc, char **argv)
 		uint64_t v;
 		int size;
 	} f[] = {
-		{"bytes_on_disk", s.bytes_on_disk, 1},	 {"bytes_preserved", s.bytes_preserved, 1},
-		{"extents", s.extents, 0},		 {"snapshots", s.snapshots, 0},
-		{"epoch", s.epoch, 0},			 {"block_size", s.block_size, 1},
-		{"cow_copies", s.cow_copies, 0},	 {"cow_bytes", s.cow_bytes, 1},
-		{"store_reads", s.store_reads, 0},	 {"store_read_bytes", s.store_read_bytes, 1},
+	    {"bytes_on_disk", s.bytes_on_disk, 1},
+	    {"bytes_preserved", s.bytes_preserved, 1},
+	    {"extents", s.extents, 0},
+	    {"snapshots", s.snapshots, 0},
+	    {"epoch", s.epoch, 0},
+	    {"block_size", s.block_size, 1},
+	    {"cow_copies", s.cow_copies, 0},
+	    {"cow_bytes", s.cow_bytes, 1},
+	    {"store_reads", s.store_reads, 0},
+	    {"store_read_bytes", s.store_read_bytes, 1},
 	};
 	if (json) {
 		json_head("stats");
@@ -854,15 +868,15 @@ static int cmd_check(int argc, char **argv)
 }
 
 static const struct command command_table[] = {
-	{"pin", cmd_pin, "pin [-r] [-l LABEL] [--expire DURATION] PATH..."},
-	{"release", cmd_release, "release ID..."},
-	{"list", cmd_list, "list [-H] [-p] [--json]"},
-	{"show", cmd_show, "show [-H] [-p] [--json] ID"},
-	{"diff", cmd_diff, "diff [-H] [-p] [--json] ID [PATH]"},
-	{"restore", cmd_restore, "restore ID [PATH...]"},
-	{"stats", cmd_stats, "stats [-H] [-p] [--json]"},
-	{"check", cmd_check, "check"},
-	{0},
+    {"pin", cmd_pin, "pin [-r] [-l LABEL] [--expire DURATION] PATH..."},
+    {"release", cmd_release, "release ID..."},
+    {"list", cmd_list, "list [-H] [-p] [--json]"},
+    {"show", cmd_show, "show [-H] [-p] [--json] ID"},
+    {"diff", cmd_diff, "diff [-H] [-p] [--json] ID [PATH]"},
+    {"restore", cmd_restore, "restore ID [PATH...]"},
+    {"stats", cmd_stats, "stats [-H] [-p] [--json]"},
+    {"check", cmd_check, "check"},
+    {0},
 };
 
 int main(int argc, char **argv)

@@ -54,9 +54,9 @@ struct snapfs_req {
 	uint64_t id;
 	uint64_t epoch;
 	uint64_t cursor;
-	int64_t expires;  /* unix time, 0: never */
+	int64_t expires; /* unix time, 0: never */
 	uint32_t count;
-	uint32_t len;	  /* bytes used in data */
+	uint32_t len; /* bytes used in data */
 	char label[SNAPFS_PROTO_LABEL];
 	char data[SNAPFS_PROTO_DATA];
 };

@@ -133,7 +133,8 @@ static int add_tree(fuse_req_t req, struct pinset *ps, int dirfd, const char *pr
 		char path[PATH_MAX];
 		int len = *prefix ? snprintf(path, sizeof(path), "%s/%s", prefix, de->d_name)
 				  : snprintf(path, sizeof(path), "%s", de->d_name);
-		if (fstat(fd, &st) || inode_is_hidden(st.st_dev, st.st_ino) || len >= (int)sizeof(path)) {
+		if (fstat(fd, &st) || inode_is_hidden(st.st_dev, st.st_ino) ||
+		    len >= (int)sizeof(path)) {
 			close(fd);
 			continue;
 		}
@@ -177,7 +178,8 @@ static int op_pin(fuse_req_t req, struct snapfs_req *r)
 		if (S_ISREG(st.st_mode)) {
 			rc = pinset_add(req, &ps, fd, rel);
 		} else if (S_ISDIR(st.st_mode)) {
-			rc = (r->flags & SNAPFS_PIN_RECURSIVE) ? add_tree(req, &ps, fd, rel, 0) : -EISDIR;
+			rc = (r->flags & SNAPFS_PIN_RECURSIVE) ? add_tree(req, &ps, fd, rel, 0)
+							       : -EISDIR;
 			close(fd);
 		} else {
 			close(fd);
@@ -290,9 +292,15 @@ static int list_cb(void *arg, const struct store_snap *s)
 		return 1;
 	}
 	struct snapfs_rec_snap rec = {
-		.id = s->id, .epoch = s->epoch, .created = s->created, .expires = s->expires,
-		.nfiles = s->nfiles, .bytes_held = s->bytes_held, .uid = s->uid,
-		.kind = s->kind == STORE_EPHEMERAL, .state = s->state == STORE_STALE,
+	    .id = s->id,
+	    .epoch = s->epoch,
+	    .created = s->created,
+	    .expires = s->expires,
+	    .nfiles = s->nfiles,
+	    .bytes_held = s->bytes_held,
+	    .uid = s->uid,
+	    .kind = s->kind == STORE_EPHEMERAL,
+	    .state = s->state == STORE_STALE,
 	};
 	strlcpy(rec.label, s->label, sizeof(rec.label));
 	memcpy(r->data + (size_t)r->count * sizeof(rec), &rec, sizeof(rec));
@@ -318,8 +326,8 @@ static int op_stats(struct snapfs_req *r)
 	if (rc)
 		return rc;
 	struct snapfs_rec_stats out = {
-		s.bytes_on_disk, s.bytes_preserved, s.extents, s.snapshots, s.epoch,
-		s.block_size, s.cow_copies, s.cow_bytes, s.store_reads, s.store_read_bytes,
+	    s.bytes_on_disk, s.bytes_preserved, s.extents,   s.snapshots,   s.epoch,
+	    s.block_size,    s.cow_copies,	s.cow_bytes, s.store_reads, s.store_read_bytes,
 	};
 	memcpy(r->data, &out, sizeof(out));
 	r->len = sizeof(out);
@@ -479,9 +487,13 @@ static int op_show(fuse_req_t req, struct snapfs_req *r)
 			break;
 		}
 		struct snapfs_rec_file rec = {
-			.fid = f->fid, .size = (uint64_t)f->st.st_size, .mtime = f->st.st_mtim.tv_sec,
-			.mode = f->st.st_mode, .uid = f->st.st_uid, .gid = f->st.st_gid,
-			.reclen = (uint32_t)(((sizeof(rec) + plen) + 7) & ~(size_t)7),
+		    .fid = f->fid,
+		    .size = (uint64_t)f->st.st_size,
+		    .mtime = f->st.st_mtim.tv_sec,
+		    .mode = f->st.st_mode,
+		    .uid = f->st.st_uid,
+		    .gid = f->st.st_gid,
+		    .reclen = (uint32_t)(((sizeof(rec) + plen) + 7) & ~(size_t)7),
 		};
 		memcpy(p, &rec, sizeof(rec));
 		memcpy(p + sizeof(rec), f->path, plen);
@@ -543,7 +555,9 @@ static int op_diff(fuse_req_t req, struct snapfs_req *r)
 		} else if (st != 0 || rs.n > skip) {
 			size_t plen = strlen(f->path) + 1, head = sizeof(struct snapfs_rec_diff);
 			size_t room = sizeof(r->data) - r->len;
-			size_t fit = room >= head + plen + 8 ? (room - head - plen - 7) / sizeof(struct snapfs_range) : 0;
+			size_t fit = room >= head + plen + 8
+					 ? (room - head - plen - 7) / sizeof(struct snapfs_range)
+					 : 0;
 			size_t left = st ? 0 : rs.n - skip, k = left < fit ? left : fit;
 			if ((left && !k) || room < head + plen + 8) {
 				r->cursor = i << 32 | skip; /* none of it fits: next answer */
@@ -551,13 +565,17 @@ static int op_diff(fuse_req_t req, struct snapfs_req *r)
 				size_t len = head + k * sizeof(struct snapfs_range) + plen;
 				char *p = rec_room(r, len);
 				struct snapfs_rec_diff rec = {
-					.fid = f->fid, .size = (uint64_t)f->st.st_size, .status = st,
-					.flags = k < left ? SNAPFS_DIFF_MORE : 0, .nranges = (uint32_t)k,
-					.reclen = (uint32_t)((len + 7) & ~(size_t)7),
+				    .fid = f->fid,
+				    .size = (uint64_t)f->st.st_size,
+				    .status = st,
+				    .flags = k < left ? SNAPFS_DIFF_MORE : 0,
+				    .nranges = (uint32_t)k,
+				    .reclen = (uint32_t)((len + 7) & ~(size_t)7),
 				};
 				memcpy(p, &rec, head);
 				if (k)
-					memcpy(p + head, rs.v + skip, k * sizeof(struct snapfs_range));
+					memcpy(p + head, rs.v + skip,
+					       k * sizeof(struct snapfs_range));
 				memcpy(p + head + k * sizeof(struct snapfs_range), f->path, plen);
 				if (k < left)
 					r->cursor = i << 32 | (skip + k);
@@ -642,7 +660,9 @@ static int target_get(fuse_req_t req, const char *path, const struct stat *pst,
 	if (rc == -ENOENT) {
 		struct sfs_cred c;
 		rc = cred_enter(req, &c);
-		int fd = rc ? -1 : openat(t->parent->fd, comp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+		int fd =
+		    rc ? -1
+		       : openat(t->parent->fd, comp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
 		if (rc == 0 && fd < 0)
 			rc = -errno;
 		if (fd >= 0) {
@@ -782,7 +802,8 @@ static int restore_file(fuse_req_t req, uint64_t id, const struct sfile *f,
 			else if (k == 0)
 				break;
 			else
-				rc = restore_chunk(t.inode, sf, fd, snap, live, (size_t)k, at, &out->written);
+				rc = restore_chunk(t.inode, sf, fd, snap, live, (size_t)k, at,
+						   &out->written);
 			at += (uint64_t)(k > 0 ? k : 0);
 		}
 	}
@@ -845,7 +866,8 @@ static int op_restore(fuse_req_t req, struct snapfs_req *r)
 			r->cursor = i;
 			break;
 		}
-		struct snapfs_rec_restore rec = {.reclen = (uint32_t)((head + plen + 7) & ~(size_t)7)};
+		struct snapfs_rec_restore rec = {.reclen =
+						     (uint32_t)((head + plen + 7) & ~(size_t)7)};
 		rec.status = restore_file(req, r->id, f, &rec);
 		char *p = rec_room(r, head + plen);
 		memcpy(p, &rec, head);
@@ -927,7 +949,9 @@ void sfs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 			rc = op_release(req, r);
 			break;
 		case SNAPFS_OP_FREEZE:
-			rc = op_freeze(req, inode, inode->kind == SFS_REAL && S_ISREG(inode->type) ? fi : NULL, r);
+			rc = op_freeze(req, inode,
+				       inode->kind == SFS_REAL && S_ISREG(inode->type) ? fi : NULL,
+				       r);
 			break;
 		case SNAPFS_OP_LIST:
 			rc = op_list(req, r);

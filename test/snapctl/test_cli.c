@@ -77,8 +77,8 @@ static struct res *run_in(const char *cwd, ...)
 	pid_t pid = fork();
 	cr_assert_neq(pid, -1);
 	if (pid == 0) {
-		if (run_uid >= 0 && (setgroups(0, NULL) || setgid((gid_t)run_uid) ||
-				     setuid((uid_t)run_uid)))
+		if (run_uid >= 0 &&
+		    (setgroups(0, NULL) || setgid((gid_t)run_uid) || setuid((uid_t)run_uid)))
 			_exit(125);
 		if (chdir(cwd ? cwd : mnt))
 			_exit(126);
@@ -102,13 +102,13 @@ static struct res *run_in(const char *cwd, ...)
 #define run(...) run_in(NULL, __VA_ARGS__, (const char *)NULL)
 
 /* Exact status, stdout and stderr. */
-#define expect(r, st, o, e)                                                                     \
-	do {                                                                                    \
-		struct res *r_ = (r);                                                           \
-		cr_assert_eq(r_->status, st, "exit %d, expected %d; stdout:\n%s\nstderr:\n%s",   \
-			     r_->status, st, r_->out, r_->err);                                 \
-		cr_assert_str_eq(r_->out, o, "stdout:\n%s\nexpected:\n%s", r_->out, (char *)(o)); \
-		cr_assert_str_eq(r_->err, e, "stderr:\n%s\nexpected:\n%s", r_->err, (char *)(e)); \
+#define expect(r, st, o, e)                                                                        \
+	do {                                                                                       \
+		struct res *r_ = (r);                                                              \
+		cr_assert_eq(r_->status, st, "exit %d, expected %d; stdout:\n%s\nstderr:\n%s",     \
+			     r_->status, st, r_->out, r_->err);                                    \
+		cr_assert_str_eq(r_->out, o, "stdout:\n%s\nexpected:\n%s", r_->out, (char *)(o));  \
+		cr_assert_str_eq(r_->err, e, "stderr:\n%s\nexpected:\n%s", r_->err, (char *)(e));  \
 	} while (0)
 
 /* The first line of stderr, for usage errors (the usage line follows). */
@@ -242,8 +242,8 @@ Test(snapctl, help_version_and_usage_errors)
 	expect(run("--version"), 0, "snapctl 0.1.0\n", "");
 	expect(run("pin", "--help"), 0,
 	       "usage: snapctl [-m MNT] pin [-r] [-l LABEL] [--expire DURATION] PATH...\n", "");
-	expect(run("diff", "--help"), 0, "usage: snapctl [-m MNT] diff [-H] [-p] [--json] ID [PATH]\n",
-	       "");
+	expect(run("diff", "--help"), 0,
+	       "usage: snapctl [-m MNT] diff [-H] [-p] [--json] ID [PATH]\n", "");
 	expect_usage(run_in(NULL, (const char *)NULL), "snapctl: missing COMMAND");
 	expect_usage(run("frob"), "snapctl: frob: unknown command");
 	expect_usage(run("-x", "list"), "snapctl: -x: unknown option");
@@ -326,7 +326,8 @@ Test(snapctl, pin_list_show_release)
 	char *nl = strchr(r->out, '\n');
 	cr_assert_not_null(nl);
 	*nl = 0;
-	cr_assert_str_eq(r->out, "ID  EPOCH  CREATED              FILES  HELD  LABEL  OWNER  STATE");
+	cr_assert_str_eq(r->out,
+			 "ID  EPOCH  CREATED              FILES  HELD  LABEL  OWNER  STATE");
 	cr_assert_str_eq(r->err, "");
 
 	/* -H -p: tab-separated, no header, ID first, exact numbers */
@@ -361,7 +362,8 @@ Test(snapctl, pin_list_show_release)
 		  "%s", r->out);
 	cr_assert(strstr(r->out, "\"state\": \"expiring\""), "%s", r->out);
 
-	expect(run("show", "2"), 0, "PATH    SIZE  MODE\nd/a       8K  0644\nd/e/b  1.50K  0644\n", "");
+	expect(run("show", "2"), 0, "PATH    SIZE  MODE\nd/a       8K  0644\nd/e/b  1.50K  0644\n",
+	       "");
 	expect(run("show", "-H", "-p", "1"), 0, "d/a\t8192\t0644\ntop\t3\t0600\n", "");
 	r = run("show", "--json", "1");
 	cr_assert_eq(r->status, 0);
@@ -409,13 +411,13 @@ Test(snapctl, diff_truncated_extended_untouched_and_overwritten)
 	struct res *r = run("diff", "--json", "1");
 	cr_assert_eq(r->status, 0);
 	expect_json(r->out, "diff");
-	cr_assert_str_eq(r->out,
-			 "{\"output_version\": {\"command\": \"snapctl diff\", \"vers_major\": 0, "
-			 "\"vers_minor\": 1}, \"id\": 1, \"files\": [\n"
-			 "  {\"path\": \"d/x\", \"size\": 4096, \"ranges\": [[0, 4096]]},\n"
-			 "  {\"path\": \"ext\", \"size\": 4096, \"ranges\": [[4096, 5904]]},\n"
-			 "  {\"path\": \"over\", \"size\": 16384, \"ranges\": [[4096, 4096]]},\n"
-			 "  {\"path\": \"trunc\", \"size\": 12288, \"ranges\": [[4096, 8192]]}\n]}\n");
+	cr_assert_str_eq(
+	    r->out, "{\"output_version\": {\"command\": \"snapctl diff\", \"vers_major\": 0, "
+		    "\"vers_minor\": 1}, \"id\": 1, \"files\": [\n"
+		    "  {\"path\": \"d/x\", \"size\": 4096, \"ranges\": [[0, 4096]]},\n"
+		    "  {\"path\": \"ext\", \"size\": 4096, \"ranges\": [[4096, 5904]]},\n"
+		    "  {\"path\": \"over\", \"size\": 16384, \"ranges\": [[4096, 4096]]},\n"
+		    "  {\"path\": \"trunc\", \"size\": 12288, \"ranges\": [[4096, 8192]]}\n]}\n");
 	/* an unlinked file: all of it differs from nothing */
 	cr_assert_eq(unlink(J(mnt, "same")), 0);
 	expect(run("diff", "-H", "-p", "1", "same"), 0, "same\t0\t8192\n", "");
@@ -477,7 +479,8 @@ Test(snapctl, restore_writes_only_differing_blocks_and_keeps_later_snapshots)
 	close(fd);
 	expect(run("pin", "f"), 0, "2\n", "");
 	char later[2][1 << 17];
-	cr_assert_eq(tu_read_file(J(mnt, ".snapshots/2/f"), later[0], sizeof(later[0])), (ssize_t)len);
+	cr_assert_eq(tu_read_file(J(mnt, ".snapshots/2/f"), later[0], sizeof(later[0])),
+		     (ssize_t)len);
 	expect(run("diff", "-H", "-p", "1", "f"), 0,
 	       "f\t8192\t4096\nf\t20480\t4096\nf\t28672\t4096\n", "");
 
@@ -488,7 +491,8 @@ Test(snapctl, restore_writes_only_differing_blocks_and_keeps_later_snapshots)
 	/* snapshot 2 needed the two blocks restore overwrote: preserved, 8 KiB */
 	cr_assert_eq(stat_value("cow_bytes") - cow0, 8192);
 	cr_assert_gt(stat_value("cow_copies"), copies0);
-	cr_assert_eq(tu_read_file(J(mnt, ".snapshots/2/f"), later[1], sizeof(later[1])), (ssize_t)len);
+	cr_assert_eq(tu_read_file(J(mnt, ".snapshots/2/f"), later[1], sizeof(later[1])),
+		     (ssize_t)len);
 	cr_assert(!memcmp(later[0], later[1], len), "snapshot 2 changed by the restore");
 	/* restoring again writes nothing */
 	expect(run("restore", "1"), 0, "", "");
@@ -558,9 +562,9 @@ Test(snapctl, stats_and_check)
 	pwrite_at("f", "x", 1, 0);
 	struct res *r = run("stats", "-H", "-p");
 	cr_assert_eq(r->status, 0);
-	const char *names[] = {"bytes_on_disk", "bytes_preserved", "extents", "snapshots",
-			       "epoch", "block_size", "cow_copies", "cow_bytes",
-			       "store_reads", "store_read_bytes"};
+	const char *names[] = {"bytes_on_disk", "bytes_preserved", "extents",	 "snapshots",
+			       "epoch",		"block_size",	   "cow_copies", "cow_bytes",
+			       "store_reads",	"store_read_bytes"};
 	char *save = NULL, *ln = strtok_r(r->out, "\n", &save);
 	for (size_t i = 0; i < 10; i++, ln = strtok_r(NULL, "\n", &save)) {
 		cr_assert_not_null(ln, "line %zu missing", i);
@@ -617,22 +621,22 @@ Test(snapctl, malformed_requests_get_einval)
 		const char *data;
 		size_t dlen;
 	} bad[] = {
-		{SNAPFS_OP_SHOW, 0, 0, 4, 0, "abc", 4},		   /* SHOW takes no data */
-		{SNAPFS_OP_SHOW, 1, 0, 0, 0, NULL, 0},		   /* unknown flag */
-		{SNAPFS_OP_SHOW, 0, 0, 0, 2, NULL, 0},		   /* cursor past the files */
-		{SNAPFS_OP_DIFF, 0, 1, 0, 0, NULL, 0},		   /* a filter without data */
-		{SNAPFS_OP_DIFF, 0, 0, 2, 0, "f", 2},		   /* data without a count */
-		{SNAPFS_OP_DIFF, 0, 2, 2, 0, "f", 2},		   /* fewer strings than count */
-		{SNAPFS_OP_DIFF, 0, 1, 4, 0, "f\0g", 4},	   /* not NUL-terminated */
-		{SNAPFS_OP_DIFF, 0, 1, 4, 0, "f\0g\0", 4},	   /* more strings than count */
-		{SNAPFS_OP_DIFF, 0, 0, 0, (uint64_t)5 << 32, NULL, 0}, /* cursor past the files */
-		{SNAPFS_OP_DIFF, 0, 1, SNAPFS_PROTO_DATA + 1, 0, "f", 2}, /* len too long */
-		{SNAPFS_OP_RESTORE, 0, 1, 3, 0, "abc", 3},	   /* not NUL-terminated */
-		{SNAPFS_OP_RESTORE, 0, 0, 0, 9, NULL, 0},	   /* cursor past the files */
-		{SNAPFS_OP_RESTORE, 4, 0, 0, 0, NULL, 0},	   /* unknown flag */
-		{SNAPFS_OP_CHECK, 1, 0, 0, 0, NULL, 0},		   /* unknown flag */
-		{SNAPFS_OP_CHECK, 0, 1, 0, 0, NULL, 0},		   /* CHECK takes no data */
-		{99, 0, 0, 0, 0, NULL, 0},			   /* unknown op */
+	    {SNAPFS_OP_SHOW, 0, 0, 4, 0, "abc", 4},		      /* SHOW takes no data */
+	    {SNAPFS_OP_SHOW, 1, 0, 0, 0, NULL, 0},		      /* unknown flag */
+	    {SNAPFS_OP_SHOW, 0, 0, 0, 2, NULL, 0},		      /* cursor past the files */
+	    {SNAPFS_OP_DIFF, 0, 1, 0, 0, NULL, 0},		      /* a filter without data */
+	    {SNAPFS_OP_DIFF, 0, 0, 2, 0, "f", 2},		      /* data without a count */
+	    {SNAPFS_OP_DIFF, 0, 2, 2, 0, "f", 2},		      /* fewer strings than count */
+	    {SNAPFS_OP_DIFF, 0, 1, 4, 0, "f\0g", 4},		      /* not NUL-terminated */
+	    {SNAPFS_OP_DIFF, 0, 1, 4, 0, "f\0g\0", 4},		      /* more strings than count */
+	    {SNAPFS_OP_DIFF, 0, 0, 0, (uint64_t)5 << 32, NULL, 0},    /* cursor past the files */
+	    {SNAPFS_OP_DIFF, 0, 1, SNAPFS_PROTO_DATA + 1, 0, "f", 2}, /* len too long */
+	    {SNAPFS_OP_RESTORE, 0, 1, 3, 0, "abc", 3},		      /* not NUL-terminated */
+	    {SNAPFS_OP_RESTORE, 0, 0, 0, 9, NULL, 0},		      /* cursor past the files */
+	    {SNAPFS_OP_RESTORE, 4, 0, 0, 0, NULL, 0},		      /* unknown flag */
+	    {SNAPFS_OP_CHECK, 1, 0, 0, 0, NULL, 0},		      /* unknown flag */
+	    {SNAPFS_OP_CHECK, 0, 1, 0, 0, NULL, 0},		      /* CHECK takes no data */
+	    {99, 0, 0, 0, 0, NULL, 0},				      /* unknown op */
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		memset(&r, 0, sizeof(r));
@@ -675,7 +679,8 @@ Test(snapctl, users_see_and_change_only_their_own_snapshots)
 	struct res *r = run("list", "-H", "-p");
 	cr_assert_eq(r->status, 0);
 	cr_assert(!strncmp(r->out, "2\t2\t", 4) && strstr(r->out, "\t-\tnobody\tvalid\n") &&
-		  !strchr(r->out, '\n')[1], "%s", r->out);
+		      !strchr(r->out, '\n')[1],
+		  "%s", r->out);
 	run_uid = -1;
 	pwrite_at("f", "xyz", 3, 10);
 	run_uid = 65534;
