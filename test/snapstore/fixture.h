@@ -58,6 +58,7 @@ static inline void fx_teardown(void)
 	fx_srcfd = -1;
 	tu_rm_rf(fx_root);
 	free(fx_root);
+	fx_root = NULL; /* a test's own .fini may run this before the suite's */
 }
 
 static inline void fx_reopen(void)
