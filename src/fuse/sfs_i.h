@@ -223,6 +223,16 @@ void sfs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 int ctl_pin_ephemeral(fuse_req_t req, struct sfs_inode *inode, char *rel, size_t rellen,
 		      uint64_t *id);
 
+/* ctl_files.c: the ops that walk a snapshot's files (see snapfs_proto.h);
+ * each returns 0 or -errno with r filled for the reply. */
+struct snapfs_req;
+struct store_snap;
+int ctl_show(fuse_req_t req, struct snapfs_req *r);
+int ctl_diff(fuse_req_t req, struct snapfs_req *r);
+int ctl_restore(fuse_req_t req, struct snapfs_req *r);
+/* Whether the caller may see snapshot id (owner or root); fills *s. */
+int ctl_visible(fuse_req_t req, uint64_t id, struct store_snap *s);
+
 /* ops_*.c */
 extern const struct fuse_lowlevel_ops sfs_ops;
 void sfs_init(void *userdata, struct fuse_conn_info *conn);
