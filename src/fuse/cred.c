@@ -27,10 +27,14 @@ void cred_init(void)
 	self_ngroups = n < 0 ? 0 : n;
 }
 
+/* Set while this thread acts as a caller: an inner cred_enter (a helper
+ * called inside an outer switch) leaves the outer one in charge. */
+static __thread int cred_active;
+
 int cred_enter(fuse_req_t req, struct sfs_cred *c)
 {
 	c->switched = 0;
-	if (!sfs.cred_switch)
+	if (!sfs.cred_switch || cred_active)
 		return 0;
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	if (ctx->uid == sfs.self_uid && ctx->gid == 0)
@@ -50,6 +54,7 @@ int cred_enter(fuse_req_t req, struct sfs_cred *c)
 		return -EPERM;
 	}
 	c->switched = 1;
+	cred_active = 1;
 	return 0;
 }
 
@@ -61,4 +66,5 @@ void cred_leave(struct sfs_cred *c)
 	setfsgid(getegid());
 	syscall(SYS_setgroups, (size_t)self_ngroups, self_groups);
 	c->switched = 0;
+	cred_active = 0;
 }

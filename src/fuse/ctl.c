@@ -157,7 +157,10 @@ static int op_pin(fuse_req_t req, struct snapfs_req *r)
 	    r->expires < 0)
 		return -EINVAL;
 	struct pinset ps = {0};
-	int rc = 0;
+	/* The walk runs as the caller: every directory on the way must be
+	 * searchable (and, with -r, readable) by them, as for open(). */
+	struct sfs_cred c;
+	int rc = cred_enter(req, &c);
 	const char *p = r->data;
 	for (uint32_t i = 0; i < r->count && rc == 0; i++) {
 		if (p >= r->data + r->len) {
@@ -186,6 +189,7 @@ static int op_pin(fuse_req_t req, struct snapfs_req *r)
 		}
 		p += plen + 1;
 	}
+	cred_leave(&c);
 	if (rc == 0 && ps.n == 0)
 		rc = -ENOENT; /* a recursive pin of directories holding no file */
 	if (rc == 0) {
