@@ -307,6 +307,42 @@ Test(view, other_user_cannot_read_snapshot_of_0600_file)
 	cr_assert_eq(read_path(VP(id, "f600"), buf, sizeof(buf)), 7);
 }
 
+/* A raw PIN of one path relative to the mount root, as the daemon sees it
+ * (libsnapfs would already fail in realpath). Returns the status. */
+static int raw_pin(const char *rel, uint32_t flags)
+{
+	struct snapfs_req *r = calloc(1, sizeof(*r));
+	r->op = SNAPFS_OP_PIN;
+	r->count = 1;
+	r->flags = flags;
+	r->len = (uint32_t)strlen(rel) + 1;
+	memcpy(r->data, rel, r->len);
+	int rc = ctl(r);
+	free(r);
+	return rc;
+}
+
+static int nobody_pins_through_closed_dir(void *p)
+{
+	(void)p;
+	NB_CHECK(1, raw_pin("closed/open.txt", 0) == -EACCES);
+	NB_CHECK(2, raw_pin(".", SNAPFS_PIN_RECURSIVE) == -EACCES);
+	NB_CHECK(3, raw_pin("open.txt", 0) == 0);
+	return 0;
+}
+
+Test(view, other_user_cannot_pin_through_a_directory_it_cannot_search)
+{
+	fx_mount("allow_other");
+	cr_assert_eq(mkdir(MP("closed"), 0700), 0);
+	write_path(MP("closed/open.txt"), "readable", 8);
+	cr_assert_eq(chmod(MP("closed/open.txt"), 0644), 0);
+	write_path(MP("open.txt"), "readable", 8);
+	cr_assert_eq(chmod(MP("open.txt"), 0644), 0);
+	int rc = as_nobody(nobody_pins_through_closed_dir, NULL);
+	cr_assert_eq(rc, 0, "a check as nobody failed (see stderr): %d", rc);
+}
+
 /* ------------------------------------------------------- libsnapfs errors */
 
 Test(view, release_of_unknown_id_is_enoent)
