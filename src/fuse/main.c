@@ -290,6 +290,7 @@ int main(int argc, char *argv[])
 		if (fuse_daemonize(0) || open_store(fs))
 			goto out_unmount;
 	}
+	sfs_notify("READY=1"); /* systemd Type=notify: mounted and serving (notify.c) */
 	pthread_t tick;
 	int ticking = pthread_create(&tick, NULL, tick_main, fs) == 0;
 
@@ -304,6 +305,7 @@ int main(int argc, char *argv[])
 	if (ticking)
 		pthread_join(tick, NULL);
 out_unmount:
+	sfs_notify("STOPPING=1"); /* systemd: leaving (notify.c) */
 	fuse_session_unmount(fs->se);
 out_signals:
 	fuse_remove_signal_handlers(fs->se);

@@ -134,6 +134,11 @@ int opts_parse(struct fuse_args *args, struct sfs_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->timeout = 86400.0;
+	int h = helper_args(args); /* run as mount.snapfs / mount.fuse.snapfs */
+	if (h < 0)
+		return -1;
+	if (h > 0)
+		exit(0); /* mount -f: a fake mount does nothing, successfully */
 	if (fuse_opt_parse(args, o, sfs_opt_table, opt_proc) == -1)
 		return -1;
 	return 0;

@@ -135,6 +135,15 @@ int opts_parse(struct fuse_args *args, struct sfs_opts *o);
 int opts_validate(struct sfs_opts *o);
 void opts_usage(const char *prog);
 
+/* helper.c: when run as mount.snapfs or mount.fuse.snapfs, rewrite mount(8)'s
+ * helper command line into the daemon's. 0: done (or not a helper), 1: fake
+ * mount (mount -f), nothing to do; -1: bad arguments, message printed. */
+int helper_args(struct fuse_args *args);
+
+/* notify.c: send state ("READY=1", "STOPPING=1") to systemd over
+ * $NOTIFY_SOCKET; nothing without it. Returns 0 or -errno. */
+int sfs_notify(const char *state);
+
 /* log.c */
 enum { SFS_LOG_ERR = 3, SFS_LOG_WARNING = 4, SFS_LOG_NOTICE = 5, SFS_LOG_INFO = 6, SFS_LOG_DEBUG = 7 };
 void sfs_log_init(int to_stderr, int level);
