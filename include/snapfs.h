@@ -51,6 +51,82 @@ SNAPFS_API char *snapfs_snapshot_path(const char *path, uint64_t id);
 /* The root of the snapfs mount holding path (caller frees). */
 SNAPFS_API char *snapfs_mount_root(const char *path);
 
+/*
+ * Deferred I/O (docs/SEGMENT.md): a segment is a reserved region of any
+ * size (no memory or swap committed) into which snapseg_read() "reads" a
+ * file range in constant time by pinning an ephemeral snapshot of it; each
+ * page is filled from the snapshot the first time it is touched, so the
+ * bytes are those of read time whatever happens to the file afterwards.
+ * Segments need userfaultfd with write-protect support (Linux 5.7+;
+ * unprivileged processes use UFFD_USER_MODE_ONLY): without it
+ * snapseg_create() fails with ENOTSUP. All functions are thread-safe;
+ * a process may have many segments.
+ *
+ * Caveats. If the daemon dies, touching a page that was never filled
+ * raises SIGBUS (the page is replaced by an empty shared mapping);
+ * filled pages keep their bytes. The region is not inherited by children
+ * (MADV_DONTFORK). For an unprivileged process the kernel cannot fill pages
+ * on behalf of a system call: passing unfilled segment memory to read(2),
+ * write(2) and the like fails with EFAULT; touch it first, or use
+ * snapseg_write().
+ */
+struct snapseg;
+struct snapseg_stats {
+	uint64_t faults;	 /* page faults served (MISSING faults) */
+	uint64_t bytes_loaded;	 /* bytes filled from snapshots */
+	uint64_t pages_written;	 /* pages snapseg_write actually wrote */
+	uint64_t pages_skipped;	 /* pages snapseg_write skipped as unchanged */
+	uint64_t snapshots_held; /* snapshots this segment still holds */
+};
+
+/* A new segment of size bytes (rounded up to pages), reading as zeros.
+ * NULL with errno: EINVAL for size 0, ENOTSUP when userfaultfd or its
+ * write-protect mode is missing, ENOMEM. Free it with snapseg_destroy(). */
+SNAPFS_API struct snapseg *snapseg_create(size_t size);
+
+/* The first byte of the segment (page-aligned). */
+SNAPFS_API void *snapseg_base(const struct snapseg *seg);
+
+/* Logically pread(fd, dst, len, off): returns the number of bytes the file
+ * had there (len, or less at end of file) as soon as a snapshot is pinned,
+ * in time independent of len. [dst, dst + len) must lie in the segment
+ * (EINVAL otherwise); dst and off may have any alignment. The partial pages
+ * at either end are filled at once; whole pages when first touched. Pages
+ * that showed an earlier read are detached from it. On a file not on a
+ * snapfs mount this is a plain pread(). -1 with errno on failure. */
+SNAPFS_API ssize_t snapseg_read(struct snapseg *seg, void *dst, int fd, size_t len, off_t off);
+
+/* Logically pwrite(fd, src, len, off), returning len: pages of src that
+ * still show a snapshot of this same file at this same offset, were never
+ * stored to, and whose bytes in the file have not changed since that
+ * snapshot are skipped; everything else is written. src need not be in the
+ * segment (then it is a plain pwrite). -1 with errno on failure (some bytes
+ * may have been written). */
+SNAPFS_API ssize_t snapseg_write(struct snapseg *seg, const void *src, int fd, size_t len,
+				 off_t off);
+
+/* Zero [addr, addr + len) of the segment and detach its pages from their
+ * snapshots without loading them. -1 with errno (EINVAL: not in the segment). */
+SNAPFS_API int snapseg_discard(struct snapseg *seg, void *addr, size_t len);
+
+/* A consistent copy of the segment's counters. */
+SNAPFS_API int snapseg_stats(const struct snapseg *seg, struct snapseg_stats *st);
+
+/* Unmap the segment and release every snapshot it holds. seg may be NULL. */
+SNAPFS_API void snapseg_destroy(struct snapseg *seg);
+
+/* Pin an ephemeral snapshot of fd's file (regular, on snapfs) now and map
+ * [off, off + len) of it privately: pages fill lazily from the snapshot,
+ * stores stay private, the bytes never change, and the page cache is shared
+ * with every process mapping the same snapshot. off must be page-aligned.
+ * *id (may be NULL) receives the snapshot id. Release with snapfs_unmap()
+ * (same addr and len). NULL with errno (ENOTSUP: not on snapfs). */
+SNAPFS_API void *snapfs_map(int fd, off_t off, size_t len, uint64_t *id);
+
+/* Unmap a snapfs_map() mapping and release its snapshot. -1 with EINVAL
+ * when addr/len is not such a mapping. */
+SNAPFS_API int snapfs_unmap(void *addr, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,901 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The deferred-I/O segment (docs/SEGMENT.md). A segment is an anonymous
+ * MAP_NORESERVE region registered with its own userfaultfd in MISSING and
+ * write-protect modes, served by one handler thread. snapseg_read() pins
+ * an ephemeral snapshot of the file (struct snaphold) and records an
+ * association "pages [s, e) of the segment show the snapshot at file offset
+ * page address + delta"; nothing is copied. The first touch of such a page
+ * is a MISSING fault: the handler preads the view file and installs the
+ * bytes with UFFDIO_COPY, write-protected, so that the first store to the
+ * page comes back as a WP fault and detaches it (a store to an unfilled
+ * page arrives as a write MISSING fault: filled without protection and
+ * detached at once). A snapshot whose last page detaches is dropped at
+ * once. Pages without an association fill with zeros.
+ *
+ * Watch for: the handler holds seg->lock while it fills, so no thread may
+ * touch segment memory while holding the lock (snapseg_write plans under
+ * the lock and copies after). Under UFFD_USER_MODE_ONLY the kernel does
+ * not fault segment pages in for a system call (EFAULT), so every byte
+ * moved between files and the segment goes through a user-space bounce
+ * buffer or UFFDIO_COPY.
+ */
+#include "snapfs.h"
+#include "snapfs_proto.h"
+#include "client_i.h"
+#include "snapseg_i.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define PG	   4096UL
+#define BOUNCE	   (1UL << 20) /* bounce buffers and the largest fill */
+#define FILL_FIRST 16	       /* pages of the first sequential batch (64 KiB) */
+#define FILL_MAX   (BOUNCE / PG)
+
+/* One snapseg_read's snapshot and the pages that still show it. */
+struct segsnap {
+	struct snaphold h;
+	int64_t delta;	       /* file offset of a byte = its address + delta */
+	uint64_t pages;	       /* pages still associated; protected by seg->lock */
+	struct segsnap *next;  /* protected by seg->lock */
+};
+
+/* Pages [s, e) (page indices from base) show snapshot r. */
+struct segext {
+	uintptr_t s, e;
+	struct segsnap *r;
+};
+
+struct snapseg {
+	char *base;
+	size_t size;
+	int uffd, stopfd;
+	pthread_t thread;
+	char *fillbuf; /* handler thread only */
+	pthread_mutex_t lock;
+	struct segext *ext; /* sorted, disjoint; protected by lock */
+	size_t next, aext;  /* protected by lock */
+	struct segsnap *snaps; /* protected by lock */
+	uintptr_t seq_end;     /* handler: first page after the last fill */
+	size_t seq_batch;      /* handler: size of the last fill in pages */
+	int deadfd;	       /* empty memfd mapped over pages that cannot be filled */
+	struct snapseg_stats st; /* protected by lock */
+};
+
+/* ---- the association map ---- */
+
+/* Index of the first extent with e > pg. */
+static size_t ext_find(const struct snapseg *seg, uintptr_t pg)
+{
+	size_t lo = 0, hi = seg->next;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (seg->ext[mid].e <= pg)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static struct segext *ext_lookup(struct snapseg *seg, uintptr_t pg)
+{
+	size_t i = ext_find(seg, pg);
+	return i < seg->next && seg->ext[i].s <= pg ? &seg->ext[i] : NULL;
+}
+
+static int ext_room(struct snapseg *seg, size_t more)
+{
+	if (seg->next + more <= seg->aext)
+		return 0;
+	size_t na = seg->aext ? seg->aext * 2 : 64;
+	while (na < seg->next + more)
+		na *= 2;
+	struct segext *v = reallocarray(seg->ext, na, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	seg->ext = v;
+	seg->aext = na;
+	return 0;
+}
+
+static void snap_unlink(struct snapseg *seg, struct segsnap *r)
+{
+	struct segsnap **pp = &seg->snaps;
+	while (*pp != r)
+		pp = &(*pp)->next;
+	*pp = r->next;
+	snaphold_drop(&r->h);
+	free(r);
+	seg->st.snapshots_held--;
+}
+
+/* Drop snapshots no page shows any more. */
+static void snaps_reap(struct snapseg *seg)
+{
+	for (struct segsnap *r = seg->snaps, *n; r; r = n) {
+		n = r->next;
+		if (!r->pages)
+			snap_unlink(seg, r);
+	}
+}
+
+/* Detach pages [s, e). Needs room for one more extent (a split). */
+static void ext_clear(struct snapseg *seg, uintptr_t s, uintptr_t e)
+{
+	size_t i = ext_find(seg, s);
+	while (i < seg->next && seg->ext[i].s < e) {
+		struct segext *x = &seg->ext[i];
+		if (x->s < s && x->e > e) { /* split */
+			memmove(x + 1, x, (seg->next - i) * sizeof(*x));
+			seg->next++;
+			x[1].s = e;
+			x->e = s;
+			x->r->pages -= e - s;
+			return;
+		}
+		if (x->s < s) {
+			x->r->pages -= x->e - s;
+			x->e = s;
+			i++;
+		} else if (x->e > e) {
+			x->r->pages -= e - x->s;
+			x->s = e;
+			return;
+		} else {
+			x->r->pages -= x->e - x->s;
+			memmove(x, x + 1, (seg->next - i - 1) * sizeof(*x));
+			seg->next--;
+		}
+	}
+}
+
+/* Pages [s, e) now show r (after ext_clear of the same range). */
+static void ext_insert(struct snapseg *seg, uintptr_t s, uintptr_t e, struct segsnap *r)
+{
+	size_t i = ext_find(seg, s);
+	memmove(&seg->ext[i + 1], &seg->ext[i], (seg->next - i) * sizeof(seg->ext[0]));
+	seg->ext[i] = (struct segext){s, e, r};
+	seg->next++;
+	r->pages += e - s;
+}
+
+/* ---- the fault handler ---- */
+
+/* A page that cannot be filled (the daemon is gone, the store failed):
+ * an empty shared memfd goes over it, so the waiting thread re-faults into
+ * SIGBUS (access beyond the end of the object) instead of hanging. */
+static void page_kill(struct snapseg *seg, uintptr_t pg)
+{
+	char *a = seg->base + pg * PG;
+	if (seg->deadfd < 0)
+		seg->deadfd = memfd_create("snapseg-unfillable", MFD_CLOEXEC);
+	if (seg->deadfd < 0 ||
+	    mmap(a, PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, seg->deadfd, 0) == MAP_FAILED)
+		mmap(a, PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0); /* SIGSEGV */
+	struct uffdio_range wr = {(uintptr_t)a, PG};
+	ioctl(seg->uffd, UFFDIO_WAKE, &wr);
+}
+
+static void wake(struct snapseg *seg, uintptr_t pg)
+{
+	struct uffdio_range wr = {(uintptr_t)(seg->base + pg * PG), PG};
+	ioctl(seg->uffd, UFFDIO_WAKE, &wr);
+}
+
+/* Install n pages at page pg from buf; EEXIST (already there) ends early
+ * but counts as done for the first page. 0 or -errno. */
+static int install(struct snapseg *seg, uintptr_t pg, const void *buf, size_t n, bool wp)
+{
+	struct uffdio_copy c = {
+	    .dst = (uintptr_t)(seg->base + pg * PG),
+	    .src = (uintptr_t)buf,
+	    .len = n * PG,
+	    .mode = wp ? UFFDIO_COPY_MODE_WP : 0,
+	};
+	for (;;) {
+		if (ioctl(seg->uffd, UFFDIO_COPY, &c) == 0)
+			return 0;
+		if (errno == EEXIST) {
+			wake(seg, pg);
+			return 0;
+		}
+		if (errno != EAGAIN)
+			return -errno;
+		if (c.copy > 0) {
+			c.dst += (uint64_t)c.copy;
+			c.src += (uint64_t)c.copy;
+			c.len -= (uint64_t)c.copy;
+		}
+		c.copy = 0;
+	}
+}
+
+static void on_missing(struct snapseg *seg, uintptr_t pg, bool write)
+{
+	pthread_mutex_lock(&seg->lock);
+	seg->st.faults++;
+	struct segext *x = ext_lookup(seg, pg);
+	if (!x) {
+		struct uffdio_zeropage z = {.range = {(uintptr_t)(seg->base + pg * PG), PG}};
+		while (ioctl(seg->uffd, UFFDIO_ZEROPAGE, &z) && errno == EAGAIN)
+			z.zeropage = 0;
+		if (z.zeropage == -EEXIST)
+			wake(seg, pg);
+		pthread_mutex_unlock(&seg->lock);
+		return;
+	}
+	/* Batch when the faults walk forward, one page when they jump. */
+	size_t n = 1;
+	if (!write && pg == seg->seq_end) {
+		n = seg->seq_batch < FILL_FIRST ? FILL_FIRST : seg->seq_batch * 2;
+		if (n > FILL_MAX)
+			n = FILL_MAX;
+		if (n > x->e - pg)
+			n = x->e - pg;
+	}
+	struct segsnap *r = x->r;
+	off_t foff = (off_t)((int64_t)(uintptr_t)(seg->base + pg * PG) + r->delta);
+	size_t got = 0;
+	while (got < n * PG) {
+		ssize_t k = pread(r->h.view, seg->fillbuf + got, n * PG - got, foff + (off_t)got);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		got += (size_t)k;
+	}
+	if (got == 0 || (got < n * PG && (uint64_t)foff + got < r->h.size)) {
+		/* Nothing could be read where the snapshot has bytes. */
+		if (got < PG) {
+			page_kill(seg, pg);
+			ext_clear(seg, pg, pg + 1);
+			snaps_reap(seg);
+			pthread_mutex_unlock(&seg->lock);
+			return;
+		}
+		n = got / PG;
+	}
+	if (got < n * PG)
+		memset(seg->fillbuf + got, 0, n * PG - got);
+	seg->st.bytes_loaded += n * PG;
+	int rc = install(seg, pg, seg->fillbuf, n, !write);
+	if (rc)
+		page_kill(seg, pg);
+	if (write || rc) { /* the store that faults detaches the page */
+		ext_clear(seg, pg, pg + 1);
+		snaps_reap(seg);
+	}
+	seg->seq_end = pg + n;
+	seg->seq_batch = n;
+	pthread_mutex_unlock(&seg->lock);
+}
+
+static void on_wp(struct snapseg *seg, uintptr_t pg)
+{
+	pthread_mutex_lock(&seg->lock);
+	if (ext_lookup(seg, pg)) {
+		ext_clear(seg, pg, pg + 1);
+		snaps_reap(seg);
+	}
+	pthread_mutex_unlock(&seg->lock);
+	struct uffdio_writeprotect w = {.range = {(uintptr_t)(seg->base + pg * PG), PG}, .mode = 0};
+	while (ioctl(seg->uffd, UFFDIO_WRITEPROTECT, &w) && errno == EAGAIN)
+		;
+}
+
+static void *handler(void *arg)
+{
+	struct snapseg *seg = arg;
+	struct uffd_msg msg[16];
+	struct pollfd pfd[2] = {{seg->uffd, POLLIN, 0}, {seg->stopfd, POLLIN, 0}};
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pfd[1].revents)
+			break;
+		ssize_t n = read(seg->uffd, msg, sizeof(msg));
+		if (n < 0)
+			continue;
+		for (size_t i = 0; i < (size_t)n / sizeof(msg[0]); i++) {
+			if (msg[i].event != UFFD_EVENT_PAGEFAULT)
+				continue;
+			uint64_t a = msg[i].arg.pagefault.address;
+			uint64_t fl = msg[i].arg.pagefault.flags;
+			uintptr_t pg = ((uintptr_t)a - (uintptr_t)seg->base) / PG;
+			if (fl & UFFD_PAGEFAULT_FLAG_WP)
+				on_wp(seg, pg);
+			else
+				on_missing(seg, pg, fl & UFFD_PAGEFAULT_FLAG_WRITE);
+		}
+	}
+	return NULL;
+}
+
+/* ---- the API ---- */
+
+static int uffd_open(void)
+{
+	/* Kernel-mode faults too when allowed (root, or the sysctl); user mode
+	 * only otherwise, which is all the segment relies on. */
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 && errno == EPERM)
+		fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+	if (fd < 0) {
+		if (errno == ENOSYS)
+			errno = ENOTSUP;
+		return -1;
+	}
+	struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_PAGEFAULT_FLAG_WP};
+	if (ioctl(fd, UFFDIO_API, &api)) {
+		int e = errno;
+		close(fd);
+		errno = e == EINVAL ? ENOTSUP : e;
+		return -1;
+	}
+	return fd;
+}
+
+struct snapseg *snapseg_create(size_t size)
+{
+	if (size == 0 || size > (SIZE_MAX >> 1)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	size = (size + PG - 1) & ~(PG - 1);
+	struct snapseg *seg = calloc(1, sizeof(*seg));
+	if (!seg)
+		return NULL;
+	seg->size = size;
+	seg->deadfd = -1;
+	seg->stopfd = -1;
+	pthread_mutex_init(&seg->lock, NULL);
+	seg->uffd = uffd_open();
+	if (seg->uffd < 0)
+		goto out_free;
+	seg->base = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (seg->base == MAP_FAILED)
+		goto out_uffd;
+	/* A child would see the region without its handler: zeros where the
+	 * snapshot's bytes belong. Better no mapping at all. */
+	madvise(seg->base, size, MADV_DONTFORK);
+	struct uffdio_register reg = {
+	    .range = {(uintptr_t)seg->base, size},
+	    .mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+	};
+	if (ioctl(seg->uffd, UFFDIO_REGISTER, &reg))
+		goto out_unmap;
+	uint64_t need = (1ULL << _UFFDIO_COPY) | (1ULL << _UFFDIO_ZEROPAGE) |
+			(1ULL << _UFFDIO_WAKE) | (1ULL << _UFFDIO_WRITEPROTECT);
+	if ((reg.ioctls & need) != need) {
+		errno = ENOTSUP;
+		goto out_unmap;
+	}
+	seg->fillbuf = mmap(NULL, BOUNCE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (seg->fillbuf == MAP_FAILED) {
+		seg->fillbuf = NULL;
+		goto out_unmap;
+	}
+	seg->stopfd = eventfd(0, EFD_CLOEXEC);
+	if (seg->stopfd < 0)
+		goto out_buf;
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int rc = pthread_create(&seg->thread, NULL, handler, seg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc) {
+		errno = rc;
+		goto out_stop;
+	}
+	return seg;
+out_stop:
+	close(seg->stopfd);
+out_buf:
+	munmap(seg->fillbuf, BOUNCE);
+out_unmap:;
+	int e = errno;
+	munmap(seg->base, size);
+	errno = e;
+out_uffd:
+	e = errno;
+	close(seg->uffd);
+	errno = e;
+out_free:
+	e = errno;
+	pthread_mutex_destroy(&seg->lock);
+	free(seg);
+	errno = e;
+	return NULL;
+}
+
+void *snapseg_base(const struct snapseg *seg)
+{
+	if (!seg) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return seg->base;
+}
+
+void snapseg_destroy(struct snapseg *seg)
+{
+	if (!seg)
+		return;
+	int e = errno;
+	uint64_t one = 1;
+	if (write(seg->stopfd, &one, sizeof(one)) == sizeof(one))
+		pthread_join(seg->thread, NULL);
+	munmap(seg->base, seg->size);
+	close(seg->uffd);
+	close(seg->stopfd);
+	if (seg->deadfd >= 0)
+		close(seg->deadfd);
+	munmap(seg->fillbuf, BOUNCE);
+	while (seg->snaps) {
+		struct segsnap *r = seg->snaps;
+		seg->snaps = r->next;
+		snaphold_drop(&r->h);
+		free(r);
+	}
+	free(seg->ext);
+	pthread_mutex_destroy(&seg->lock);
+	free(seg);
+	errno = e;
+}
+
+int snapseg_stats(const struct snapseg *seg, struct snapseg_stats *st)
+{
+	if (!seg || !st) {
+		errno = EINVAL;
+		return -1;
+	}
+	pthread_mutex_lock((pthread_mutex_t *)&seg->lock);
+	*st = seg->st;
+	pthread_mutex_unlock((pthread_mutex_t *)&seg->lock);
+	return 0;
+}
+
+static bool inside(const struct snapseg *seg, const void *p, size_t len)
+{
+	uintptr_t a = (uintptr_t)p, b = (uintptr_t)seg->base;
+	return a >= b && len <= seg->size && a - b <= seg->size - len;
+}
+
+/* Full pages of [p, p + len) as page indices [*s, *e); *e <= *s when none. */
+static void full_pages(const struct snapseg *seg, const void *p, size_t len, uintptr_t *s,
+		       uintptr_t *e)
+{
+	uintptr_t a = (uintptr_t)p - (uintptr_t)seg->base;
+	*s = (a + PG - 1) / PG;
+	*e = (a + len) / PG;
+}
+
+/* Detach pages [s, e) and drop their contents: they read as zeros (or as
+ * whatever is associated next) without loading anything. */
+static int pages_forget(struct snapseg *seg, uintptr_t s, uintptr_t e)
+{
+	if (e <= s)
+		return 0;
+	if (ext_room(seg, 2))
+		return -ENOMEM;
+	ext_clear(seg, s, e);
+	if (madvise(seg->base + s * PG, (e - s) * PG, MADV_DONTNEED))
+		return -errno;
+	return 0;
+}
+
+/* Copy n bytes from buf into the segment at dst (user mode: faults are
+ * served). Whole pages not yet present go in by UFFDIO_COPY. */
+static void seg_put(struct snapseg *seg, char *dst, const char *buf, size_t n)
+{
+	while (n) {
+		uintptr_t a = (uintptr_t)dst;
+		size_t chunk = PG - (a & (PG - 1));
+		if (chunk > n)
+			chunk = n;
+		bool done = false;
+		if (chunk == PG) {
+			struct uffdio_copy c = {.dst = a, .src = (uintptr_t)buf, .len = PG};
+			done = ioctl(seg->uffd, UFFDIO_COPY, &c) == 0;
+		}
+		if (!done)
+			memcpy(dst, buf, chunk);
+		dst += chunk;
+		buf += chunk;
+		n -= chunk;
+	}
+}
+
+/* pread of exactly up to n bytes; the count, or -1. */
+static ssize_t pread_full(int fd, char *buf, size_t n, off_t off)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t k = pread(fd, buf + got, n - got, off + (off_t)got);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return got ? (ssize_t)got : -1;
+		if (k == 0)
+			break;
+		got += (size_t)k;
+	}
+	return (ssize_t)got;
+}
+
+/* Eager read of [off, off + len) from fd into dst through a bounce buffer. */
+static ssize_t read_eager(struct snapseg *seg, char *dst, int fd, size_t len, off_t off)
+{
+	if (len >= PG) {
+		uintptr_t s, e;
+		full_pages(seg, dst, len, &s, &e);
+		pthread_mutex_lock(&seg->lock);
+		int rc = pages_forget(seg, s, e);
+		snaps_reap(seg);
+		pthread_mutex_unlock(&seg->lock);
+		if (rc) {
+			errno = -rc;
+			return -1;
+		}
+	}
+	char *buf = malloc(len < BOUNCE ? len : BOUNCE);
+	if (!buf)
+		return -1;
+	size_t done = 0;
+	while (done < len) {
+		size_t n = len - done < BOUNCE ? len - done : BOUNCE;
+		ssize_t k = pread_full(fd, buf, n, off + (off_t)done);
+		if (k < 0) {
+			int e = errno;
+			free(buf);
+			errno = e;
+			return -1;
+		}
+		seg_put(seg, dst + done, buf, (size_t)k);
+		done += (size_t)k;
+		if ((size_t)k < n)
+			break;
+	}
+	free(buf);
+	return (ssize_t)done;
+}
+
+ssize_t snapseg_read(struct snapseg *seg, void *dst, int fd, size_t len, off_t off)
+{
+	if (!seg || off < 0 || (len && !inside(seg, dst, len))) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (len == 0)
+		return 0;
+	uintptr_t s, e;
+	full_pages(seg, dst, len, &s, &e);
+	if (e <= s)
+		return read_eager(seg, dst, fd, len, off);
+	struct segsnap *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -1;
+	if (snaphold_take(fd, &r->h)) {
+		free(r);
+		if (errno != ENOTSUP)
+			return -1;
+		return read_eager(seg, dst, fd, len, off);
+	}
+	/* pread semantics: the bytes that exist at pin time. */
+	size_t n = (uint64_t)off >= r->h.size ? 0
+		   : r->h.size - (uint64_t)off < len ? (size_t)(r->h.size - (uint64_t)off)
+		   : len;
+	full_pages(seg, dst, n, &s, &e);
+	if (e <= s) {
+		ssize_t k = n ? read_eager(seg, dst, r->h.view, n, off) : 0;
+		snaphold_drop(&r->h);
+		free(r);
+		return k;
+	}
+	r->delta = (int64_t)off - (int64_t)(uintptr_t)dst;
+	/* The fragments at either end, eagerly and from the snapshot. */
+	char *d = dst, *ps = seg->base + s * PG, *pe = seg->base + e * PG;
+	if ((ps > d && read_eager(seg, d, r->h.view, (size_t)(ps - d), off) < 0) ||
+	    (pe < d + n && read_eager(seg, pe, r->h.view, (size_t)(d + n - pe),
+				      off + (pe - d)) < 0)) {
+		int err = errno;
+		snaphold_drop(&r->h);
+		free(r);
+		errno = err;
+		return -1;
+	}
+	pthread_mutex_lock(&seg->lock);
+	int rc = pages_forget(seg, s, e);
+	if (!rc) {
+		ext_insert(seg, s, e, r);
+		r->next = seg->snaps;
+		seg->snaps = r;
+		seg->st.snapshots_held++;
+	}
+	snaps_reap(seg);
+	pthread_mutex_unlock(&seg->lock);
+	if (rc) {
+		snaphold_drop(&r->h);
+		free(r);
+		errno = -rc;
+		return -1;
+	}
+	return (ssize_t)n;
+}
+
+int snapseg_discard(struct snapseg *seg, void *addr, size_t len)
+{
+	if (!seg || (len && !inside(seg, addr, len))) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (len == 0)
+		return 0;
+	uintptr_t s, e;
+	full_pages(seg, addr, len, &s, &e);
+	char *a = addr, *ps = seg->base + s * PG, *pe = seg->base + e * PG;
+	if (e <= s) {
+		memset(a, 0, len);
+		return 0;
+	}
+	memset(a, 0, (size_t)(ps - a));
+	memset(pe, 0, (size_t)(a + len - pe));
+	pthread_mutex_lock(&seg->lock);
+	int rc = pages_forget(seg, s, e);
+	snaps_reap(seg);
+	pthread_mutex_unlock(&seg->lock);
+	if (rc) {
+		errno = -rc;
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- write-back ---- */
+
+/* The ranges of r's file changed since its snapshot, sorted; from DIFF. */
+struct changed {
+	struct segsnap *r;
+	struct snapfs_range *v;
+	size_t n;
+	bool all; /* the daemon could not tell: everything counts as changed */
+};
+
+static int range_cmp(const void *a, const void *b)
+{
+	const struct snapfs_range *x = a, *y = b;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+static int changed_load(struct changed *c)
+{
+	struct snapfs_req *q = snapfs_req_new(SNAPFS_OP_DIFF);
+	if (!q)
+		return -ENOMEM;
+	size_t alloc = 0;
+	int rc = 0;
+	do {
+		q->op = SNAPFS_OP_DIFF;
+		q->id = c->r->h.id;
+		q->len = q->count = 0;
+		if (snapfs_call_fd(c->r->h.holder, q)) {
+			rc = -errno;
+			break;
+		}
+		size_t at = 0;
+		for (uint32_t i = 0; i < q->count && at + sizeof(struct snapfs_rec_diff) <= q->len; i++) {
+			struct snapfs_rec_diff d;
+			memcpy(&d, q->data + at, sizeof(d));
+			if (d.reclen < sizeof(d) || at + d.reclen > q->len ||
+			    d.nranges > (d.reclen - sizeof(d)) / sizeof(struct snapfs_range)) {
+				rc = -EPROTO;
+				break;
+			}
+			if (d.status)
+				c->all = true;
+			if (c->n + d.nranges > alloc) {
+				size_t na = (c->n + d.nranges) * 2;
+				struct snapfs_range *v = reallocarray(c->v, na, sizeof(*v));
+				if (!v) {
+					rc = -ENOMEM;
+					break;
+				}
+				c->v = v;
+				alloc = na;
+			}
+			memcpy(c->v + c->n, q->data + at + sizeof(d), d.nranges * sizeof(*c->v));
+			c->n += d.nranges;
+			at += d.reclen;
+		}
+	} while (!rc && q->cursor);
+	free(q);
+	if (!rc && c->n)
+		qsort(c->v, c->n, sizeof(*c->v), range_cmp);
+	return rc;
+}
+
+/* Whether [off, off + len) of the file changed since c's snapshot. */
+static bool changed_hit(const struct changed *c, uint64_t off, uint64_t len)
+{
+	if (c->all)
+		return true;
+	size_t lo = 0, hi = c->n;
+	while (lo < hi) { /* first range ending after off */
+		size_t mid = (lo + hi) / 2;
+		if (c->v[mid].off + c->v[mid].len <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < c->n && c->v[i].off < off + len; i++)
+		if (c->v[i].off + c->v[i].len > off)
+			return true;
+	return false;
+}
+
+static int pwrite_full(int fd, const char *buf, size_t n, off_t off)
+{
+	while (n) {
+		ssize_t k = pwrite(fd, buf, n, off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k < 0 ? -errno : -EIO;
+		buf += k;
+		n -= (size_t)k;
+		off += k;
+	}
+	return 0;
+}
+
+/* Write src[a, b) at off + a, through a bounce buffer: the copy runs in
+ * user mode, so unfilled pages are faulted in by the handler. */
+static int write_run(int fd, const char *src, size_t a, size_t b, off_t off, char *bounce)
+{
+	while (a < b) {
+		size_t n = b - a < BOUNCE ? b - a : BOUNCE;
+		memcpy(bounce, src + a, n);
+		int rc = pwrite_full(fd, bounce, n, off + (off_t)a);
+		if (rc)
+			return rc;
+		a += n;
+	}
+	return 0;
+}
+
+/* Which full pages [s, e) of the segment need no write: skip[i] for page
+ * s + i. Runs under seg->lock (DIFF is asked at most once per snapshot). */
+static int plan_skips(struct snapseg *seg, uintptr_t s, uintptr_t e, const struct stat *st,
+		      int64_t delta, bool *skip, uint64_t *nskip)
+{
+	struct changed cache[8];
+	size_t nc = 0;
+	int rc = 0;
+	*nskip = 0;
+	size_t i = ext_find(seg, s);
+	for (; i < seg->next && seg->ext[i].s < e; i++) {
+		struct segext *x = &seg->ext[i];
+		struct segsnap *r = x->r;
+		if (r->h.dev != st->st_dev || r->h.ino != st->st_ino || r->delta != delta)
+			continue;
+		struct changed *c = NULL;
+		for (size_t k = 0; k < nc; k++)
+			if (cache[k].r == r)
+				c = &cache[k];
+		if (!c) {
+			if (nc == sizeof(cache) / sizeof(cache[0])) {
+				free(cache[0].v);
+				memmove(cache, cache + 1, (nc - 1) * sizeof(cache[0]));
+				nc--;
+			}
+			c = &cache[nc++];
+			*c = (struct changed){.r = r};
+			if ((rc = changed_load(c)))
+				break;
+		}
+		uintptr_t a = x->s > s ? x->s : s, b = x->e < e ? x->e : e;
+		for (uintptr_t pg = a; pg < b; pg++) {
+			uint64_t fo = (uint64_t)((int64_t)(uintptr_t)(seg->base + pg * PG) + delta);
+			if (!changed_hit(c, fo, PG)) {
+				skip[pg - s] = true;
+				(*nskip)++;
+			}
+		}
+	}
+	for (size_t k = 0; k < nc; k++)
+		free(cache[k].v);
+	return rc;
+}
+
+ssize_t snapseg_write(struct snapseg *seg, const void *src, int fd, size_t len, off_t off)
+{
+	if (!seg || off < 0 || (ssize_t)len < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (len == 0)
+		return 0;
+	struct stat st;
+	if (fstat(fd, &st))
+		return -1;
+	const char *p = src;
+	uintptr_t s = 0, e = 0;
+	if (inside(seg, src, len))
+		full_pages(seg, src, len, &s, &e);
+	bool *skip = NULL;
+	uint64_t nskip = 0;
+	int rc = 0;
+	if (e > s) {
+		skip = calloc(e - s, sizeof(*skip));
+		if (!skip)
+			return -1;
+		pthread_mutex_lock(&seg->lock);
+		rc = plan_skips(seg, s, e, &st, (int64_t)off - (int64_t)(uintptr_t)src, skip, &nskip);
+		pthread_mutex_unlock(&seg->lock);
+		if (rc == -ENOTSUP) { /* no daemon to ask: write everything */
+			memset(skip, 0, e - s);
+			nskip = 0;
+			rc = 0;
+		}
+	}
+	char *bounce = rc ? NULL : malloc(len < BOUNCE ? len : BOUNCE);
+	if (!rc && !bounce)
+		rc = -ENOMEM;
+	/* Walk [0, len) as runs of bytes to write, jumping over skipped pages. */
+	size_t at = 0;
+	while (!rc && at < len) {
+		size_t end = at;
+		while (end < len) {
+			if (!skip) {
+				end = len;
+				break;
+			}
+			uintptr_t pg = ((uintptr_t)(p + end) - (uintptr_t)seg->base) / PG;
+			if (pg >= s && pg < e && skip[pg - s])
+				break;
+			end = (size_t)(seg->base + (pg + 1) * PG - p);
+			if (end > len)
+				end = len;
+		}
+		if (end > at)
+			rc = write_run(fd, p, at, end, off, bounce);
+		at = end;
+		while (at < len) { /* skipped pages */
+			uintptr_t pg = ((uintptr_t)(p + at) - (uintptr_t)seg->base) / PG;
+			if (!(skip && pg >= s && pg < e && skip[pg - s]))
+				break;
+			at = (size_t)(seg->base + (pg + 1) * PG - p);
+		}
+	}
+	free(bounce);
+	free(skip);
+	if (rc) {
+		errno = -rc;
+		return -1;
+	}
+	pthread_mutex_lock(&seg->lock);
+	uintptr_t first = (uintptr_t)p / PG, last = ((uintptr_t)p + len - 1) / PG;
+	seg->st.pages_written += last - first + 1 - nskip;
+	seg->st.pages_skipped += nskip;
+	pthread_mutex_unlock(&seg->lock);
+	return (ssize_t)len;
+}
