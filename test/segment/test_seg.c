@@ -256,3 +256,241 @@ Test(seg, bad_arguments_fail_with_errno)
 	cr_assert_eq(snapfs_unmap(outside, 1), -1);
 	snapseg_destroy(s);
 }
+
+/* Read 64 pages of f, then the write-back cases. */
+Test(seg, write_back_skips_unchanged_pages_and_writes_the_rest)
+{
+	fx_mount(NULL);
+	size_t np = 64, len = np * PGSZ;
+	unsigned char *want = mkfile("f", len, 9);
+	mkfile("g", len, 10);
+	int fd = openm("f", O_RDWR), fg = openm("g", O_RDWR);
+	struct snapseg *s = mkseg(len);
+	unsigned char *b = snapseg_base(s);
+	cr_assert_eq(snapseg_read(s, b, fd, len, 0), (ssize_t)len);
+	for (size_t p = 0; p < np; p++) /* fill every page (reads only) */
+		cr_assert_eq(b[p * PGSZ], want[p * PGSZ]);
+	/* 1: a page stored to must be written. */
+	b[5 * PGSZ + 1] ^= 0x55;
+	want[5 * PGSZ + 1] ^= 0x55;
+	/* 3: a page whose file block changed since must be written (the buffer
+	 * logically holds the old bytes). */
+	unsigned char junk[16] = "overwritten!!!!";
+	pwrite_all(fd, junk, sizeof(junk), 9 * PGSZ + 100);
+	cr_assert_eq(snapseg_write(s, b, fd, len, 0), (ssize_t)len);
+	struct snapseg_stats st = stats(s);
+	cr_assert_eq(st.pages_written, 2, "written %llu", (unsigned long long)st.pages_written);
+	cr_assert_eq(st.pages_skipped, np - 2, "skipped %llu", (unsigned long long)st.pages_skipped);
+	unsigned char *got = xmalloc(len);
+	cr_assert_eq(read_path(MP("f"), got, len), (ssize_t)len);
+	expect_range("file after write-back", got, want, len);
+	/* 2: another file, and the same file at another offset: all written. */
+	cr_assert_eq(snapseg_write(s, b, fg, len, 0), (ssize_t)len);
+	cr_assert_eq(stats(s).pages_written, 2 + np);
+	cr_assert_eq(read_path(MP("g"), got, len), (ssize_t)len);
+	expect_range("other file", got, want, len);
+	cr_assert_eq(snapseg_write(s, b + PGSZ, fd, len - PGSZ, 0), (ssize_t)(len - PGSZ));
+	cr_assert_eq(stats(s).pages_written, 2 + np + np - 1);
+	cr_assert_eq(read_path(MP("f"), got, len), (ssize_t)len);
+	expect_range("other offset", got, want + PGSZ, len - PGSZ);
+	snapseg_destroy(s);
+	close(fd);
+	close(fg);
+	free(want);
+	free(got);
+}
+
+Test(seg, discard_zeroes_and_detaches_without_loading)
+{
+	fx_mount(NULL);
+	size_t len = 8 * MiB;
+	unsigned char *want = mkfile("f", len, 11);
+	int fd = openm("f", O_RDONLY);
+	struct snapseg *s = mkseg(len);
+	unsigned char *b = snapseg_base(s);
+	cr_assert_eq(snapseg_read(s, b, fd, len, 0), (ssize_t)len);
+	cr_assert_eq(b[0], want[0]);
+	uint64_t before = stats(s).bytes_loaded;
+	cr_assert_eq(snapseg_discard(s, b, len), 0);
+	cr_assert_eq(stats(s).snapshots_held, 0, "discard kept the snapshot");
+	for (size_t i = 0; i < len; i += 999)
+		cr_assert_eq(b[i], 0, "byte %zu not zero after discard", i);
+	cr_assert_eq(stats(s).bytes_loaded, before, "discard loaded pages");
+	cr_assert_eq(n_ephemeral(), 0);
+	snapseg_destroy(s);
+	close(fd);
+	free(want);
+}
+
+struct thr {
+	struct snapseg *s;
+	int fd;
+	unsigned char *dst, *want;
+	size_t len;
+	int ok;
+};
+
+static void *thr_run(void *arg)
+{
+	struct thr *t = arg;
+	t->ok = 1;
+	for (int round = 0; round < 4; round++) {
+		if (snapseg_read(t->s, t->dst, t->fd, t->len, 0) != (ssize_t)t->len)
+			t->ok = 0;
+		for (size_t i = (size_t)round * 37; i < t->len; i += 4096 * 3 + 11)
+			if (t->dst[i] != t->want[i])
+				t->ok = 0;
+		t->dst[round] ^= 1; /* a store */
+		if (snapseg_write(t->s, t->dst, t->fd, t->len, 0) != (ssize_t)t->len)
+			t->ok = 0;
+		t->dst[round] ^= 1;
+		if (snapseg_write(t->s, t->dst, t->fd, t->len, 0) != (ssize_t)t->len)
+			t->ok = 0;
+	}
+	return NULL;
+}
+
+Test(seg, several_threads_read_touch_and_write_at_once)
+{
+	fx_mount(NULL);
+	enum { N = 4 };
+	size_t len = 4 * MiB;
+	struct snapseg *s = mkseg(N * len), *s2 = mkseg(len);
+	struct thr t[N + 1];
+	pthread_t th[N + 1];
+	char name[16];
+	for (int i = 0; i <= N; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		t[i] = (struct thr){.s = i < N ? s : s2, .len = len};
+		t[i].want = mkfile(name, len, 20 + (uint64_t)i);
+		t[i].fd = openm(name, O_RDWR);
+		t[i].dst = (unsigned char *)snapseg_base(t[i].s) + (i < N ? (size_t)i * len : 0);
+		cr_assert_eq(pthread_create(&th[i], NULL, thr_run, &t[i]), 0);
+	}
+	for (int i = 0; i <= N; i++) {
+		pthread_join(th[i], NULL);
+		cr_assert(t[i].ok, "thread %d saw wrong bytes or a failure", i);
+		close(t[i].fd);
+		free(t[i].want);
+	}
+	snapseg_destroy(s);
+	snapseg_destroy(s2);
+	cr_assert_eq(n_ephemeral(), 0);
+}
+
+Test(seg, daemon_death_turns_touching_an_unfilled_page_into_sigbus)
+{
+	fx_mount(NULL);
+	size_t len = 16 * MiB;
+	unsigned char *want = mkfile("f", len, 12);
+	int pfd[2];
+	cr_assert_eq(pipe(pfd), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(pfd[0]);
+		int fd = open(MP("f"), O_RDONLY);
+		struct snapseg *s = snapseg_create(len);
+		if (fd < 0 || !s)
+			_exit(10);
+		unsigned char *b = snapseg_base(s);
+		if (snapseg_read(s, b, fd, len, 0) != (ssize_t)len || b[0] != want[0])
+			_exit(11);
+		char c = 1;
+		if (write(pfd[1], &c, 1) != 1)
+			_exit(12);
+		if (read(pfd[1], &c, 1) < 0) /* parent closes its end: EOF-less wait */
+			(void)0;
+		sleep(1); /* the daemon is being killed */
+		for (;;)
+			(void)*(volatile unsigned char *)&b[len / 2];
+		_exit(13);
+	}
+	close(pfd[1]);
+	char c;
+	cr_assert_eq(read(pfd[0], &c, 1), 1, "child failed before the kill");
+	kill(m.pid, SIGKILL);
+	int status;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	pid_t r;
+	while ((r = waitpid(pid, &status, WNOHANG)) == 0) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if (t1.tv_sec - t0.tv_sec > 10) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			cr_assert_fail("the child hung on an unfilled page after the daemon died");
+		}
+		msleep(20);
+	}
+	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS,
+		  "child ended with status 0x%x, expected SIGBUS", status);
+	free(want);
+}
+
+#define NOBODY 65534
+Test(seg, unprivileged_user_reads_lazily_and_writes_back)
+{
+	if (geteuid() != 0)
+		cr_skip_test("needs root to switch to an unprivileged user");
+	fx_mount("allow_other");
+	size_t len = 2 * MiB;
+	unsigned char *want = mkfile("f", len, 13);
+	cr_assert_eq(chown(MP("f"), NOBODY, NOBODY), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		gid_t g = NOBODY;
+		if (setgroups(1, &g) || setgid(NOBODY) || setuid(NOBODY))
+			_exit(20);
+		int fd = open(MP("f"), O_RDWR);
+		struct snapseg *s = snapseg_create(len);
+		if (fd < 0 || !s)
+			_exit(21);
+		unsigned char *b = snapseg_base(s);
+		if (snapseg_read(s, b, fd, len, 0) != (ssize_t)len)
+			_exit(22);
+		if (b[12345] != want[12345] || b[len - 1] != want[len - 1])
+			_exit(23);
+		b[7] ^= 1;
+		if (snapseg_write(s, b, fd, len, 0) != (ssize_t)len)
+			_exit(24);
+		struct snapseg_stats st;
+		snapseg_stats(s, &st);
+		if (st.pages_written != 1 || st.pages_skipped != len / PGSZ - 1)
+			_exit(25);
+		snapseg_destroy(s);
+		_exit(0);
+	}
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "unprivileged child failed: status 0x%x (exit code = step)", status);
+	free(want);
+}
+
+Test(seg, snapfs_map_is_a_private_lazy_snapshot)
+{
+	fx_mount(NULL);
+	size_t len = 8 * MiB;
+	unsigned char *want = mkfile("f", len, 14);
+	int fd = openm("f", O_RDWR);
+	uint64_t id = 0;
+	unsigned char *p = snapfs_map(fd, 0, len, &id);
+	cr_assert_not_null(p, "snapfs_map: %s", strerror(errno));
+	cr_assert_neq(id, 0);
+	unsigned char junk[4096];
+	memset(junk, 0xa5, sizeof(junk));
+	pwrite_all(fd, junk, sizeof(junk), 4096 * 10);
+	expect_range("map after rewrite", p, want, len);
+	p[0] ^= 1; /* private store */
+	unsigned char c;
+	cr_assert_eq(pread(fd, &c, 1, 0), 1);
+	cr_assert_eq(c, want[0], "a store to the map reached the file");
+	cr_assert_eq(n_ephemeral(), 1);
+	cr_assert_eq(snapfs_unmap(p, len), 0);
+	cr_assert_eq(n_ephemeral(), 0, "unmap kept the snapshot");
+	errno = 0;
+	cr_assert_null(snapfs_map(fd, 1, len, NULL));
+	cr_assert_eq(errno, EINVAL);
+	close(fd);
+	free(want);
+}
