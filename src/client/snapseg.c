@@ -248,6 +248,14 @@ static void on_missing(struct snapseg *seg, uintptr_t pg, bool write)
 		if (n > x->e - pg)
 			n = x->e - pg;
 	}
+	/* Detaching a page may split its extent: make room first. Without
+	 * memory the page cannot be tracked, so it is not filled (SIGBUS). */
+	if (ext_room(seg, 1)) {
+		page_kill(seg, pg);
+		pthread_mutex_unlock(&seg->lock);
+		return;
+	}
+	x = ext_lookup(seg, pg);
 	struct segsnap *r = x->r;
 	off_t foff = (off_t)((int64_t)(uintptr_t)(seg->base + pg * PG) + r->delta);
 	size_t got = 0;
@@ -289,6 +297,11 @@ static void on_wp(struct snapseg *seg, uintptr_t pg)
 {
 	pthread_mutex_lock(&seg->lock);
 	if (ext_lookup(seg, pg)) {
+		if (ext_room(seg, 1)) { /* cannot track the store: no silent skip later */
+			page_kill(seg, pg);
+			pthread_mutex_unlock(&seg->lock);
+			return;
+		}
 		ext_clear(seg, pg, pg + 1);
 		snaps_reap(seg);
 	}

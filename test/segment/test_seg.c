@@ -494,3 +494,33 @@ Test(seg, snapfs_map_is_a_private_lazy_snapshot)
 	close(fd);
 	free(want);
 }
+
+Test(seg, thousands_of_scattered_stores_are_each_tracked)
+{
+	fx_mount(NULL);
+	size_t np = 4096, len = np * PGSZ;
+	unsigned char *want = mkfile("f", len, 15);
+	int fd = openm("f", O_RDWR);
+	struct snapseg *s = mkseg(len);
+	unsigned char *b = snapseg_base(s);
+	cr_assert_eq(snapseg_read(s, b, fd, len, 0), (ssize_t)len);
+	for (size_t p = 1; p < np; p += 2) { /* half filled first, half stored unfilled */
+		if (p % 4 == 1)
+			(void)*(volatile unsigned char *)&b[p * PGSZ];
+		b[p * PGSZ + 3] ^= 0x0f;
+		want[p * PGSZ + 3] ^= 0x0f;
+	}
+	cr_assert_eq(stats(s).snapshots_held, 1);
+	cr_assert_eq(snapseg_write(s, b, fd, len, 0), (ssize_t)len);
+	struct snapseg_stats st = stats(s);
+	cr_assert_eq(st.pages_written, np / 2, "written %llu", (unsigned long long)st.pages_written);
+	cr_assert_eq(st.pages_skipped, np / 2);
+	unsigned char *got = xmalloc(len);
+	cr_assert_eq(read_path(MP("f"), got, len), (ssize_t)len);
+	expect_range("file after scattered stores", got, want, len);
+	expect_range("segment", b, want, len);
+	snapseg_destroy(s);
+	close(fd);
+	free(want);
+	free(got);
+}
