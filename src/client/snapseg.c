@@ -39,12 +39,15 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PG	   4096UL
 #define BOUNCE	   (1UL << 20) /* bounce buffers and the largest fill */
 #define FILL_FIRST 16	       /* pages of the first sequential batch (64 KiB) */
 #define FILL_MAX   (BOUNCE / PG)
+#define SPIN_US    100 /* see handler() */
+#define AHEAD_MAX  (8 * FILL_MAX) /* prefetch at most this many pages past a fault */
 
 /* One snapseg_read's snapshot and the pages that still show it. */
 struct segsnap {
@@ -70,10 +73,13 @@ struct snapseg {
 	struct segext *ext; /* sorted, disjoint; protected by lock */
 	size_t next, aext;  /* protected by lock */
 	struct segsnap *snaps; /* protected by lock */
-	uintptr_t seq_end;     /* handler: first page after the last fill */
-	size_t seq_batch;      /* handler: size of the last fill in pages */
+	uintptr_t seq_end;     /* first page after the last fill; protected by lock */
+	size_t seq_batch;      /* size of the last fill in pages; protected by lock */
+	uintptr_t ahead;       /* next page to prefetch, 0: none; protected by lock */
+	uintptr_t ahead_lim;   /* prefetch stops here; protected by lock */
 	int deadfd;	       /* empty memfd mapped over pages that cannot be filled */
 	struct snapseg_stats st; /* protected by lock */
+	double spin_us;		 /* handler: busy-poll this long after a fault */
 };
 
 /* ---- the association map ---- */
@@ -197,22 +203,43 @@ static void wake(struct snapseg *seg, uintptr_t pg)
 	ioctl(seg->uffd, UFFDIO_WAKE, &wr);
 }
 
-/* Install n pages at page pg from buf; EEXIST (already there) ends early
- * but counts as done for the first page. 0 or -errno. */
-static int install(struct snapseg *seg, uintptr_t pg, const void *buf, size_t n, bool wp)
+/* Fill up to n pages at pg (all in extent x) from the snapshot. Returns
+ * the pages filled (>= 1), 0 when pg was there already, or -errno when
+ * nothing could be read or installed. Called with seg->lock held. */
+static int fill(struct snapseg *seg, struct segext *x, uintptr_t pg, size_t n, bool wp)
 {
+	struct segsnap *r = x->r;
+	off_t foff = (off_t)((int64_t)(uintptr_t)(seg->base + pg * PG) + r->delta);
+	size_t got = 0;
+	while (got < n * PG) {
+		ssize_t k = pread(r->h.view, seg->fillbuf + got, n * PG - got, foff + (off_t)got);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		got += (size_t)k;
+	}
+	if (got < n * PG && (uint64_t)foff + got < r->h.size) {
+		/* Short where the snapshot has bytes: keep the whole pages read. */
+		if (got < PG)
+			return -EIO;
+		n = got / PG;
+	}
+	if (got < n * PG)
+		memset(seg->fillbuf + got, 0, n * PG - got);
+	seg->st.bytes_loaded += n * PG;
 	struct uffdio_copy c = {
 	    .dst = (uintptr_t)(seg->base + pg * PG),
-	    .src = (uintptr_t)buf,
+	    .src = (uintptr_t)seg->fillbuf,
 	    .len = n * PG,
 	    .mode = wp ? UFFDIO_COPY_MODE_WP : 0,
 	};
 	for (;;) {
 		if (ioctl(seg->uffd, UFFDIO_COPY, &c) == 0)
-			return 0;
+			return (int)n;
 		if (errno == EEXIST) {
 			wake(seg, pg);
-			return 0;
+			return c.copy > 0 ? (int)((uint64_t)c.copy / PG) : 0;
 		}
 		if (errno != EAGAIN)
 			return -errno;
@@ -223,6 +250,29 @@ static int install(struct snapseg *seg, uintptr_t pg, const void *buf, size_t n,
 		}
 		c.copy = 0;
 	}
+}
+
+/* Sequential access: fill the next batch before it is touched. Called
+ * by the handler when no fault is waiting. */
+static void prefetch(struct snapseg *seg)
+{
+	pthread_mutex_lock(&seg->lock);
+	uintptr_t pg = seg->ahead;
+	struct segext *x = pg ? ext_lookup(seg, pg) : NULL;
+	seg->ahead = 0;
+	if (x && pg < seg->ahead_lim) {
+		size_t n = FILL_MAX;
+		if (n > x->e - pg)
+			n = x->e - pg;
+		int rc = fill(seg, x, pg, n, true);
+		if (rc > 0) {
+			seg->seq_end = pg + (size_t)rc;
+			seg->seq_batch = (size_t)rc;
+			if (pg + (size_t)rc < x->e)
+				seg->ahead = pg + (size_t)rc;
+		}
+	}
+	pthread_mutex_unlock(&seg->lock);
 }
 
 static void on_missing(struct snapseg *seg, uintptr_t pg, bool write)
@@ -256,37 +306,19 @@ static void on_missing(struct snapseg *seg, uintptr_t pg, bool write)
 		return;
 	}
 	x = ext_lookup(seg, pg);
-	struct segsnap *r = x->r;
-	off_t foff = (off_t)((int64_t)(uintptr_t)(seg->base + pg * PG) + r->delta);
-	size_t got = 0;
-	while (got < n * PG) {
-		ssize_t k = pread(r->h.view, seg->fillbuf + got, n * PG - got, foff + (off_t)got);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			break;
-		got += (size_t)k;
-	}
-	if (got == 0 || (got < n * PG && (uint64_t)foff + got < r->h.size)) {
-		/* Nothing could be read where the snapshot has bytes. */
-		if (got < PG) {
-			page_kill(seg, pg);
-			ext_clear(seg, pg, pg + 1);
-			snaps_reap(seg);
-			pthread_mutex_unlock(&seg->lock);
-			return;
-		}
-		n = got / PG;
-	}
-	if (got < n * PG)
-		memset(seg->fillbuf + got, 0, n * PG - got);
-	seg->st.bytes_loaded += n * PG;
-	int rc = install(seg, pg, seg->fillbuf, n, !write);
-	if (rc)
+	int rc = fill(seg, x, pg, n, !write);
+	if (rc < 0) {
 		page_kill(seg, pg);
-	if (write || rc) { /* the store that faults detaches the page */
+		write = true;
+		n = 1;
+	}
+	if (write) { /* the store that faults detaches the page */
 		ext_clear(seg, pg, pg + 1);
 		snaps_reap(seg);
+	} else if (n > 1) {
+		n = (size_t)rc;
+		seg->ahead = pg + n;
+		seg->ahead_lim = pg + n + AHEAD_MAX;
 	}
 	seg->seq_end = pg + n;
 	seg->seq_batch = n;
@@ -311,32 +343,71 @@ static void on_wp(struct snapseg *seg, uintptr_t pg)
 		;
 }
 
+static double mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static void handle(struct snapseg *seg, const struct uffd_msg *msg, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (msg[i].event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		uint64_t a = msg[i].arg.pagefault.address;
+		uint64_t fl = msg[i].arg.pagefault.flags;
+		uintptr_t pg = ((uintptr_t)a - (uintptr_t)seg->base) / PG;
+		if (fl & UFFD_PAGEFAULT_FLAG_WP)
+			on_wp(seg, pg);
+		else
+			on_missing(seg, pg, fl & UFFD_PAGEFAULT_FLAG_WRITE);
+	}
+}
+
+/*
+ * The handler sleeps in poll() until a fault, a stop request, or (with a
+ * prefetch pending) at once. After serving faults it polls the descriptor
+ * without sleeping for spin_us: a program touching pages at random faults
+ * again within a few tens of microseconds, and a sleeping handler adds a
+ * cross-CPU wake-up to every fault (docs/SEGMENT.md has the figures).
+ */
 static void *handler(void *arg)
 {
 	struct snapseg *seg = arg;
 	struct uffd_msg msg[16];
 	struct pollfd pfd[2] = {{seg->uffd, POLLIN, 0}, {seg->stopfd, POLLIN, 0}};
+	double spin_end = 0;
 	for (;;) {
-		if (poll(pfd, 2, -1) < 0) {
+		if (seg->spin_us > 0 && mono_us() < spin_end) {
+			ssize_t n = read(seg->uffd, msg, sizeof(msg));
+			if (n > 0) {
+				handle(seg, msg, (size_t)n / sizeof(msg[0]));
+				spin_end = mono_us() + seg->spin_us;
+			} else {
+				__builtin_ia32_pause();
+			}
+			continue;
+		}
+		pthread_mutex_lock(&seg->lock);
+		int idle = seg->ahead ? 0 : -1;
+		pthread_mutex_unlock(&seg->lock);
+		int k = poll(pfd, 2, idle);
+		if (k < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
+		if (k == 0) {
+			prefetch(seg);
+			continue;
+		}
 		if (pfd[1].revents)
 			break;
 		ssize_t n = read(seg->uffd, msg, sizeof(msg));
-		if (n < 0)
-			continue;
-		for (size_t i = 0; i < (size_t)n / sizeof(msg[0]); i++) {
-			if (msg[i].event != UFFD_EVENT_PAGEFAULT)
-				continue;
-			uint64_t a = msg[i].arg.pagefault.address;
-			uint64_t fl = msg[i].arg.pagefault.flags;
-			uintptr_t pg = ((uintptr_t)a - (uintptr_t)seg->base) / PG;
-			if (fl & UFFD_PAGEFAULT_FLAG_WP)
-				on_wp(seg, pg);
-			else
-				on_missing(seg, pg, fl & UFFD_PAGEFAULT_FLAG_WRITE);
+		if (n > 0) {
+			handle(seg, msg, (size_t)n / sizeof(msg[0]));
+			spin_end = mono_us() + seg->spin_us;
 		}
 	}
 	return NULL;
@@ -379,6 +450,11 @@ struct snapseg *snapseg_create(size_t size)
 	seg->size = size;
 	seg->deadfd = -1;
 	seg->stopfd = -1;
+	seg->seq_end = UINTPTR_MAX;
+	seg->spin_us = SPIN_US;
+	const char *sp = getenv("SNAPSEG_SPIN_US"); /* for measurements */
+	if (sp)
+		seg->spin_us = atof(sp);
 	pthread_mutex_init(&seg->lock, NULL);
 	seg->uffd = uffd_open();
 	if (seg->uffd < 0)
@@ -613,6 +689,9 @@ ssize_t snapseg_read(struct snapseg *seg, void *dst, int fd, size_t len, off_t o
 			return -1;
 		return read_eager(seg, dst, fd, len, off);
 	}
+	/* The handler batches sequential fills itself; the kernel's read-ahead
+	 * would turn every random 4 KiB fill into a 128 KiB+ read. */
+	posix_fadvise(r->h.view, 0, 0, POSIX_FADV_RANDOM);
 	/* pread semantics: the bytes that exist at pin time. */
 	size_t n = (uint64_t)off >= r->h.size ? 0
 		   : r->h.size - (uint64_t)off < len ? (size_t)(r->h.size - (uint64_t)off)
