@@ -195,7 +195,7 @@ Test(install, program_builds_with_pkg_config_only_and_runs)
 	const char *lib = libdir();
 	SH_OK("PKG_CONFIG_PATH='%s/pkgconfig' pkg-config --cflags --libs snapfs", lib);
 	cr_assert(strstr(out, pfx), "pkg-config does not point into the prefix: %s", out);
-	SH_OK("cd '%s' && cc -Wall -Werror -o prog prog.c "
+	SH_OK("cd '%s' && cc -Wall -Werror $SNAPFS_TEST_CFLAGS -o prog prog.c "
 	      "$(PKG_CONFIG_PATH='%s/pkgconfig' pkg-config --cflags --libs snapfs)", work, lib);
 	char exe[1024];
 	tu_path(exe, sizeof(exe), work, "prog");
@@ -214,7 +214,8 @@ Test(install, program_builds_with_find_package_and_runs)
 			   "target_link_libraries(prog PRIVATE snapfs::snapfs)\n";
 	tu_path(path, sizeof(path), work, "CMakeLists.txt");
 	cr_assert_eq(tu_write_file(path, cml, strlen(cml)), 0);
-	SH_OK("cmake -S '%s' -B '%s/b' -DCMAKE_PREFIX_PATH='%s' >/dev/null && "
+	SH_OK("cmake -S '%s' -B '%s/b' -DCMAKE_PREFIX_PATH='%s' -DCMAKE_C_FLAGS=\"$SNAPFS_TEST_CFLAGS\" "
+	      ">/dev/null && "
 	      "cmake --build '%s/b' >/dev/null", work, work, pfx, work);
 	/* The imported target, not a path that happens to work. */
 	SH_OK("grep -l 'snapfs::snapfs' '%s/b/CMakeCache.txt' '%s/CMakeLists.txt' >/dev/null", work,
