@@ -53,6 +53,7 @@
 struct segsnap {
 	struct snaphold h;
 	int64_t delta;	       /* file offset of a byte = its address + delta */
+	int advice;	       /* posix_fadvise mode set on h.view; handler only */
 	uint64_t pages;	       /* pages still associated; protected by seg->lock */
 	struct segsnap *next;  /* protected by seg->lock */
 };
@@ -211,6 +212,13 @@ static int fill(struct snapseg *seg, struct segext *x, uintptr_t pg, size_t n, b
 	struct segsnap *r = x->r;
 	off_t foff = (off_t)((int64_t)(uintptr_t)(seg->base + pg * PG) + r->delta);
 	size_t got = 0;
+	/* One page: no kernel read-ahead (it would read 16+ pages per fault).
+	 * A batch: read-ahead on, or FUSE gets one request per page. */
+	int advice = n == 1 ? POSIX_FADV_RANDOM : POSIX_FADV_SEQUENTIAL;
+	if (r->advice != advice) {
+		posix_fadvise(r->h.view, 0, 0, advice);
+		r->advice = advice;
+	}
 	while (got < n * PG) {
 		ssize_t k = pread(r->h.view, seg->fillbuf + got, n * PG - got, foff + (off_t)got);
 		if (k < 0 && errno == EINTR)
@@ -689,9 +697,7 @@ ssize_t snapseg_read(struct snapseg *seg, void *dst, int fd, size_t len, off_t o
 			return -1;
 		return read_eager(seg, dst, fd, len, off);
 	}
-	/* The handler batches sequential fills itself; the kernel's read-ahead
-	 * would turn every random 4 KiB fill into a 128 KiB+ read. */
-	posix_fadvise(r->h.view, 0, 0, POSIX_FADV_RANDOM);
+	r->advice = POSIX_FADV_NORMAL;
 	/* pread semantics: the bytes that exist at pin time. */
 	size_t n = (uint64_t)off >= r->h.size ? 0
 		   : r->h.size - (uint64_t)off < len ? (size_t)(r->h.size - (uint64_t)off)
