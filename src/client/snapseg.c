@@ -46,7 +46,7 @@
 #define BOUNCE	   (1UL << 20) /* bounce buffers and the largest fill */
 #define FILL_FIRST 16	       /* pages of the first sequential batch (64 KiB) */
 #define FILL_MAX   (BOUNCE / PG)
-#define SPIN_US    100 /* see handler() */
+#define SPIN_US    0 /* see handler() */
 #define AHEAD_MAX  (8 * FILL_MAX) /* prefetch at most this many pages past a fault */
 
 /* One snapseg_read's snapshot and the pages that still show it. */
@@ -375,10 +375,11 @@ static void handle(struct snapseg *seg, const struct uffd_msg *msg, size_t n)
 
 /*
  * The handler sleeps in poll() until a fault, a stop request, or (with a
- * prefetch pending) at once. After serving faults it polls the descriptor
- * without sleeping for spin_us: a program touching pages at random faults
- * again within a few tens of microseconds, and a sleeping handler adds a
- * cross-CPU wake-up to every fault (docs/SEGMENT.md has the figures).
+ * prefetch pending) at once. It can also busy-poll for spin_us after
+ * serving faults, to save the cross-CPU wake-up; measured on 2 vCPUs it
+ * lost (~43 against ~33 us per random fault: the spinning handler takes
+ * the CPU the daemon needs), so it is off (0) unless SNAPSEG_SPIN_US is
+ * set, which exists for re-measuring (docs/SEGMENT.md).
  */
 static void *handler(void *arg)
 {
@@ -684,6 +685,13 @@ ssize_t snapseg_read(struct snapseg *seg, void *dst, int fd, size_t len, off_t o
 	}
 	if (len == 0)
 		return 0;
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0)
+		return -1;
+	if ((fl & O_ACCMODE) == O_WRONLY) { /* as pread(2) */
+		errno = EBADF;
+		return -1;
+	}
 	uintptr_t s, e;
 	full_pages(seg, dst, len, &s, &e);
 	if (e <= s)
