@@ -76,8 +76,8 @@ static void drop_caches(void)
 static void pread_all(int fd, char *buf, size_t size)
 {
 	for (size_t off = 0; off < size;) {
-		ssize_t k = pread(fd, buf + off, size - off > (8 << 20) ? 8 << 20 : size - off,
-				  (off_t)off);
+		ssize_t k =
+		    pread(fd, buf + off, size - off > (8 << 20) ? 8 << 20 : size - off, (off_t)off);
 		if (k <= 0)
 			err(1, "pread");
 		off += (size_t)k;
@@ -229,9 +229,10 @@ int main(int argc, char **argv)
 		md[i] = median(t[i], reps);
 	printf("file %zu MiB through %s, %d runs, medians\n\n", size >> 20, argv[1], reps);
 	printf("| case | plain | segment | ratio | goal |\n|---|---|---|---|---|\n");
-	printf("| read + touch 1%% random (%zu pages) | pread %.3f s | snapseg %.4f s | %.1fx faster "
-	       "| >= 20x |\n",
-	       nr, md[0], md[1], md[0] / md[1]);
+	printf(
+	    "| read + touch 1%% random (%zu pages) | pread %.3f s | snapseg %.4f s | %.1fx faster "
+	    "| >= 20x |\n",
+	    nr, md[0], md[1], md[0] / md[1]);
 	printf("| read + touch 100%% sequential | pread %.3f s | snapseg %.3f s | %.2fx slower | "
 	       "<= 1.5x |\n",
 	       md[2], md[3], md[3] / md[2]);

@@ -46,16 +46,16 @@
 #define BOUNCE	   (1UL << 20) /* bounce buffers and the largest fill */
 #define FILL_FIRST 16	       /* pages of the first sequential batch (64 KiB) */
 #define FILL_MAX   (BOUNCE / PG)
-#define SPIN_US    0 /* see handler() */
+#define SPIN_US	   0		  /* see handler() */
 #define AHEAD_MAX  (8 * FILL_MAX) /* prefetch at most this many pages past a fault */
 
 /* One snapseg_read's snapshot and the pages that still show it. */
 struct segsnap {
 	struct snaphold h;
-	int64_t delta;	       /* file offset of a byte = its address + delta */
-	int advice;	       /* posix_fadvise mode set on h.view; handler only */
-	uint64_t pages;	       /* pages still associated; protected by seg->lock */
-	struct segsnap *next;  /* protected by seg->lock */
+	int64_t delta;	      /* file offset of a byte = its address + delta */
+	int advice;	      /* posix_fadvise mode set on h.view; handler only */
+	uint64_t pages;	      /* pages still associated; protected by seg->lock */
+	struct segsnap *next; /* protected by seg->lock */
 };
 
 /* Pages [s, e) (page indices from base) show snapshot r. */
@@ -71,14 +71,14 @@ struct snapseg {
 	pthread_t thread;
 	char *fillbuf; /* handler thread only */
 	pthread_mutex_t lock;
-	struct segext *ext; /* sorted, disjoint; protected by lock */
-	size_t next, aext;  /* protected by lock */
-	struct segsnap *snaps; /* protected by lock */
-	uintptr_t seq_end;     /* first page after the last fill; protected by lock */
-	size_t seq_batch;      /* size of the last fill in pages; protected by lock */
-	uintptr_t ahead;       /* next page to prefetch, 0: none; protected by lock */
-	uintptr_t ahead_lim;   /* prefetch stops here; protected by lock */
-	int deadfd;	       /* empty memfd mapped over pages that cannot be filled */
+	struct segext *ext;	 /* sorted, disjoint; protected by lock */
+	size_t next, aext;	 /* protected by lock */
+	struct segsnap *snaps;	 /* protected by lock */
+	uintptr_t seq_end;	 /* first page after the last fill; protected by lock */
+	size_t seq_batch;	 /* size of the last fill in pages; protected by lock */
+	uintptr_t ahead;	 /* next page to prefetch, 0: none; protected by lock */
+	uintptr_t ahead_lim;	 /* prefetch stops here; protected by lock */
+	int deadfd;		 /* empty memfd mapped over pages that cannot be filled */
 	struct snapseg_stats st; /* protected by lock */
 	double spin_us;		 /* handler: busy-poll this long after a fault */
 };
@@ -191,9 +191,10 @@ static void page_kill(struct snapseg *seg, uintptr_t pg)
 	char *a = seg->base + pg * PG;
 	if (seg->deadfd < 0)
 		seg->deadfd = memfd_create("snapseg-unfillable", MFD_CLOEXEC);
-	if (seg->deadfd < 0 ||
-	    mmap(a, PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, seg->deadfd, 0) == MAP_FAILED)
-		mmap(a, PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0); /* SIGSEGV */
+	if (seg->deadfd < 0 || mmap(a, PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+				    seg->deadfd, 0) == MAP_FAILED)
+		mmap(a, PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
+		     0); /* SIGSEGV */
 	struct uffdio_range wr = {(uintptr_t)a, PG};
 	ioctl(seg->uffd, UFFDIO_WAKE, &wr);
 }
@@ -487,7 +488,8 @@ struct snapseg *snapseg_create(size_t size)
 		errno = ENOTSUP;
 		goto out_unmap;
 	}
-	seg->fillbuf = mmap(NULL, BOUNCE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	seg->fillbuf =
+	    mmap(NULL, BOUNCE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (seg->fillbuf == MAP_FAILED) {
 		seg->fillbuf = NULL;
 		goto out_unmap;
@@ -707,9 +709,9 @@ ssize_t snapseg_read(struct snapseg *seg, void *dst, int fd, size_t len, off_t o
 	}
 	r->advice = POSIX_FADV_NORMAL;
 	/* pread semantics: the bytes that exist at pin time. */
-	size_t n = (uint64_t)off >= r->h.size ? 0
+	size_t n = (uint64_t)off >= r->h.size	     ? 0
 		   : r->h.size - (uint64_t)off < len ? (size_t)(r->h.size - (uint64_t)off)
-		   : len;
+						     : len;
 	full_pages(seg, dst, n, &s, &e);
 	if (e <= s) {
 		ssize_t k = n ? read_eager(seg, dst, r->h.view, n, off) : 0;
@@ -721,8 +723,8 @@ ssize_t snapseg_read(struct snapseg *seg, void *dst, int fd, size_t len, off_t o
 	/* The fragments at either end, eagerly and from the snapshot. */
 	char *d = dst, *ps = seg->base + s * PG, *pe = seg->base + e * PG;
 	if ((ps > d && read_eager(seg, d, r->h.view, (size_t)(ps - d), off) < 0) ||
-	    (pe < d + n && read_eager(seg, pe, r->h.view, (size_t)(d + n - pe),
-				      off + (pe - d)) < 0)) {
+	    (pe < d + n &&
+	     read_eager(seg, pe, r->h.view, (size_t)(d + n - pe), off + (pe - d)) < 0)) {
 		int err = errno;
 		snaphold_drop(&r->h);
 		free(r);
@@ -808,7 +810,8 @@ static int changed_load(struct changed *c)
 			break;
 		}
 		size_t at = 0;
-		for (uint32_t i = 0; i < q->count && at + sizeof(struct snapfs_rec_diff) <= q->len; i++) {
+		for (uint32_t i = 0; i < q->count && at + sizeof(struct snapfs_rec_diff) <= q->len;
+		     i++) {
 			struct snapfs_rec_diff d;
 			memcpy(&d, q->data + at, sizeof(d));
 			if (d.reclen < sizeof(d) || at + d.reclen > q->len ||
@@ -955,7 +958,8 @@ ssize_t snapseg_write(struct snapseg *seg, const void *src, int fd, size_t len, 
 		if (!skip)
 			return -1;
 		pthread_mutex_lock(&seg->lock);
-		rc = plan_skips(seg, s, e, &st, (int64_t)off - (int64_t)(uintptr_t)src, skip, &nskip);
+		rc = plan_skips(seg, s, e, &st, (int64_t)off - (int64_t)(uintptr_t)src, skip,
+				&nskip);
 		pthread_mutex_unlock(&seg->lock);
 		if (rc == -ENOTSUP) { /* no daemon to ask: write everything */
 			memset(skip, 0, e - s);

@@ -13,10 +13,10 @@
 #include <sys/types.h>
 
 struct snaphold {
-	int holder;    /* open of the live file that owns the snapshot */
-	int view;      /* the snapshot's file, read-only */
-	uint64_t id;   /* snapshot id */
-	dev_t dev;     /* the live file's identity at pin time */
+	int holder;  /* open of the live file that owns the snapshot */
+	int view;    /* the snapshot's file, read-only */
+	uint64_t id; /* snapshot id */
+	dev_t dev;   /* the live file's identity at pin time */
 	ino_t ino;
 	uint64_t size; /* the file's size at pin time */
 };

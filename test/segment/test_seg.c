@@ -280,7 +280,8 @@ Test(seg, write_back_skips_unchanged_pages_and_writes_the_rest)
 	cr_assert_eq(snapseg_write(s, b, fd, len, 0), (ssize_t)len);
 	struct snapseg_stats st = stats(s);
 	cr_assert_eq(st.pages_written, 2, "written %llu", (unsigned long long)st.pages_written);
-	cr_assert_eq(st.pages_skipped, np - 2, "skipped %llu", (unsigned long long)st.pages_skipped);
+	cr_assert_eq(st.pages_skipped, np - 2, "skipped %llu",
+		     (unsigned long long)st.pages_skipped);
 	unsigned char *got = xmalloc(len);
 	cr_assert_eq(read_path(MP("f"), got, len), (ssize_t)len);
 	expect_range("file after write-back", got, want, len);
@@ -401,7 +402,7 @@ Test(seg, daemon_death_turns_touching_an_unfilled_page_into_sigbus)
 		if (read(pfd[1], &c, 1) < 0) /* parent closes its end: EOF-less wait */
 			(void)0;
 		signal(SIGBUS, SIG_DFL); /* not a sanitizer's report-and-exit handler */
-		sleep(1); /* the daemon is being killed */
+		sleep(1);		 /* the daemon is being killed */
 		for (;;)
 			(void)*(volatile unsigned char *)&b[len / 2];
 		_exit(13);
@@ -514,7 +515,8 @@ Test(seg, thousands_of_scattered_stores_are_each_tracked)
 	cr_assert_eq(stats(s).snapshots_held, 1);
 	cr_assert_eq(snapseg_write(s, b, fd, len, 0), (ssize_t)len);
 	struct snapseg_stats st = stats(s);
-	cr_assert_eq(st.pages_written, np / 2, "written %llu", (unsigned long long)st.pages_written);
+	cr_assert_eq(st.pages_written, np / 2, "written %llu",
+		     (unsigned long long)st.pages_written);
 	cr_assert_eq(st.pages_skipped, np / 2);
 	unsigned char *got = xmalloc(len);
 	cr_assert_eq(read_path(MP("f"), got, len), (ssize_t)len);
