@@ -33,8 +33,8 @@ int sfs_notify(const char *state)
 	memcpy(sa.sun_path, path, len);
 	if (path[0] == '@')
 		sa.sun_path[0] = '\0'; /* abstract: no trailing NUL in the address */
-	socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len +
-				      (path[0] == '/'));
+	socklen_t salen =
+	    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + (path[0] == '/'));
 
 	/* MAINPID: after fuse_daemonize() the daemon is not the process systemd
 	 * started; with NotifyAccess=all this tells systemd which one it is. */

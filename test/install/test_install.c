@@ -55,10 +55,10 @@ static int __attribute__((format(printf, 1, 2))) sh(const char *fmt, ...)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-#define SH_OK(...)                                                                         \
-	do {                                                                               \
-		int rc_ = sh(__VA_ARGS__);                                                 \
-		cr_assert_eq(rc_, 0, "exit %d from: %s\n%s", rc_, #__VA_ARGS__, out);       \
+#define SH_OK(...)                                                                                 \
+	do {                                                                                       \
+		int rc_ = sh(__VA_ARGS__);                                                         \
+		cr_assert_eq(rc_, 0, "exit %d from: %s\n%s", rc_, #__VA_ARGS__, out);              \
 	} while (0)
 
 static void setup(void)
@@ -111,13 +111,18 @@ static const char *libdir(void)
 Test(install, tree_has_binaries_library_header_pc_cmake_man_helpers_units)
 {
 	const char *files[] = {
-		"sbin/snapfs", "sbin/snapctl", "include/snapfs.h",
-		"share/man/man8/snapfs.8", "share/man/man8/snapctl.8",
-		"share/man/man3/libsnapfs.3", "share/man/man3/snapfs_pin.3",
-		"share/man/man3/snapseg_read.3",
-		"lib/systemd/system/snapfs@.service", "lib/systemd/system/snapfs-check@.service",
-		"lib/systemd/system/snapfs-check@.timer",
-		"share/doc/snapfs/examples/srv-data.mount",
+	    "sbin/snapfs",
+	    "sbin/snapctl",
+	    "include/snapfs.h",
+	    "share/man/man8/snapfs.8",
+	    "share/man/man8/snapctl.8",
+	    "share/man/man3/libsnapfs.3",
+	    "share/man/man3/snapfs_pin.3",
+	    "share/man/man3/snapseg_read.3",
+	    "lib/systemd/system/snapfs@.service",
+	    "lib/systemd/system/snapfs-check@.service",
+	    "lib/systemd/system/snapfs-check@.timer",
+	    "share/doc/snapfs/examples/srv-data.mount",
 	};
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
 		SH_OK("test -f '%s/%s' || { echo missing %s; false; }", pfx, files[i], files[i]);
@@ -131,7 +136,8 @@ Test(install, tree_has_binaries_library_header_pc_cmake_man_helpers_units)
 	SH_OK("test -f '%s/pkgconfig/snapfs.pc'", lib);
 	SH_OK("test -f '%s/cmake/snapfs/snapfsConfig.cmake' && "
 	      "test -f '%s/cmake/snapfs/snapfsConfigVersion.cmake' && "
-	      "test -f '%s/cmake/snapfs/snapfsTargets.cmake'", lib, lib, lib);
+	      "test -f '%s/cmake/snapfs/snapfsTargets.cmake'",
+	      lib, lib, lib);
 	/* libsnapfs.so -> libsnapfs.so.MAJOR (the SONAME) -> the real file. */
 	SH_OK("readelf -d '%s/libsnapfs.so' | sed -n 's/.*(SONAME).*\\[\\(.*\\)\\]/\\1/p'", lib);
 	cr_assert_str_eq(out, "libsnapfs.so.0\n");
@@ -156,20 +162,20 @@ Test(install, library_exports_exactly_the_api_of_the_header)
 /* A program that pins a file on a mount and reads it back through the
  * snapshot view after the live file changed; argv[1] is the file. */
 static const char prog[] =
-	"#include <snapfs.h>\n"
-	"#include <stdio.h>\n"
-	"#include <stdlib.h>\n"
-	"#include <string.h>\n"
-	"int main(int argc, char **argv) {\n"
-	"	const char *p[] = {argv[1]}; uint64_t id; char buf[64] = \"\";\n"
-	"	if (snapfs_pin(p, 1, \"install-test\", &id)) { perror(\"pin\"); return 1; }\n"
-	"	FILE *f = fopen(argv[1], \"w\"); fputs(\"after\", f); fclose(f);\n"
-	"	char *s = snapfs_snapshot_path(argv[1], id); if (!s) return 2;\n"
-	"	f = fopen(s, \"r\"); if (!f) { perror(s); return 3; }\n"
-	"	fgets(buf, sizeof(buf), f); fclose(f); free(s);\n"
-	"	printf(\"%s\\n\", buf);\n"
-	"	return snapfs_release(argv[1], id) ? 4 : 0;\n"
-	"}\n";
+    "#include <snapfs.h>\n"
+    "#include <stdio.h>\n"
+    "#include <stdlib.h>\n"
+    "#include <string.h>\n"
+    "int main(int argc, char **argv) {\n"
+    "	const char *p[] = {argv[1]}; uint64_t id; char buf[64] = \"\";\n"
+    "	if (snapfs_pin(p, 1, \"install-test\", &id)) { perror(\"pin\"); return 1; }\n"
+    "	FILE *f = fopen(argv[1], \"w\"); fputs(\"after\", f); fclose(f);\n"
+    "	char *s = snapfs_snapshot_path(argv[1], id); if (!s) return 2;\n"
+    "	f = fopen(s, \"r\"); if (!f) { perror(s); return 3; }\n"
+    "	fgets(buf, sizeof(buf), f); fclose(f); free(s);\n"
+    "	printf(\"%s\\n\", buf);\n"
+    "	return snapfs_release(argv[1], id) ? 4 : 0;\n"
+    "}\n";
 
 /* Mount with the installed daemon, run the program built at exe, unmount. */
 static void run_against_mount(const char *exe)
@@ -196,7 +202,8 @@ Test(install, program_builds_with_pkg_config_only_and_runs)
 	SH_OK("PKG_CONFIG_PATH='%s/pkgconfig' pkg-config --cflags --libs snapfs", lib);
 	cr_assert(strstr(out, pfx), "pkg-config does not point into the prefix: %s", out);
 	SH_OK("cd '%s' && cc -Wall -Werror $SNAPFS_TEST_CFLAGS -o prog prog.c "
-	      "$(PKG_CONFIG_PATH='%s/pkgconfig' pkg-config --cflags --libs snapfs)", work, lib);
+	      "$(PKG_CONFIG_PATH='%s/pkgconfig' pkg-config --cflags --libs snapfs)",
+	      work, lib);
 	char exe[1024];
 	tu_path(exe, sizeof(exe), work, "prog");
 	run_against_mount(exe);
@@ -214,9 +221,11 @@ Test(install, program_builds_with_find_package_and_runs)
 			   "target_link_libraries(prog PRIVATE snapfs::snapfs)\n";
 	tu_path(path, sizeof(path), work, "CMakeLists.txt");
 	cr_assert_eq(tu_write_file(path, cml, strlen(cml)), 0);
-	SH_OK("cmake -S '%s' -B '%s/b' -DCMAKE_PREFIX_PATH='%s' -DCMAKE_C_FLAGS=\"$SNAPFS_TEST_CFLAGS\" "
+	SH_OK("cmake -S '%s' -B '%s/b' -DCMAKE_PREFIX_PATH='%s' "
+	      "-DCMAKE_C_FLAGS=\"$SNAPFS_TEST_CFLAGS\" "
 	      ">/dev/null && "
-	      "cmake --build '%s/b' >/dev/null", work, work, pfx, work);
+	      "cmake --build '%s/b' >/dev/null",
+	      work, work, pfx, work);
 	/* The imported target, not a path that happens to work. */
 	SH_OK("grep -l 'snapfs::snapfs' '%s/b/CMakeCache.txt' '%s/CMakeLists.txt' >/dev/null", work,
 	      work);
@@ -241,7 +250,8 @@ static int wait_unmounted(const char *where)
 static int wait_store_free(const char *source)
 {
 	return sh("i=0; while ls -l /proc/[0-9]*/fd 2>/dev/null | grep -qF -- '%s/.snapfs/'; do "
-		  "i=$((i+1)); [ $i -lt 100 ] || exit 1; sleep 0.1; done", source);
+		  "i=$((i+1)); [ $i -lt 100 ] || exit 1; sleep 0.1; done",
+		  source);
 }
 
 /*
@@ -253,8 +263,8 @@ static int wait_store_free(const char *source)
  */
 Test(install, mount_fuse3_fallback_runs_installed_daemon_from_path)
 {
-	SH_OK("PATH='%s/sbin':$PATH /sbin/mount.fuse '%s' '%s' -o rw,allow_other -t fuse.snapfs", pfx,
-	      src, mnt);
+	SH_OK("PATH='%s/sbin':$PATH /sbin/mount.fuse '%s' '%s' -o rw,allow_other -t fuse.snapfs",
+	      pfx, src, mnt);
 	cr_assert(tu_is_snapfs_mount(mnt));
 	char f[1024], g[1024];
 	tu_path(f, sizeof(f), mnt, "through");
@@ -266,8 +276,10 @@ Test(install, mount_fuse3_fallback_runs_installed_daemon_from_path)
 	cr_assert_eq(tu_read_file(g, b, sizeof(b)), 1, "write through the mount not in SOURCE");
 	/* A bad option: mount fails, nothing mounted. */
 	cr_assert_eq(wait_store_free(src), 0, "daemon still holds the store after umount");
-	cr_assert_neq(sh("PATH='%s/sbin':$PATH /sbin/mount.fuse '%s' '%s' -o rw,bogus_opt -t fuse.snapfs",
-			 pfx, src, mnt), 0);
+	cr_assert_neq(
+	    sh("PATH='%s/sbin':$PATH /sbin/mount.fuse '%s' '%s' -o rw,bogus_opt -t fuse.snapfs",
+	       pfx, src, mnt),
+	    0);
 	cr_assert(strstr(out, "bogus_opt"), "%s", out);
 	cr_assert(!tu_is_snapfs_mount(mnt));
 }
@@ -285,48 +297,51 @@ Test(install, mount_and_fstab_through_installed_helper_links)
 	tu_path(script, sizeof(script), work, "helper.sh");
 	char body[8192];
 	snprintf(body, sizeof(body),
-		"set -eu\nrc=1\n"
-		"P='%s' S='%s' M='%s' W='%s'\n"
-		"sbin=$(readlink -f /sbin)\n"
-		"mkdir \"$W/sbin\"\n"
-		"set +x; for f in \"$sbin\"/*; do ln -s \"$f\" \"$W/sbin/\"; done; set -x\n"
-		"ln -sf \"$P/sbin/mount.fuse.snapfs\" \"$P/sbin/mount.snapfs\" \"$W/sbin/\"\n"
-		"mount --bind \"$W/sbin\" \"$sbin\"\n"
-		"trap 'set +e; umount -l \"$M\" 2>/dev/null; umount -l \"$S\" 2>/dev/null; exit $rc' EXIT\n"
-		"export PATH=/usr/bin:/bin\n"
-		"! command -v snapfs\n"
-		"mounted() { awk -v m=\"$1\" '$2 == m && $3 == \"fuse.snapfs\" {f=1} END {exit !f}' /proc/self/mounts; }\n"
-		"busy() { ls -l /proc/[0-9]*/fd 2>/dev/null | grep -qF -- \"$S/.snapfs/\"; }\n"
-		"gone() { i=0; while mounted \"$1\" || busy; do i=$((i+1)); [ $i -lt 100 ] || return 1; sleep 0.1; done; }\n"
-		"echo == mount -t fuse.snapfs\n"
-		"mount -t fuse.snapfs \"$S\" \"$M\" -o allow_other\n"
-		"mounted \"$M\"\n"
-		"grep \" $M fuse.snapfs .*allow_other\" /proc/self/mounts\n"
-		"echo one > \"$M/one\"\n"
-		"umount \"$M\"; gone \"$M\"\n"
-		"test \"$(cat \"$S/one\")\" = one\n"
-		"echo == fstab\n"
-		"echo \"$S $M fuse.snapfs defaults,allow_other 0 0\" > \"$W/fstab\"\n"
-		"mount -T \"$W/fstab\" \"$M\"\n"
-		"mounted \"$M\"; test \"$(cat \"$M/one\")\" = one\n"
-		"umount \"$M\"; gone \"$M\"\n"
-		"echo == mount -t snapfs\n"
-		"mount -t snapfs \"$S\" \"$M\"\n"
-		"mounted \"$M\"; umount \"$M\"; gone \"$M\"\n"
-		"echo == bad option\n"
-		"! mount -t fuse.snapfs \"$S\" \"$M\" -o bogus_opt\n"
-		"! mounted \"$M\"\n"
-		"echo == fake\n"
-		"mount -f -t fuse.snapfs \"$S\" \"$M\"\n"
-		"! mounted \"$M\"\n"
-		"echo == on top of itself\n"
-		"mount -t fuse.snapfs \"$S\" \"$S\"\n"
-		"mounted \"$S\"; test \"$(cat \"$S/one\")\" = one\n"
-		"! ls -a \"$S\" | grep -qx .snapfs\n"
-		"umount \"$S\"; gone \"$S\"\n"
-		"test -d \"$S/.snapfs\"\n"
-		"echo == ok; rc=0\n",
-		pfx, src, mnt, work);
+		 "set -eu\nrc=1\n"
+		 "P='%s' S='%s' M='%s' W='%s'\n"
+		 "sbin=$(readlink -f /sbin)\n"
+		 "mkdir \"$W/sbin\"\n"
+		 "set +x; for f in \"$sbin\"/*; do ln -s \"$f\" \"$W/sbin/\"; done; set -x\n"
+		 "ln -sf \"$P/sbin/mount.fuse.snapfs\" \"$P/sbin/mount.snapfs\" \"$W/sbin/\"\n"
+		 "mount --bind \"$W/sbin\" \"$sbin\"\n"
+		 "trap 'set +e; umount -l \"$M\" 2>/dev/null; umount -l \"$S\" 2>/dev/null; exit "
+		 "$rc' EXIT\n"
+		 "export PATH=/usr/bin:/bin\n"
+		 "! command -v snapfs\n"
+		 "mounted() { awk -v m=\"$1\" '$2 == m && $3 == \"fuse.snapfs\" {f=1} END {exit "
+		 "!f}' /proc/self/mounts; }\n"
+		 "busy() { ls -l /proc/[0-9]*/fd 2>/dev/null | grep -qF -- \"$S/.snapfs/\"; }\n"
+		 "gone() { i=0; while mounted \"$1\" || busy; do i=$((i+1)); [ $i -lt 100 ] || "
+		 "return 1; sleep 0.1; done; }\n"
+		 "echo == mount -t fuse.snapfs\n"
+		 "mount -t fuse.snapfs \"$S\" \"$M\" -o allow_other\n"
+		 "mounted \"$M\"\n"
+		 "grep \" $M fuse.snapfs .*allow_other\" /proc/self/mounts\n"
+		 "echo one > \"$M/one\"\n"
+		 "umount \"$M\"; gone \"$M\"\n"
+		 "test \"$(cat \"$S/one\")\" = one\n"
+		 "echo == fstab\n"
+		 "echo \"$S $M fuse.snapfs defaults,allow_other 0 0\" > \"$W/fstab\"\n"
+		 "mount -T \"$W/fstab\" \"$M\"\n"
+		 "mounted \"$M\"; test \"$(cat \"$M/one\")\" = one\n"
+		 "umount \"$M\"; gone \"$M\"\n"
+		 "echo == mount -t snapfs\n"
+		 "mount -t snapfs \"$S\" \"$M\"\n"
+		 "mounted \"$M\"; umount \"$M\"; gone \"$M\"\n"
+		 "echo == bad option\n"
+		 "! mount -t fuse.snapfs \"$S\" \"$M\" -o bogus_opt\n"
+		 "! mounted \"$M\"\n"
+		 "echo == fake\n"
+		 "mount -f -t fuse.snapfs \"$S\" \"$M\"\n"
+		 "! mounted \"$M\"\n"
+		 "echo == on top of itself\n"
+		 "mount -t fuse.snapfs \"$S\" \"$S\"\n"
+		 "mounted \"$S\"; test \"$(cat \"$S/one\")\" = one\n"
+		 "! ls -a \"$S\" | grep -qx .snapfs\n"
+		 "umount \"$S\"; gone \"$S\"\n"
+		 "test -d \"$S/.snapfs\"\n"
+		 "echo == ok; rc=0\n",
+		 pfx, src, mnt, work);
 	cr_assert_eq(tu_write_file(script, body, strlen(body)), 0);
 	int rc = sh("unshare -m --propagation private sh -x '%s'", script);
 	cr_assert_eq(rc, 0, "helper script failed (%d):\n%s", rc, out);
@@ -345,8 +360,8 @@ Test(install, daemon_notifies_ready_after_mount_and_stopping_at_exit)
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	memcpy(sa.sun_path + 1, name + 1, strlen(name) - 1);
 	cr_assert_eq(bind(fd, (struct sockaddr *)&sa,
-			  (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(name))), 0,
-		     "bind: %s", strerror(errno));
+			  (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(name))),
+		     0, "bind: %s", strerror(errno));
 	struct timeval tv = {.tv_sec = 10};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setenv("NOTIFY_SOCKET", name, 1);
@@ -386,10 +401,11 @@ Test(install, systemd_units_pass_systemd_analyze_verify)
 	/* Installed copies, with ExecStart= naming the installed daemon; the
 	 * templates are verified with a made-up instance. MANPATH: so the
 	 * Documentation=man: references resolve to the installed pages. */
-	SH_OK("cd '%s/lib/systemd/system' && grep -q '^ExecStart=%s/sbin/snapfs ' snapfs@.service && "
-	      "MANPATH='%s/share/man:' systemd-analyze verify snapfs@.service "
-	      "snapfs-check@.service snapfs-check@.timer",
-	      pfx, pfx, pfx);
+	SH_OK(
+	    "cd '%s/lib/systemd/system' && grep -q '^ExecStart=%s/sbin/snapfs ' snapfs@.service && "
+	    "MANPATH='%s/share/man:' systemd-analyze verify snapfs@.service "
+	    "snapfs-check@.service snapfs-check@.timer",
+	    pfx, pfx, pfx);
 	cr_assert(!strstr(out, "snapfs"), "verify complained:\n%s", out);
 	SH_OK("systemd-analyze verify --man=no '%s/share/doc/snapfs/examples/srv-data.mount'", pfx);
 	cr_assert(!strstr(out, "srv-data"), "verify complained:\n%s", out);
