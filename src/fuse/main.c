@@ -90,9 +90,23 @@ const struct fuse_lowlevel_ops sfs_ops = {
 	.ioctl = sfs_ioctl,
 };
 
+/* While the store opens, its messages are held: on success they are logged,
+ * on failure the last one completes the single error line. */
+#define HELD_MAX 16
+static int store_log_hold;
+static char held_msg[HELD_MAX][256];
+static int held_level[HELD_MAX];
+static int nheld;
+
 static void store_logger(int level, const char *msg)
 {
-	sfs_log(level, "store: %s", msg);
+	if (!store_log_hold) {
+		sfs_log(level, "store: %s", msg);
+		return;
+	}
+	int i = nheld < HELD_MAX ? nheld++ : HELD_MAX - 1;
+	strlcpy(held_msg[i], msg, sizeof(held_msg[i]));
+	held_level[i] = level;
 }
 
 /* Open the store through its descriptor; one line naming the problem. */
@@ -102,18 +116,34 @@ static int open_store(struct sfs *fs)
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fs->store_dirfd);
 	struct store_opts so = {
 		.block_size = fs->o.block_size, .max_bytes = fs->o.store_max, .create = 1};
+	store_log_hold = 1;
+	nheld = 0;
 	int rc = store_open(path, fs->source_fd, &so, &fs->store);
-	if (rc) {
-		const char *why = rc == -EPROTO ? "made by a newer snapfs (schema too new)"
-				  : rc == -EIO	 ? "corrupt or incomplete (index or block file)"
-				  : rc == -EINVAL ? "block_size= differs from the store's"
-				  : rc == -EBUSY  ? "in use by another snapfs"
-						  : strerror(-rc);
-		fprintf(stderr, "snapfs: store '%s': %s\n", fs->o.store, why);
-		fs->store = NULL;
-		return -1;
+	/* umount returns before the previous daemon of this store has closed
+	 * it: give that one a moment before calling the store busy. */
+	for (int i = 0; rc == -EBUSY && i < 100; i++) {
+		usleep(50 * 1000);
+		nheld = 0;
+		rc = store_open(path, fs->source_fd, &so, &fs->store);
 	}
-	return 0;
+	store_log_hold = 0;
+	if (rc == 0) {
+		for (int i = 0; i < nheld; i++)
+			sfs_log(held_level[i], "store: %s", held_msg[i]);
+		return 0;
+	}
+	const char *why = rc == -EPROTO ? "made by a newer snapfs (schema too new)"
+			  : rc == -EIO	 ? "corrupt or incomplete (index or block file)"
+			  : rc == -EINVAL ? "block_size= differs from the store's"
+			  : rc == -EBUSY  ? "in use by another snapfs"
+					  : strerror(-rc);
+	if (nheld && rc != -EBUSY)
+		fprintf(stderr, "snapfs: store '%s': %s (%s)\n", fs->o.store, why,
+			held_msg[nheld - 1]);
+	else
+		fprintf(stderr, "snapfs: store '%s': %s\n", fs->o.store, why);
+	fs->store = NULL;
+	return -1;
 }
 
 static volatile int tick_stop;
