@@ -125,12 +125,21 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < 9; i++)
 		for (int j = i + 1; j < 9; j++) {
-			if (ts[j] < ts[i]) { double t = ts[i]; ts[i] = ts[j]; ts[j] = t; }
-			if (tb[j] < tb[i]) { double t = tb[i]; tb[i] = tb[j]; tb[j] = t; }
+			if (ts[j] < ts[i]) {
+				double t = ts[i];
+				ts[i] = ts[j];
+				ts[j] = t;
+			}
+			if (tb[j] < tb[i]) {
+				double t = tb[i];
+				tb[i] = tb[j];
+				tb[j] = t;
+			}
 		}
 	unlink(big);
 	unlink(small);
-	printf("| pin, 4 KiB file | %.0f us |\n| pin, 4 GiB file | %.0f us |\n", ts[4] * 1e6, tb[4] * 1e6);
+	printf("| pin, 4 KiB file | %.0f us |\n| pin, 4 GiB file | %.0f us |\n", ts[4] * 1e6,
+	       tb[4] * 1e6);
 
 	/* Writes with and without a live snapshot, same sizes, same run. */
 	fill_file(a, size, 'x');
@@ -141,8 +150,9 @@ int main(int argc, char **argv)
 	double first = write_rate(b, size, 1 << 20, 0, 'y');
 	double second = write_rate(b, size, 1 << 20, 0, 'z');
 	printf("| seq 1 MiB writes, no snapshot | %.0f MiB/s | 1.00 |\n", plain);
-	printf("| seq 1 MiB writes, first overwrite under a snapshot (copies) | %.0f MiB/s | %.2f |\n",
-	       first, first / plain);
+	printf(
+	    "| seq 1 MiB writes, first overwrite under a snapshot (copies) | %.0f MiB/s | %.2f |\n",
+	    first, first / plain);
 	printf("| seq 1 MiB writes, second overwrite (no copy) | %.0f MiB/s | %.2f |\n", second,
 	       second / plain);
 
@@ -151,8 +161,9 @@ int main(int argc, char **argv)
 	double live = read_rate(a, size);
 	double snap = read_rate(view, size);
 	printf("| seq read, live file (cold) | %.0f MiB/s | 1.00 |\n", live);
-	printf("| seq read, snapshot view (cold, all blocks from the store) | %.0f MiB/s | %.2f |\n",
-	       snap, snap / live);
+	printf(
+	    "| seq read, snapshot view (cold, all blocks from the store) | %.0f MiB/s | %.2f |\n",
+	    snap, snap / live);
 	snapfs_release(mnt, id);
 	free(view);
 

@@ -32,8 +32,8 @@ SNAPFS_API int snapfs_pin(const char *const paths[], size_t n, const char *label
 
 /* snapfs_pin() with flags (SNAPFS_RECURSIVE) and an expiry (unix time, 0 for
  * never) after which the daemon releases it. */
-SNAPFS_API int snapfs_pin_ex(const char *const paths[], size_t n, const char *label,
-			     unsigned flags, int64_t expires, uint64_t *id);
+SNAPFS_API int snapfs_pin_ex(const char *const paths[], size_t n, const char *label, unsigned flags,
+			     int64_t expires, uint64_t *id);
 
 /* Release snapshot id of the mount holding path_in_mount. */
 SNAPFS_API int snapfs_release(const char *path_in_mount, uint64_t id);

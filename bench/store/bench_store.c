@@ -47,7 +47,7 @@ static int rm1(const char *p, const struct stat *sb, int f, struct FTW *w)
 static struct store *fresh(uint32_t bs)
 {
 	nftw(sdir, rm1, 16, FTW_DEPTH | FTW_PHYS);
-	struct store_opts o = { .block_size = bs, .create = 1 };
+	struct store_opts o = {.block_size = bs, .create = 1};
 	struct store *st;
 	int rc = store_open(sdir, srcfd, &o, &st);
 	if (rc)
@@ -76,8 +76,8 @@ static int mkfile(const char *name, off_t size, int fill)
 
 static uint64_t pin(struct store *st, struct store_file *sf, int fd, int kind)
 {
-	struct store_pin p = { .kind = kind };
-	struct store_pin_file f = { sf, fd, "f" };
+	struct store_pin p = {.kind = kind};
+	struct store_pin_file f = {sf, fd, "f"};
 	uint64_t id;
 	int rc = store_pin(st, &p, &f, 1, &id);
 	if (rc)
@@ -110,7 +110,8 @@ static void bench_pin(void)
 			store_release(st, id);
 		}
 		qsort(t, 51, sizeof(*t), cmpd);
-		printf("| %llu KiB | %.1f | %.1f |\n", (unsigned long long)(size >> 10), t[25], t[45]);
+		printf("| %llu KiB | %.1f | %.1f |\n", (unsigned long long)(size >> 10), t[25],
+		       t[45]);
 		store_file_put(sf);
 		close(fd);
 	}
@@ -141,8 +142,9 @@ static double write_pass(struct store_file *sf, int fd, size_t size)
 static void bench_cow(void)
 {
 	size_t size = 256u << 20;
-	printf("\n### Copy-on-write cost: 256 MiB file, sequential 4 KiB writes through the hook\n\n"
-	       "| case | MiB/s | ratio to no snapshot |\n|---|---|---|\n");
+	printf(
+	    "\n### Copy-on-write cost: 256 MiB file, sequential 4 KiB writes through the hook\n\n"
+	    "| case | MiB/s | ratio to no snapshot |\n|---|---|---|\n");
 	struct store *st = fresh(4096);
 	int fd = mkfile("c", (off_t)size, 1);
 	struct store_file *sf;
@@ -179,13 +181,15 @@ static void bench_cow(void)
 	uint64_t id2 = pin(st, sf, fd, STORE_PINNED); /* unchanged: served from the live file */
 	t0 = now();
 	for (size_t o = 0; o < size; o += sizeof(buf))
-		if (store_snap_read(st, id2, store_file_fid(sf), buf, sizeof(buf), o) != sizeof(buf))
+		if (store_snap_read(st, id2, store_file_fid(sf), buf, sizeof(buf), o) !=
+		    sizeof(buf))
 			die("snap_read", EIO);
 	double snaplive = (double)size / (1 << 20) / (now() - t0);
 	printf("\n### Snapshot read against live read (1 MiB reads, 256 MiB)\n\n"
 	       "| read | MiB/s | ratio to live |\n|---|---|---|\n"
 	       "| live pread | %.0f | 1.00 |\n"
-	       "| snapshot, every block preserved in the store (%d one-block extents) | %.0f | %.2f |\n"
+	       "| snapshot, every block preserved in the store (%d one-block extents) | %.0f | "
+	       "%.2f |\n"
 	       "| snapshot, nothing changed since (all from the live file) | %.0f | %.2f |\n",
 	       live, (int)(size / 4096), snap, snap / live, snaplive, snaplive / live);
 	store_release(st, id);
@@ -199,7 +203,8 @@ static void bench_index(void)
 {
 	const uint64_t N = 1000000;
 	const uint32_t bs = 512;
-	printf("\n### Index with 1,000,000 extents (block size 512, one file, one hook per block)\n\n");
+	printf("\n### Index with 1,000,000 extents (block size 512, one file, one hook per "
+	       "block)\n\n");
 	struct store *st = fresh(bs);
 	int fd = mkfile("i", (off_t)(N * bs), 1);
 	struct store_file *sf;
@@ -241,7 +246,7 @@ static void bench_index(void)
 	t0 = now();
 	store_close(st);
 	double tclose = now() - t0;
-	struct store_opts o = { 0 };
+	struct store_opts o = {0};
 	t0 = now();
 	int rc = store_open(sdir, srcfd, &o, &st);
 	if (rc)
@@ -254,17 +259,18 @@ static void bench_index(void)
 	double trel = now() - t0;
 	struct store_stats s2;
 	store_stats(st, &s2);
-	printf("| measure | value |\n|---|---|\n"
-	       "| extents built | %llu (in %.1f s: %.1f µs per hook with a copy and a FULL commit) |\n"
-	       "| index + WAL + block file on disk | %.0f MiB |\n"
-	       "| random 4 KiB snapshot read (8 extents), p50 / p99 | %.1f / %.1f µs |\n"
-	       "| store_close (record stats) | %.2f s |\n"
-	       "| store_open (recovery scan of every extent, allocator rebuild) | %.2f s |\n"
-	       "| store_release of the snapshot + GC of 1M extents + punching | %.2f s |\n"
-	       "| extents left / bytes preserved after | %llu / %llu |\n",
-	       (unsigned long long)s.extents, build, build / (double)N * 1e6,
-	       (double)s.bytes_on_disk / (1 << 20), lat[R / 2], lat[R * 99 / 100], tclose, topen,
-	       trel, (unsigned long long)s2.extents, (unsigned long long)s2.bytes_preserved);
+	printf(
+	    "| measure | value |\n|---|---|\n"
+	    "| extents built | %llu (in %.1f s: %.1f µs per hook with a copy and a FULL commit) |\n"
+	    "| index + WAL + block file on disk | %.0f MiB |\n"
+	    "| random 4 KiB snapshot read (8 extents), p50 / p99 | %.1f / %.1f µs |\n"
+	    "| store_close (record stats) | %.2f s |\n"
+	    "| store_open (recovery scan of every extent, allocator rebuild) | %.2f s |\n"
+	    "| store_release of the snapshot + GC of 1M extents + punching | %.2f s |\n"
+	    "| extents left / bytes preserved after | %llu / %llu |\n",
+	    (unsigned long long)s.extents, build, build / (double)N * 1e6,
+	    (double)s.bytes_on_disk / (1 << 20), lat[R / 2], lat[R * 99 / 100], tclose, topen, trel,
+	    (unsigned long long)s2.extents, (unsigned long long)s2.bytes_preserved);
 	free(lat);
 	close(fd);
 	store_close(st);
@@ -274,8 +280,10 @@ static void bench_bs(void)
 {
 	size_t size = 256u << 20;
 	int W = 20000;
-	printf("\n### Block size: %d random 4 KiB writes into a 256 MiB file under a pinned snapshot\n\n"
-	       "| block size | µs per write | bytes copied per byte written | index rows | index+WAL+blocks MiB |\n"
+	printf("\n### Block size: %d random 4 KiB writes into a 256 MiB file under a pinned "
+	       "snapshot\n\n"
+	       "| block size | µs per write | bytes copied per byte written | index rows | "
+	       "index+WAL+blocks MiB |\n"
 	       "|---|---|---|---|---|\n",
 	       W);
 	for (uint32_t bs = 4096; bs <= 65536; bs *= 4) {

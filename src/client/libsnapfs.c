@@ -244,7 +244,8 @@ char *snapfs_snapshot_path(const char *path, uint64_t id)
 	char *out = NULL;
 	if (snapfs_call(root, r) == 0 &&
 	    asprintf(&out, "%s/%s/%llu%s%s", strcmp(root, "/") ? root : "", r->data,
-		     (unsigned long long)id, strcmp(rel, ".") ? "/" : "", strcmp(rel, ".") ? rel : "") < 0)
+		     (unsigned long long)id, strcmp(rel, ".") ? "/" : "",
+		     strcmp(rel, ".") ? rel : "") < 0)
 		out = NULL;
 	int e = errno;
 	free(r);

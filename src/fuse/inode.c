@@ -89,8 +89,8 @@ int inode_is_hidden(dev_t dev, ino_t ino)
 
 int inode_is_store_name(const struct sfs_inode *parent, const char *name)
 {
-	return sfs.store_name[0] && parent->ino == sfs.store_pino && parent->dev == sfs.store_pdev &&
-	       strcmp(name, sfs.store_name) == 0;
+	return sfs.store_name[0] && parent->ino == sfs.store_pino &&
+	       parent->dev == sfs.store_pdev && strcmp(name, sfs.store_name) == 0;
 }
 
 /*

@@ -51,43 +51,43 @@ void sfs_destroy(void *userdata)
 }
 
 const struct fuse_lowlevel_ops sfs_ops = {
-	.init = sfs_init,
-	.destroy = sfs_destroy,
-	.lookup = sfs_lookup,
-	.forget = sfs_forget,
-	.forget_multi = sfs_forget_multi,
-	.getattr = sfs_getattr,
-	.setattr = sfs_setattr,
-	.readlink = sfs_readlink,
-	.mknod = sfs_mknod,
-	.mkdir = sfs_mkdir,
-	.symlink = sfs_symlink,
-	.link = sfs_link,
-	.unlink = sfs_unlink,
-	.rmdir = sfs_rmdir,
-	.rename = sfs_rename,
-	.open = sfs_open,
-	.create = sfs_create,
-	.read = sfs_read,
-	.write_buf = sfs_write_buf,
-	.flush = sfs_flush,
-	.release = sfs_release,
-	.fsync = sfs_fsync,
-	.opendir = sfs_opendir,
-	.readdir = sfs_readdir,
-	.readdirplus = sfs_readdirplus,
-	.releasedir = sfs_releasedir,
-	.fsyncdir = sfs_fsyncdir,
-	.statfs = sfs_statfs,
-	.access = sfs_access,
-	.setxattr = sfs_setxattr,
-	.getxattr = sfs_getxattr,
-	.listxattr = sfs_listxattr,
-	.removexattr = sfs_removexattr,
-	.fallocate = sfs_fallocate,
-	.copy_file_range = sfs_copy_file_range,
-	.lseek = sfs_lseek,
-	.ioctl = sfs_ioctl,
+    .init = sfs_init,
+    .destroy = sfs_destroy,
+    .lookup = sfs_lookup,
+    .forget = sfs_forget,
+    .forget_multi = sfs_forget_multi,
+    .getattr = sfs_getattr,
+    .setattr = sfs_setattr,
+    .readlink = sfs_readlink,
+    .mknod = sfs_mknod,
+    .mkdir = sfs_mkdir,
+    .symlink = sfs_symlink,
+    .link = sfs_link,
+    .unlink = sfs_unlink,
+    .rmdir = sfs_rmdir,
+    .rename = sfs_rename,
+    .open = sfs_open,
+    .create = sfs_create,
+    .read = sfs_read,
+    .write_buf = sfs_write_buf,
+    .flush = sfs_flush,
+    .release = sfs_release,
+    .fsync = sfs_fsync,
+    .opendir = sfs_opendir,
+    .readdir = sfs_readdir,
+    .readdirplus = sfs_readdirplus,
+    .releasedir = sfs_releasedir,
+    .fsyncdir = sfs_fsyncdir,
+    .statfs = sfs_statfs,
+    .access = sfs_access,
+    .setxattr = sfs_setxattr,
+    .getxattr = sfs_getxattr,
+    .listxattr = sfs_listxattr,
+    .removexattr = sfs_removexattr,
+    .fallocate = sfs_fallocate,
+    .copy_file_range = sfs_copy_file_range,
+    .lseek = sfs_lseek,
+    .ioctl = sfs_ioctl,
 };
 
 /* While the store opens, its messages are held: on success they are logged,
@@ -115,7 +115,7 @@ static int open_store(struct sfs *fs)
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fs->store_dirfd);
 	struct store_opts so = {
-		.block_size = fs->o.block_size, .max_bytes = fs->o.store_max, .create = 1};
+	    .block_size = fs->o.block_size, .max_bytes = fs->o.store_max, .create = 1};
 	store_log_hold = 1;
 	nheld = 0;
 	int rc = store_open(path, fs->source_fd, &so, &fs->store);
@@ -132,8 +132,8 @@ static int open_store(struct sfs *fs)
 			sfs_log(held_level[i], "store: %s", held_msg[i]);
 		return 0;
 	}
-	const char *why = rc == -EPROTO ? "made by a newer snapfs (schema too new)"
-			  : rc == -EIO	 ? "corrupt or incomplete (index or block file)"
+	const char *why = rc == -EPROTO	  ? "made by a newer snapfs (schema too new)"
+			  : rc == -EIO	  ? "corrupt or incomplete (index or block file)"
 			  : rc == -EINVAL ? "block_size= differs from the store's"
 			  : rc == -EBUSY  ? "in use by another snapfs"
 					  : strerror(-rc);

@@ -77,7 +77,8 @@ void sfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 	if (rc)
 		goto out;
 	if (valid & FUSE_SET_ATTR_MODE) {
-		rc = fi ? fchmod(file_of(fi)->fd, attr->st_mode) : fchmodat(AT_FDCWD, proc, attr->st_mode, 0);
+		rc = fi ? fchmod(file_of(fi)->fd, attr->st_mode)
+			: fchmodat(AT_FDCWD, proc, attr->st_mode, 0);
 		if (rc)
 			goto out_errno;
 	}
@@ -190,8 +191,8 @@ static ssize_t x_get(struct sfs_inode *in, const char *name, void *val, size_t s
 	}
 	if (S_ISLNK(in->type)) {
 		struct sfs_xattr_args a = {.value = (uintptr_t)val, .size = (uint32_t)size};
-		long r = syscall(SYS_getxattrat, in->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, name,
-				 &a, sizeof(a));
+		long r = syscall(SYS_getxattrat, in->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW,
+				 name, &a, sizeof(a));
 		if (r < 0 && (errno == ENOSYS || errno == EBADF))
 			errno = ENODATA;
 		return r;
@@ -224,9 +225,10 @@ static int x_set(struct sfs_inode *in, const char *name, const void *val, size_t
 		return -1;
 	}
 	if (S_ISLNK(in->type)) {
-		struct sfs_xattr_args a = {.value = (uintptr_t)val, .size = (uint32_t)size, .flags = (uint32_t)flags};
-		long r = syscall(SYS_setxattrat, in->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, name,
-				 &a, sizeof(a));
+		struct sfs_xattr_args a = {
+		    .value = (uintptr_t)val, .size = (uint32_t)size, .flags = (uint32_t)flags};
+		long r = syscall(SYS_setxattrat, in->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW,
+				 name, &a, sizeof(a));
 		if (r < 0 && (errno == ENOSYS || errno == EBADF))
 			errno = EPERM;
 		return (int)r;
@@ -304,8 +306,8 @@ void sfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	free(list);
 }
 
-void sfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-		  size_t size, int flags)
+void sfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+		  int flags)
 {
 	struct sfs_inode *inode = inode_get(ino);
 	struct sfs_cred c;

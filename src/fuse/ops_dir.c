@@ -17,7 +17,7 @@
 
 struct sfs_dir {
 	DIR *dp;
-	off_t offset;	     /* offset of the next entry to read */
+	off_t offset;	      /* offset of the next entry to read */
 	struct dirent *entry; /* read but not yet returned */
 	pthread_mutex_t lock; /* the kernel may read one stream from two threads */
 };

@@ -216,8 +216,9 @@ void sfs_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name, fuse_in
 	/* A file replaced by the rename may lose its last link. */
 	struct store_file *victim = NULL;
 	struct sfs_cred c;
-	int rc = (flags & (RENAME_EXCHANGE | RENAME_NOREPLACE)) ? 0
-								 : cow_victim(newparent, newname, &victim);
+	int rc = (flags & (RENAME_EXCHANGE | RENAME_NOREPLACE))
+		     ? 0
+		     : cow_victim(newparent, newname, &victim);
 	if (rc == 0)
 		rc = cred_enter(req, &c);
 	else

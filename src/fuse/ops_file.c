@@ -139,7 +139,8 @@ void sfs_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t 
 		/* Create only: an existing file (the kernel's entry was stale) goes
 		 * through open_backing, so O_TRUNC is copied-on-write. */
 		fd = openat(parent->fd, name,
-			    (fi->flags | O_CREAT | O_EXCL | O_CLOEXEC) & ~(O_DIRECT | O_NOCTTY | O_TRUNC),
+			    (fi->flags | O_CREAT | O_EXCL | O_CLOEXEC) &
+				~(O_DIRECT | O_NOCTTY | O_TRUNC),
 			    mode);
 		if (fd < 0)
 			rc = -errno;
@@ -196,7 +197,8 @@ static void kill_priv(fuse_req_t req, struct sfs_inode *inode, int fd)
 	if (fuse_req_ctx(req)->uid != 0) {
 		struct stat st;
 		if (fstat(fd, &st) == 0 &&
-		    ((st.st_mode & S_ISUID) || (st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)))
+		    ((st.st_mode & S_ISUID) ||
+		     (st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)))
 			fchmod(fd, st.st_mode & 07777 & ~(S_ISUID | S_ISGID));
 	}
 	if (!__atomic_load_n(&inode->nocaps, __ATOMIC_RELAXED)) {
@@ -345,7 +347,8 @@ void sfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fus
 		else if (whence == SEEK_HOLE && off < size)
 			fuse_reply_lseek(req, size);
 		else
-			fuse_reply_err(req, whence == SEEK_DATA || whence == SEEK_HOLE ? ENXIO : EINVAL);
+			fuse_reply_err(req,
+				       whence == SEEK_DATA || whence == SEEK_HOLE ? ENXIO : EINVAL);
 		return;
 	}
 	off_t res = lseek(f->fd, off, whence);

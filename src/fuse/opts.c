@@ -25,43 +25,47 @@ enum {
 	KEY_RO,
 };
 
-#define SFS_OPT(t, p) {t, offsetof(struct sfs_opts, p), 1}
+#define SFS_OPT(t, p)                                                                              \
+	{                                                                                          \
+		t, offsetof(struct sfs_opts, p), 1                                                 \
+	}
 
 /* In the order the help text lists them. */
 static const struct fuse_opt sfs_opt_table[] = {
-	SFS_OPT("store=%s", store),
-	SFS_OPT("block_size=%s", block_size_s),
-	SFS_OPT("snapshot=%s", snapshot),
-	SFS_OPT("snapdir=%s", snapdir),
-	SFS_OPT("store_max=%s", store_max_s),
-	SFS_OPT("log_level=%s", log_level_s),
-	SFS_OPT("timeout=%lf", timeout),
-	FUSE_OPT_KEY("-h", KEY_HELP),
-	FUSE_OPT_KEY("--help", KEY_HELP),
-	FUSE_OPT_KEY("-V", KEY_VERSION),
-	FUSE_OPT_KEY("--version", KEY_VERSION),
-	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
-	FUSE_OPT_KEY("-d", KEY_DEBUG),
-	FUSE_OPT_KEY("debug", KEY_DEBUG),
-	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
-	FUSE_OPT_KEY("default_permissions", KEY_DEFAULT_PERMISSIONS),
-	FUSE_OPT_KEY("ro", KEY_RO),
-	FUSE_OPT_END,
+    SFS_OPT("store=%s", store),
+    SFS_OPT("block_size=%s", block_size_s),
+    SFS_OPT("snapshot=%s", snapshot),
+    SFS_OPT("snapdir=%s", snapdir),
+    SFS_OPT("store_max=%s", store_max_s),
+    SFS_OPT("log_level=%s", log_level_s),
+    SFS_OPT("timeout=%lf", timeout),
+    FUSE_OPT_KEY("-h", KEY_HELP),
+    FUSE_OPT_KEY("--help", KEY_HELP),
+    FUSE_OPT_KEY("-V", KEY_VERSION),
+    FUSE_OPT_KEY("--version", KEY_VERSION),
+    FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+    FUSE_OPT_KEY("-d", KEY_DEBUG),
+    FUSE_OPT_KEY("debug", KEY_DEBUG),
+    FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+    FUSE_OPT_KEY("default_permissions", KEY_DEFAULT_PERMISSIONS),
+    FUSE_OPT_KEY("ro", KEY_RO),
+    FUSE_OPT_END,
 };
 
 /* Mount options libfuse understands: passed through. */
 static const char *const pass_opts[] = {
-	"rw", "dev", "nodev", "suid", "nosuid", "exec", "noexec", "atime", "noatime",
-	"relatime", "norelatime", "strictatime", "nostrictatime", "sync", "async", "dirsync",
-	"lazytime", "nolazytime", "allow_root", "auto_unmount", "blkdev", NULL,
+    "rw",    "dev",	"nodev",    "suid",	  "nosuid",	 "exec",	  "noexec",
+    "atime", "noatime", "relatime", "norelatime", "strictatime", "nostrictatime", "sync",
+    "async", "dirsync", "lazytime", "nolazytime", "allow_root",	 "auto_unmount",  "blkdev",
+    NULL,
 };
 static const char *const pass_prefixes[] = {
-	"fsname=", "subtype=", "context=", "fscontext=", "defcontext=", "rootcontext=", NULL,
+    "fsname=", "subtype=", "context=", "fscontext=", "defcontext=", "rootcontext=", NULL,
 };
 /* Options only mount(8) cares about: dropped. */
 static const char *const drop_opts[] = {
-	"defaults", "auto", "noauto", "user", "nouser", "users", "owner", "group", "nofail",
-	"_netdev", "loud", "silent", NULL,
+    "defaults", "auto",	  "noauto",  "user", "nouser", "users", "owner",
+    "group",	"nofail", "_netdev", "loud", "silent", NULL,
 };
 
 static int in_list(const char *s, const char *const *list)
@@ -157,8 +161,10 @@ int opts_validate(struct sfs_opts *o)
 {
 	const char *err;
 	if (!o->source || !o->mountpoint) {
-		fprintf(stderr, "snapfs: missing %s (usage: snapfs [-f] [-d] [-o OPT,...] SOURCE MOUNTPOINT)\n",
-			o->source ? "MOUNTPOINT" : "SOURCE");
+		fprintf(
+		    stderr,
+		    "snapfs: missing %s (usage: snapfs [-f] [-d] [-o OPT,...] SOURCE MOUNTPOINT)\n",
+		    o->source ? "MOUNTPOINT" : "SOURCE");
 		return -1;
 	}
 	o->snapmode = SFS_SNAP_LIVE;
@@ -166,7 +172,8 @@ int opts_validate(struct sfs_opts *o)
 		if (strcmp(o->snapshot, "open") == 0)
 			o->snapmode = SFS_SNAP_OPEN;
 		else if (strcmp(o->snapshot, "live") != 0) {
-			fprintf(stderr, "snapfs: bad snapshot= value '%s' (live or open)\n", o->snapshot);
+			fprintf(stderr, "snapfs: bad snapshot= value '%s' (live or open)\n",
+				o->snapshot);
 			return -1;
 		}
 	}
@@ -174,15 +181,18 @@ int opts_validate(struct sfs_opts *o)
 		o->snapdir = strdup(".snapshots");
 	if (!*o->snapdir || strchr(o->snapdir, '/') || !strcmp(o->snapdir, ".") ||
 	    !strcmp(o->snapdir, "..") || strlen(o->snapdir) > NAME_MAX) {
-		fprintf(stderr, "snapfs: bad snapdir= value '%s' (one path component)\n", o->snapdir);
+		fprintf(stderr, "snapfs: bad snapdir= value '%s' (one path component)\n",
+			o->snapdir);
 		return -1;
 	}
 	o->block_size = 0;
 	if (o->block_size_s) {
 		long long v = strtonum(o->block_size_s, 512, 1 << 20, &err);
 		if (err || (v & (v - 1))) {
-			fprintf(stderr, "snapfs: bad block_size= value '%s' (a power of two, 512 to 1048576)\n",
-				o->block_size_s);
+			fprintf(
+			    stderr,
+			    "snapfs: bad block_size= value '%s' (a power of two, 512 to 1048576)\n",
+			    o->block_size_s);
 			return -1;
 		}
 		o->block_size = (uint32_t)v;
@@ -195,7 +205,8 @@ int opts_validate(struct sfs_opts *o)
 	}
 	o->log_level = o->debug ? SFS_LOG_DEBUG : SFS_LOG_NOTICE;
 	if (o->log_level_s && (o->log_level = parse_log_level(o->log_level_s)) < 0) {
-		fprintf(stderr, "snapfs: bad log_level= value '%s' (err, warning, notice, info, debug)\n",
+		fprintf(stderr,
+			"snapfs: bad log_level= value '%s' (err, warning, notice, info, debug)\n",
 			o->log_level_s);
 		return -1;
 	}

@@ -25,22 +25,22 @@ enum sfs_snapmode { SFS_SNAP_LIVE = 0, SFS_SNAP_OPEN = 1 };
 
 /* Filled by the fuse_opt table in opts.c, validated once, then read-only. */
 struct sfs_opts {
-	char *source;	   /* SOURCE as given */
-	char *mountpoint;  /* MOUNTPOINT as given */
-	char *store;	   /* store=, default SOURCE/.snapfs */
-	char *snapdir;	   /* snapdir=, default .snapshots */
-	char *snapshot;	   /* snapshot=live|open */
+	char *source;	  /* SOURCE as given */
+	char *mountpoint; /* MOUNTPOINT as given */
+	char *store;	  /* store=, default SOURCE/.snapfs */
+	char *snapdir;	  /* snapdir=, default .snapshots */
+	char *snapshot;	  /* snapshot=live|open */
 	char *block_size_s;
 	char *store_max_s;
 	char *log_level_s;
-	int foreground;	   /* -f */
-	int debug;	   /* -d */
+	int foreground; /* -f */
+	int debug;	/* -d */
 	int allow_other;
 	int default_permissions;
 	int read_only;
 	int show_help;
 	int show_version;
-	double timeout;	   /* attr/entry cache timeout, seconds */
+	double timeout; /* attr/entry cache timeout, seconds */
 	/* derived by opts_validate() */
 	enum sfs_snapmode snapmode;
 	uint32_t block_size;
@@ -62,34 +62,34 @@ enum sfs_kind {
 
 struct sfs_inode {
 	enum sfs_kind kind;
-	int fd;			  /* O_PATH descriptor of the backing object; -1 if virtual */
+	int fd; /* O_PATH descriptor of the backing object; -1 if virtual */
 	dev_t dev;
 	ino_t ino;
-	mode_t type;		  /* S_IFMT bits, fixed for the object's life */
-	uint64_t nlookup;	  /* protected by sfs->mutex */
-	struct sfs_inode *hnext;  /* hash chain, protected by sfs->mutex */
-	pthread_rwlock_t rwlock;  /* write: bytes changing; read: live read in flight */
-	int nocaps;		  /* 1: known to carry no security.capability xattr */
-	struct store_file *sf;	  /* regular files, attached on first need; set once under
-				     sfs->mutex, then read-only */
-	int rfd;		  /* read descriptor the store copies from; -1 until needed,
-				     set once under sfs->mutex */
+	mode_t type;		 /* S_IFMT bits, fixed for the object's life */
+	uint64_t nlookup;	 /* protected by sfs->mutex */
+	struct sfs_inode *hnext; /* hash chain, protected by sfs->mutex */
+	pthread_rwlock_t rwlock; /* write: bytes changing; read: live read in flight */
+	int nocaps;		 /* 1: known to carry no security.capability xattr */
+	struct store_file *sf;	 /* regular files, attached on first need; set once under
+				    sfs->mutex, then read-only */
+	int rfd;		 /* read descriptor the store copies from; -1 until needed,
+				    set once under sfs->mutex */
 	/* Virtual nodes (snapview.c); read-only after creation. */
-	uint64_t snap;		  /* snapshot id */
-	char *vpath;		  /* path inside the snapshot; "" for the ID directory */
-	uint64_t fid;		  /* SFS_VFILE: the file's id in the store */
-	struct stat vst;	  /* attributes served for the node */
-	struct sfs_inode *vnext;  /* virtual-node hash chain, protected by sfs->mutex */
+	uint64_t snap;		 /* snapshot id */
+	char *vpath;		 /* path inside the snapshot; "" for the ID directory */
+	uint64_t fid;		 /* SFS_VFILE: the file's id in the store */
+	struct stat vst;	 /* attributes served for the node */
+	struct sfs_inode *vnext; /* virtual-node hash chain, protected by sfs->mutex */
 };
 
 /* One open regular file: fi->fh points here. */
 struct sfs_file {
-	int fd;			  /* backing descriptor */
-	int flags;		  /* open flags as the caller gave them */
-	uint64_t snap;		  /* non-zero: reads are served from this snapshot */
-	uint64_t fid;		  /* the file's id in that snapshot */
-	uint64_t ref_snap;	  /* non-zero: this open holds a reference on that
-				     ephemeral snapshot, dropped at release */
+	int fd;		   /* backing descriptor */
+	int flags;	   /* open flags as the caller gave them */
+	uint64_t snap;	   /* non-zero: reads are served from this snapshot */
+	uint64_t fid;	   /* the file's id in that snapshot */
+	uint64_t ref_snap; /* non-zero: this open holds a reference on that
+			      ephemeral snapshot, dropped at release */
 };
 
 static inline struct sfs_file *file_of(const struct fuse_file_info *fi)
@@ -99,13 +99,13 @@ static inline struct sfs_file *file_of(const struct fuse_file_info *fi)
 
 struct sfs {
 	struct sfs_opts o;
-	int source_fd;		 /* fd of SOURCE (O_RDONLY), opened before mounting */
-	int store_dirfd;	 /* O_PATH fd of the store directory */
+	int source_fd;	 /* fd of SOURCE (O_RDONLY), opened before mounting */
+	int store_dirfd; /* O_PATH fd of the store directory */
 	struct sfs_inode root;
 	/* The store directory is hidden: its identity and where it sits. */
 	dev_t store_dev;
 	ino_t store_ino;
-	dev_t store_pdev;	 /* the directory holding the store, if inside SOURCE */
+	dev_t store_pdev; /* the directory holding the store, if inside SOURCE */
 	ino_t store_pino;
 	char store_name[NAME_MAX + 1]; /* its name there; "" when outside SOURCE */
 	struct store *store;
@@ -115,7 +115,7 @@ struct sfs {
 	struct sfs_inode **htab; /* protected by mutex */
 	size_t hsize, count;	 /* protected by mutex */
 
-	int cred_switch;	 /* serve callers with their own fsuid/fsgid/groups */
+	int cred_switch; /* serve callers with their own fsuid/fsgid/groups */
 	uid_t self_uid;
 
 	struct sfs_inode vroot;	 /* the snapshot view's root */
@@ -124,7 +124,10 @@ struct sfs {
 	/* Ephemeral snapshots and how many open files hold each; protected by
 	 * eph_mutex. At zero the snapshot is released. */
 	pthread_mutex_t eph_mutex;
-	struct sfs_eph { uint64_t id; uint64_t refs; } *eph;
+	struct sfs_eph {
+		uint64_t id;
+		uint64_t refs;
+	} * eph;
 	size_t neph, aeph;
 };
 
@@ -145,7 +148,13 @@ int helper_args(struct fuse_args *args);
 int sfs_notify(const char *state);
 
 /* log.c */
-enum { SFS_LOG_ERR = 3, SFS_LOG_WARNING = 4, SFS_LOG_NOTICE = 5, SFS_LOG_INFO = 6, SFS_LOG_DEBUG = 7 };
+enum {
+	SFS_LOG_ERR = 3,
+	SFS_LOG_WARNING = 4,
+	SFS_LOG_NOTICE = 5,
+	SFS_LOG_INFO = 6,
+	SFS_LOG_DEBUG = 7
+};
 void sfs_log_init(int to_stderr, int level);
 void sfs_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -262,8 +271,7 @@ void sfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
 void sfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		const char *newname, unsigned int flags);
 void sfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void sfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		 struct fuse_file_info *fi);
+void sfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
 void sfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		     struct fuse_file_info *fi);
 void sfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
@@ -285,8 +293,8 @@ void sfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			 struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
 			 struct fuse_file_info *fi_out, size_t len, int flags);
 void sfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
-void sfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-		  size_t size, int flags);
+void sfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+		  int flags);
 void sfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
 void sfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void sfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);

@@ -186,8 +186,9 @@ int snapview_lookup(fuse_req_t req, struct sfs_inode *parent, const char *name,
 		if (store_snap_get(sfs.store, parent->snap, &s) || !may_see(req, &s))
 			return -ENOENT;
 		char path[PATH_MAX];
-		int len = *parent->vpath ? snprintf(path, sizeof(path), "%s/%s", parent->vpath, name)
-					 : snprintf(path, sizeof(path), "%s", name);
+		int len = *parent->vpath
+			      ? snprintf(path, sizeof(path), "%s/%s", parent->vpath, name)
+			      : snprintf(path, sizeof(path), "%s", name);
 		if (len < 0 || len >= (int)sizeof(path))
 			return -ENAMETOOLONG;
 		struct store_snap_file f;
@@ -233,7 +234,11 @@ void snapview_getattr(fuse_req_t req, struct sfs_inode *inode)
 /* A directory listing, made whole at opendir and served by index. */
 struct vdir {
 	size_t n, alloc;
-	struct vent { char *name; mode_t type; ino_t ino; } *ents;
+	struct vent {
+		char *name;
+		mode_t type;
+		ino_t ino;
+	} * ents;
 };
 
 static int vdir_add(struct vdir *d, const char *name, size_t len, mode_t type, ino_t ino)
@@ -347,8 +352,8 @@ void snapview_readdir(fuse_req_t req, struct sfs_inode *inode, size_t size, off_
 			struct fuse_entry_param e = {0};
 			e.attr.st_ino = d->ents[i].ino;
 			e.attr.st_mode = d->ents[i].type;
-			n = fuse_add_direntry_plus(req, buf + used, size - used, d->ents[i].name, &e,
-						   (off_t)i + 1);
+			n = fuse_add_direntry_plus(req, buf + used, size - used, d->ents[i].name,
+						   &e, (off_t)i + 1);
 		} else {
 			struct stat st = {.st_ino = d->ents[i].ino, .st_mode = d->ents[i].type};
 			n = fuse_add_direntry(req, buf + used, size - used, d->ents[i].name, &st,

@@ -32,7 +32,8 @@ void blk_init(struct blk *b, int fd, uint32_t bs)
 void blk_release(struct blk *b)
 {
 	struct blk_free_range *r, *nx;
-	RB_FOREACH_SAFE(r, blk_tree, &b->free, nx) {
+	RB_FOREACH_SAFE(r, blk_tree, &b->free, nx)
+	{
 		RB_REMOVE(blk_tree, &b->free, r);
 		free(r);
 	}
@@ -42,7 +43,8 @@ void blk_release(struct blk *b)
 int blk_alloc(struct blk *b, uint64_t n, uint64_t *start)
 {
 	struct blk_free_range *r;
-	RB_FOREACH(r, blk_tree, &b->free) {
+	RB_FOREACH(r, blk_tree, &b->free)
+	{
 		if (r->n < n)
 			continue;
 		*start = r->start;
@@ -64,18 +66,18 @@ static void punch(struct blk *b, uint64_t start, uint64_t n)
 {
 	/* Best effort: a failed punch leaves allocated garbage that the next
 	 * open's rebuild punches again; it never affects correctness. */
-	(void)fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			(off_t)(start * b->bs), (off_t)(n * b->bs));
+	(void)fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(start * b->bs),
+			(off_t)(n * b->bs));
 }
 
 void blk_free(struct blk *b, uint64_t start, uint64_t n)
 {
 	if (!n)
 		return;
-	struct blk_free_range key = { .start = start };
+	struct blk_free_range key = {.start = start};
 	struct blk_free_range *next = RB_NFIND(blk_tree, &b->free, &key);
-	struct blk_free_range *prev = next ? RB_PREV(blk_tree, &b->free, next)
-					   : RB_MAX(blk_tree, &b->free);
+	struct blk_free_range *prev =
+	    next ? RB_PREV(blk_tree, &b->free, next) : RB_MAX(blk_tree, &b->free);
 	struct blk_free_range *r = NULL;
 	if (prev && prev->start + prev->n == start) {
 		prev->n += n;

@@ -18,7 +18,7 @@
 #include <sys/tree.h>
 
 /* libbsd's RB_GENERATE_STATIC needs a __unused it leaves undefined on Linux. */
-#define STORE_RB_GENERATE(name, type, field, cmp) \
+#define STORE_RB_GENERATE(name, type, field, cmp)                                                  \
 	RB_GENERATE_INTERNAL(name, type, field, cmp, __attribute__((unused)) static)
 
 struct blk_free_range {
@@ -30,8 +30,8 @@ RB_HEAD(blk_tree, blk_free_range);
 struct blk {
 	int fd;
 	uint32_t bs;
-	uint64_t end;	    /* blocks: everything from here on is free (and truncated) */
-	uint64_t nfree;	    /* free blocks below end */
+	uint64_t end;	/* blocks: everything from here on is free (and truncated) */
+	uint64_t nfree; /* free blocks below end */
 	struct blk_tree free;
 };
 

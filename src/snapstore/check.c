@@ -114,7 +114,7 @@ static void check_orphans(struct chk *k, uint64_t fsize, uint64_t g, uint64_t *u
 
 int store_check(struct store *st, int (*fn)(void *arg, const char *problem), void *arg)
 {
-	struct chk k = { .st = st, .fn = fn, .arg = arg };
+	struct chk k = {.st = st, .fn = fn, .arg = arg};
 	struct extidx_file *files = NULL;
 	struct extidx_sfile *sfs = NULL;
 	size_t nfiles = 0, nsfs = 0;
@@ -141,12 +141,12 @@ int store_check(struct store *st, int (*fn)(void *arg, const char *problem), voi
 		if (!e->nblk || e->nblk > EXTIDX_MAX_NBLK || e->efrom >= e->eto ||
 		    e->eto > st->epoch)
 			problem(&k,
-				"extent fid %" PRIu64 " blk %" PRIu64 ": bad shape (nblk %u, epochs "
+				"extent fid %" PRIu64 " blk %" PRIu64
+				": bad shape (nblk %u, epochs "
 				"[%" PRIu64 ", %" PRIu64 "), current epoch %" PRIu64 ")",
 				e->fid, e->blk, e->nblk, e->efrom, e->eto, st->epoch);
-		for (size_t j = i + 1; j < k.n && k.a[j].fid == e->fid &&
-				       k.a[j].blk < e->blk + e->nblk;
-		     j++) {
+		for (size_t j = i + 1;
+		     j < k.n && k.a[j].fid == e->fid && k.a[j].blk < e->blk + e->nblk; j++) {
 			struct ext *f = &k.a[j];
 			if (f->efrom < e->eto && e->efrom < f->eto)
 				problem(&k,
@@ -169,7 +169,9 @@ int store_check(struct store *st, int (*fn)(void *arg, const char *problem), voi
 		struct ext *e = &k.a[i];
 		uint64_t end = (uint64_t)e->loc + (uint64_t)e->nblk * st->bs;
 		if ((uint64_t)e->loc % st->bs)
-			problem(&k, "extent fid %" PRIu64 " blk %" PRIu64 ": unaligned location %" PRId64,
+			problem(&k,
+				"extent fid %" PRIu64 " blk %" PRIu64
+				": unaligned location %" PRId64,
 				e->fid, e->blk, e->loc);
 		if (end > fsize)
 			problem(&k,

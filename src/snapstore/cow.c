@@ -56,12 +56,13 @@ static int plan(struct store *st, uint64_t fid, uint32_t maxn, const struct cove
 	int rc = 0;
 	if (!from)
 		return -ENOMEM;
-	struct run cur = { 0 };
+	struct run cur = {0};
 	for (uint64_t c0 = b0; c0 < b1 && !rc; c0 += PLAN_CHUNK) {
 		uint64_t c1 = c0 + PLAN_CHUNK < b1 ? c0 + PLAN_CHUNK : b1;
 		memset(from, 0, (c1 - c0) * sizeof(*from));
 		nex = 0;
-		if ((rc = extidx_ext_range(st->x, fid, c0, c1, UINT64_MAX, maxn, &ex, &nex, &capex)))
+		if ((rc =
+			 extidx_ext_range(st->x, fid, c0, c1, UINT64_MAX, maxn, &ex, &nex, &capex)))
 			break;
 		for (size_t i = 0; i < nex; i++) {
 			uint64_t lo = ex[i].blk > c0 ? ex[i].blk : c0;
@@ -84,7 +85,7 @@ static int plan(struct store *st, uint64_t fid, uint32_t maxn, const struct cove
 			}
 			if (cur.n && (rc = runs_push(out, &cur)))
 				break;
-			cur = (struct run){ .blk = b, .efrom = f, .n = 1, .loc = -1 };
+			cur = (struct run){.blk = b, .efrom = f, .n = 1, .loc = -1};
 		}
 	}
 	if (!rc && cur.n)
@@ -115,7 +116,7 @@ static int split_holes(struct store *st, int fd, const struct runs *in, struct r
 				continue;
 			}
 		}
-		struct run cur = { 0 };
+		struct run cur = {0};
 		for (uint64_t b = r->blk; b < r->blk + r->n;) {
 			off_t d = lseek(fd, (off_t)(b * bs), SEEK_DATA);
 			uint64_t next; /* first block at or after b holding data */
@@ -146,8 +147,8 @@ static int split_holes(struct store *st, int fd, const struct runs *in, struct r
 	return 0;
 }
 
-static int run_pinned(const struct store *st, const struct run *r, const struct cover *c,
-		      size_t nc, uint64_t eto)
+static int run_pinned(const struct store *st, const struct run *r, const struct cover *c, size_t nc,
+		      uint64_t eto)
 {
 	for (size_t i = 0; i < nc; i++)
 		if (c[i].kind == STORE_PINNED && c[i].epoch >= r->efrom && c[i].epoch < eto &&
@@ -174,7 +175,7 @@ static void free_runs_space(struct store *st, struct runs *r, uint64_t *reserved
 static int cow_blocks(struct store_file *sf, int fd, uint64_t b0, uint64_t b1, int detach)
 {
 	struct store *st = sf->st;
-	struct runs planned = { 0 }, runs = { 0 };
+	struct runs planned = {0}, runs = {0};
 	struct cover *c = NULL;
 	size_t nc;
 	uint64_t fid, E, reserved = 0;
@@ -278,8 +279,12 @@ static int cow_blocks(struct store_file *sf, int fd, uint64_t b0, uint64_t b1, i
 		struct run *r = &runs.a[i];
 		if (!store_ext_needed(sf->cov, sf->ncov, st->bs, r->blk, r->efrom, E))
 			continue;
-		struct ext e = { .fid = fid, .blk = r->blk, .efrom = r->efrom, .eto = E,
-				 .nblk = r->n, .loc = r->hole ? -1 : r->loc };
+		struct ext e = {.fid = fid,
+				.blk = r->blk,
+				.efrom = r->efrom,
+				.eto = E,
+				.nblk = r->n,
+				.loc = r->hole ? -1 : r->loc};
 		rc = extidx_ext_insert(st->x, &e);
 		r->hole |= 2; /* inserted */
 		if (r->n > sf->maxnblk)

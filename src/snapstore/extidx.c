@@ -61,74 +61,74 @@ enum {
 };
 
 static const char *const sql_text[S_N] = {
-	[S_META_GET] = "SELECT value FROM meta WHERE key = ?1",
-	[S_META_SET] = "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
-	[S_FILE_INS] = "INSERT INTO files(handle, ino, state, size, mtime_ns, ctime_ns) "
-		       "VALUES (?1, ?2, 0, ?3, ?4, ?5)",
-	[S_FILE_BYH] = "SELECT fid, state FROM files WHERE handle = ?1",
-	[S_FILE_STATE] = "UPDATE files SET state = ?2 WHERE fid = ?1",
-	[S_FILE_STAT] = "UPDATE files SET ino = ?2, size = ?3, mtime_ns = ?4, ctime_ns = ?5 "
-			"WHERE fid = ?1",
-	[S_FILE_DEL] = "DELETE FROM files WHERE fid = ?1",
-	[S_FILE_ALL] = "SELECT fid, handle, state, ino, size, mtime_ns, ctime_ns FROM files "
-		       "ORDER BY fid",
-	[S_SNAP_INS] = "INSERT INTO snapshots(epoch, created, expires, uid, kind, label, state) "
-		       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
-	[S_SNAP_STATE] = "UPDATE snapshots SET state = ?2 WHERE id = ?1",
-	[S_SNAP_DEL] = "DELETE FROM snapshots WHERE id = ?1",
-	[S_SNAP_DELFILES] = "DELETE FROM snap_files WHERE snap = ?1",
-	[S_SNAP_GET] = "SELECT id, epoch, created, expires, uid, kind, label, state "
-		       "FROM snapshots WHERE id = ?1",
-	[S_SNAP_ALL] = "SELECT id, epoch, created, expires, uid, kind, label, state "
-		       "FROM snapshots ORDER BY id",
-	[S_SF_INS] = "INSERT INTO snap_files(snap, path, fid, size, mode, uid, gid, atime_ns, "
-		     "mtime_ns, ctime_ns, ino) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-	[S_SF_OF] = "SELECT snap, path, fid, size, mode, uid, gid, atime_ns, mtime_ns, ctime_ns, "
-		    "ino FROM snap_files WHERE snap = ?1 ORDER BY path",
-	[S_SF_ALL] = "SELECT snap, path, fid, size, mode, uid, gid, atime_ns, mtime_ns, ctime_ns, "
-		     "ino FROM snap_files ORDER BY snap, path",
-	[S_SF_PATH] = "SELECT snap, path, fid, size, mode, uid, gid, atime_ns, mtime_ns, "
-		      "ctime_ns, ino FROM snap_files WHERE snap = ?1 AND path = ?2",
-	[S_SF_COUNT] = "SELECT count(*) FROM snap_files WHERE snap = ?1",
-	[S_SF_FIDREFS] = "SELECT count(*) FROM snap_files WHERE fid = ?1",
-	[S_EXT_INS] = "INSERT INTO extents(fid, blk, efrom, eto, nblk, loc) "
-		      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-	[S_EXT_DEL] = "DELETE FROM extents WHERE fid = ?1 AND blk = ?2 AND efrom = ?3",
-	[S_EXT_RANGE] = "SELECT fid, blk, efrom, eto, nblk, loc FROM extents "
-			"WHERE fid = ?1 AND blk > ?2 AND blk < ?3 AND blk + nblk > ?4 "
-			"ORDER BY blk, efrom",
-	[S_EXT_RANGE_AT] = "SELECT fid, blk, efrom, eto, nblk, loc FROM extents "
-			   "WHERE fid = ?1 AND blk > ?2 AND blk < ?3 AND blk + nblk > ?4 "
-			   "AND efrom <= ?5 AND eto > ?5 ORDER BY blk, efrom",
-	[S_EXT_FID] = "SELECT fid, blk, efrom, eto, nblk, loc FROM extents WHERE fid = ?1 "
-		      "ORDER BY blk, efrom",
-	[S_EXT_FID_AT] = "SELECT fid, blk, efrom, eto, nblk, loc FROM extents WHERE fid = ?1 "
-			 "AND efrom <= ?2 AND eto > ?2 ORDER BY blk, efrom",
-	[S_EXT_ALL] = "SELECT fid, blk, efrom, eto, nblk, loc FROM extents",
-	[S_EXT_STATS] = "SELECT count(*), coalesce(sum(CASE WHEN loc IS NULL THEN 0 ELSE nblk "
-			"END), 0) FROM extents",
-	[S_BEGIN] = "BEGIN IMMEDIATE",
-	[S_COMMIT] = "COMMIT",
-	[S_ROLLBACK] = "ROLLBACK",
-	[S_SYNC_FULL] = "PRAGMA synchronous = FULL",
-	[S_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
+    [S_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [S_META_SET] = "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
+    [S_FILE_INS] = "INSERT INTO files(handle, ino, state, size, mtime_ns, ctime_ns) "
+		   "VALUES (?1, ?2, 0, ?3, ?4, ?5)",
+    [S_FILE_BYH] = "SELECT fid, state FROM files WHERE handle = ?1",
+    [S_FILE_STATE] = "UPDATE files SET state = ?2 WHERE fid = ?1",
+    [S_FILE_STAT] = "UPDATE files SET ino = ?2, size = ?3, mtime_ns = ?4, ctime_ns = ?5 "
+		    "WHERE fid = ?1",
+    [S_FILE_DEL] = "DELETE FROM files WHERE fid = ?1",
+    [S_FILE_ALL] = "SELECT fid, handle, state, ino, size, mtime_ns, ctime_ns FROM files "
+		   "ORDER BY fid",
+    [S_SNAP_INS] = "INSERT INTO snapshots(epoch, created, expires, uid, kind, label, state) "
+		   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
+    [S_SNAP_STATE] = "UPDATE snapshots SET state = ?2 WHERE id = ?1",
+    [S_SNAP_DEL] = "DELETE FROM snapshots WHERE id = ?1",
+    [S_SNAP_DELFILES] = "DELETE FROM snap_files WHERE snap = ?1",
+    [S_SNAP_GET] = "SELECT id, epoch, created, expires, uid, kind, label, state "
+		   "FROM snapshots WHERE id = ?1",
+    [S_SNAP_ALL] = "SELECT id, epoch, created, expires, uid, kind, label, state "
+		   "FROM snapshots ORDER BY id",
+    [S_SF_INS] = "INSERT INTO snap_files(snap, path, fid, size, mode, uid, gid, atime_ns, "
+		 "mtime_ns, ctime_ns, ino) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [S_SF_OF] = "SELECT snap, path, fid, size, mode, uid, gid, atime_ns, mtime_ns, ctime_ns, "
+		"ino FROM snap_files WHERE snap = ?1 ORDER BY path",
+    [S_SF_ALL] = "SELECT snap, path, fid, size, mode, uid, gid, atime_ns, mtime_ns, ctime_ns, "
+		 "ino FROM snap_files ORDER BY snap, path",
+    [S_SF_PATH] = "SELECT snap, path, fid, size, mode, uid, gid, atime_ns, mtime_ns, "
+		  "ctime_ns, ino FROM snap_files WHERE snap = ?1 AND path = ?2",
+    [S_SF_COUNT] = "SELECT count(*) FROM snap_files WHERE snap = ?1",
+    [S_SF_FIDREFS] = "SELECT count(*) FROM snap_files WHERE fid = ?1",
+    [S_EXT_INS] = "INSERT INTO extents(fid, blk, efrom, eto, nblk, loc) "
+		  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [S_EXT_DEL] = "DELETE FROM extents WHERE fid = ?1 AND blk = ?2 AND efrom = ?3",
+    [S_EXT_RANGE] = "SELECT fid, blk, efrom, eto, nblk, loc FROM extents "
+		    "WHERE fid = ?1 AND blk > ?2 AND blk < ?3 AND blk + nblk > ?4 "
+		    "ORDER BY blk, efrom",
+    [S_EXT_RANGE_AT] = "SELECT fid, blk, efrom, eto, nblk, loc FROM extents "
+		       "WHERE fid = ?1 AND blk > ?2 AND blk < ?3 AND blk + nblk > ?4 "
+		       "AND efrom <= ?5 AND eto > ?5 ORDER BY blk, efrom",
+    [S_EXT_FID] = "SELECT fid, blk, efrom, eto, nblk, loc FROM extents WHERE fid = ?1 "
+		  "ORDER BY blk, efrom",
+    [S_EXT_FID_AT] = "SELECT fid, blk, efrom, eto, nblk, loc FROM extents WHERE fid = ?1 "
+		     "AND efrom <= ?2 AND eto > ?2 ORDER BY blk, efrom",
+    [S_EXT_ALL] = "SELECT fid, blk, efrom, eto, nblk, loc FROM extents",
+    [S_EXT_STATS] = "SELECT count(*), coalesce(sum(CASE WHEN loc IS NULL THEN 0 ELSE nblk "
+		    "END), 0) FROM extents",
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_SYNC_FULL] = "PRAGMA synchronous = FULL",
+    [S_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
 };
 
 static const char schema_sql[] =
-	"CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
-	"CREATE TABLE files(fid INTEGER PRIMARY KEY, handle BLOB UNIQUE NOT NULL, ino INTEGER,"
-	" state INTEGER NOT NULL DEFAULT 0, size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER);"
-	"CREATE TABLE snapshots(id INTEGER PRIMARY KEY AUTOINCREMENT, epoch INTEGER NOT NULL,"
-	" created INTEGER, expires INTEGER, uid INTEGER, kind INTEGER, label TEXT,"
-	" state INTEGER NOT NULL DEFAULT 0);"
-	"CREATE TABLE snap_files(snap INTEGER NOT NULL, path TEXT NOT NULL, fid INTEGER NOT NULL,"
-	" size INTEGER, mode INTEGER, uid INTEGER, gid INTEGER, atime_ns INTEGER,"
-	" mtime_ns INTEGER, ctime_ns INTEGER, ino INTEGER, PRIMARY KEY(snap, path))"
-	" WITHOUT ROWID;"
-	"CREATE INDEX snap_files_fid ON snap_files(fid);"
-	"CREATE TABLE extents(fid INTEGER NOT NULL, blk INTEGER NOT NULL, efrom INTEGER NOT NULL,"
-	" eto INTEGER NOT NULL, nblk INTEGER NOT NULL, loc INTEGER,"
-	" PRIMARY KEY(fid, blk, efrom)) WITHOUT ROWID;";
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+    "CREATE TABLE files(fid INTEGER PRIMARY KEY, handle BLOB UNIQUE NOT NULL, ino INTEGER,"
+    " state INTEGER NOT NULL DEFAULT 0, size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER);"
+    "CREATE TABLE snapshots(id INTEGER PRIMARY KEY AUTOINCREMENT, epoch INTEGER NOT NULL,"
+    " created INTEGER, expires INTEGER, uid INTEGER, kind INTEGER, label TEXT,"
+    " state INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE snap_files(snap INTEGER NOT NULL, path TEXT NOT NULL, fid INTEGER NOT NULL,"
+    " size INTEGER, mode INTEGER, uid INTEGER, gid INTEGER, atime_ns INTEGER,"
+    " mtime_ns INTEGER, ctime_ns INTEGER, ino INTEGER, PRIMARY KEY(snap, path))"
+    " WITHOUT ROWID;"
+    "CREATE INDEX snap_files_fid ON snap_files(fid);"
+    "CREATE TABLE extents(fid INTEGER NOT NULL, blk INTEGER NOT NULL, efrom INTEGER NOT NULL,"
+    " eto INTEGER NOT NULL, nblk INTEGER NOT NULL, loc INTEGER,"
+    " PRIMARY KEY(fid, blk, efrom)) WITHOUT ROWID;";
 
 struct extidx {
 	sqlite3 *db;

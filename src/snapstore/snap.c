@@ -23,7 +23,7 @@ static int64_t ns(const struct timespec *t)
 
 static struct timespec ts(int64_t v)
 {
-	return (struct timespec){ .tv_sec = v / 1000000000, .tv_nsec = v % 1000000000 };
+	return (struct timespec){.tv_sec = v / 1000000000, .tv_nsec = v % 1000000000};
 }
 
 /* ---- freeing space after a commit ---- */
@@ -94,7 +94,7 @@ int snap_release_locked(struct store *st, uint64_t id, int full)
 	uint64_t s = sm->epoch;
 	struct extidx_sfile *sfs = NULL;
 	size_t nsf = 0;
-	struct freelist fr = { 0 };
+	struct freelist fr = {0};
 	uint64_t *fids = NULL, *dropped = NULL;
 	size_t nfids = 0, ndropped = 0;
 	struct cover *rest = NULL;
@@ -229,7 +229,7 @@ int store_pin(struct store *st, const struct store_pin *p, const struct store_pi
 		goto out_free;
 	}
 	for (size_t i = 0; i < n; i++)
-		ord[i] = (struct pin_ent){ .sf = files[i].sf, .idx = i };
+		ord[i] = (struct pin_ent){.sf = files[i].sf, .idx = i};
 	/* Lock order: increasing fid, then address (new files have fid 0). */
 	if (n)
 		qsort(ord, n, sizeof(*ord), pin_cmp);
@@ -307,16 +307,20 @@ int store_pin(struct store *st, const struct store_pin *p, const struct store_pi
 						  (uint64_t)sb[i].st_size, ns(&sb[i].st_mtim),
 						  ns(&sb[i].st_ctim));
 		if (rc == -ENOENT && state != 1) {
-			struct extidx_file f = { .hlen = sf->hlen, .ino = (uint64_t)sb[i].st_ino,
-						 .size = (uint64_t)sb[i].st_size,
-						 .mtime_ns = ns(&sb[i].st_mtim),
-						 .ctime_ns = ns(&sb[i].st_ctim) };
+			struct extidx_file f = {.hlen = sf->hlen,
+						.ino = (uint64_t)sb[i].st_ino,
+						.size = (uint64_t)sb[i].st_size,
+						.mtime_ns = ns(&sb[i].st_mtim),
+						.ctime_ns = ns(&sb[i].st_ctim)};
 			memcpy(f.handle, sf->handle, sf->hlen);
 			rc = extidx_file_insert(st->x, &f, &fid[i]);
 		}
 	}
-	struct extidx_snap row = { .epoch = E, .created = time(NULL), .expires = p->expires,
-				   .uid = p->uid, .kind = p->kind };
+	struct extidx_snap row = {.epoch = E,
+				  .created = time(NULL),
+				  .expires = p->expires,
+				  .uid = p->uid,
+				  .kind = p->kind};
 	if (p->label)
 		strlcpy(row.label, p->label, sizeof(row.label));
 	uint64_t sid = 0;
@@ -324,11 +328,17 @@ int store_pin(struct store *st, const struct store_pin *p, const struct store_pi
 		rc = extidx_snap_insert(st->x, &row, &sid);
 	for (size_t i = 0; i < n && !rc; i++) {
 		struct extidx_sfile f = {
-			.snap = sid, .fid = fid[i], .path = (char *)files[i].path,
-			.size = (uint64_t)sb[i].st_size, .ino = (uint64_t)sb[i].st_ino,
-			.mode = sb[i].st_mode, .uid = sb[i].st_uid, .gid = sb[i].st_gid,
-			.atime_ns = ns(&sb[i].st_atim), .mtime_ns = ns(&sb[i].st_mtim),
-			.ctime_ns = ns(&sb[i].st_ctim),
+		    .snap = sid,
+		    .fid = fid[i],
+		    .path = (char *)files[i].path,
+		    .size = (uint64_t)sb[i].st_size,
+		    .ino = (uint64_t)sb[i].st_ino,
+		    .mode = sb[i].st_mode,
+		    .uid = sb[i].st_uid,
+		    .gid = sb[i].st_gid,
+		    .atime_ns = ns(&sb[i].st_atim),
+		    .mtime_ns = ns(&sb[i].st_mtim),
+		    .ctime_ns = ns(&sb[i].st_ctim),
 		};
 		rc = extidx_sfile_insert(st->x, &f);
 	}
@@ -346,11 +356,11 @@ int store_pin(struct store *st, const struct store_pin *p, const struct store_pi
 		struct store_file *sf = files[i].sf;
 		if (!sf->fid)
 			store_file_set_fid(sf, fid[i]);
-		struct cover c = { .snap = sid, .epoch = E, .size = (uint64_t)sb[i].st_size,
-				   .kind = p->kind };
+		struct cover c = {
+		    .snap = sid, .epoch = E, .size = (uint64_t)sb[i].st_size, .kind = p->kind};
 		store_cover_add(sf, &c); /* room reserved above */
 	}
-	struct snapmem m = { .id = sid, .epoch = E, .expires = p->expires, .kind = p->kind };
+	struct snapmem m = {.id = sid, .epoch = E, .expires = p->expires, .kind = p->kind};
 	store_snap_add(st, &m);
 	*id = sid;
 out_mu:
@@ -491,8 +501,8 @@ int store_snap_file(struct store *st, uint64_t id, const char *path, struct stor
 	struct extidx_sfile f;
 	pthread_mutex_lock(&st->mu);
 	int rc = store_snap_find(st, id)
-			 ? extidx_sfile_by_path(st->x, id, path, &f, pathbuf, pathbuf_len)
-			 : -ENOENT;
+		     ? extidx_sfile_by_path(st->x, id, path, &f, pathbuf, pathbuf_len)
+		     : -ENOENT;
 	pthread_mutex_unlock(&st->mu);
 	if (rc)
 		return rc;
@@ -587,7 +597,8 @@ ssize_t store_snap_read(struct store *st, uint64_t id, uint64_t fid, void *buf, 
 		if (ee > end)
 			ee = end;
 		if (es > pos) { /* a gap: unchanged since the pin, in the live file */
-			rc = livefd < 0 ? livefd : pread_full(livefd, out + (pos - off), es - pos, pos);
+			rc = livefd < 0 ? livefd
+					: pread_full(livefd, out + (pos - off), es - pos, pos);
 			pos = es;
 		}
 		if (rc || i == nex || ee <= pos)
@@ -661,18 +672,18 @@ int store_snap_changed(struct store *st, uint64_t id, uint64_t fid,
 		rc = -ENOMEM;
 	if (!rc && detached) {
 		if (c.size)
-			r[nr++] = (struct range){ 0, c.size };
+			r[nr++] = (struct range){0, c.size};
 	} else if (!rc) {
 		for (size_t i = 0; i < nex; i++) {
 			uint64_t s = ex[i].blk * st->bs, e = (ex[i].blk + ex[i].nblk) * st->bs;
 			if (e > c.size)
 				e = c.size;
 			if (s < e)
-				r[nr++] = (struct range){ s, e };
+				r[nr++] = (struct range){s, e};
 		}
 		if (cur != c.size)
-			r[nr++] = (struct range){ cur < c.size ? cur : c.size,
-						  cur < c.size ? c.size : cur };
+			r[nr++] = (struct range){cur < c.size ? cur : c.size,
+						 cur < c.size ? c.size : cur};
 	}
 	if (nr)
 		qsort(r, nr, sizeof(*r), range_cmp);

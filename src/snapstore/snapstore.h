@@ -135,9 +135,9 @@ enum store_state { STORE_VALID = 0, STORE_STALE = 1 };
 
 struct store_pin {
 	enum store_kind kind;
-	uint32_t uid;	    /* owner */
-	const char *label;  /* may be NULL; at most STORE_LABEL_MAX bytes */
-	int64_t expires;    /* unix time, 0 for never */
+	uint32_t uid;	   /* owner */
+	const char *label; /* may be NULL; at most STORE_LABEL_MAX bytes */
+	int64_t expires;   /* unix time, 0 for never */
 };
 
 struct store_pin_file {
@@ -214,9 +214,9 @@ struct store_stats {
 	uint64_t snapshots;
 	uint64_t epoch;
 	uint64_t block_size;
-	uint64_t cow_copies;	  /* since open: extents written by the hooks */
+	uint64_t cow_copies; /* since open: extents written by the hooks */
 	uint64_t cow_bytes;
-	uint64_t store_reads;	  /* since open: snapshot reads served (partly) from the store */
+	uint64_t store_reads; /* since open: snapshot reads served (partly) from the store */
 	uint64_t store_read_bytes;
 };
 int store_stats(struct store *st, struct store_stats *out);

@@ -98,7 +98,7 @@ static struct store_file *sf_new(struct store *st, const unsigned char *h, uint3
 
 struct store_file *store_file_by_fid(struct store *st, uint64_t fid)
 {
-	struct store_file key = { .fid = fid };
+	struct store_file key = {.fid = fid};
 	return RB_FIND(sf_by_fid, &st->files_f, &key);
 }
 
@@ -389,9 +389,9 @@ static int check_file(struct store *st, struct store_file *sf, const struct exti
 		*stale = ts_ns(&sb.st_ctim) > alive_ns;
 	int rc = 0;
 	if (!*stale)
-		rc = extidx_file_set_stat(st->x, row->fid, (uint64_t)sb.st_ino,
-					  (uint64_t)sb.st_size, ts_ns(&sb.st_mtim),
-					  ts_ns(&sb.st_ctim));
+		rc =
+		    extidx_file_set_stat(st->x, row->fid, (uint64_t)sb.st_ino, (uint64_t)sb.st_size,
+					 ts_ns(&sb.st_mtim), ts_ns(&sb.st_ctim));
 	sf->livefd = fd;
 	return rc;
 }
@@ -404,7 +404,7 @@ static int recover(struct store *st)
 	struct extidx_file *files = NULL;
 	struct extidx_sfile *sfiles = NULL;
 	size_t nsnaps = 0, nfiles = 0, nsfiles = 0;
-	struct recover_ext ex = { 0 };
+	struct recover_ext ex = {0};
 	uint64_t *ustart = NULL, *un = NULL;
 	size_t nused = 0;
 
@@ -427,8 +427,11 @@ static int recover(struct store *st)
 				goto out;
 			continue;
 		}
-		struct snapmem m = { .id = s->id, .epoch = s->epoch, .expires = s->expires,
-				     .kind = s->kind, .state = s->state };
+		struct snapmem m = {.id = s->id,
+				    .epoch = s->epoch,
+				    .expires = s->expires,
+				    .kind = s->kind,
+				    .state = s->state};
 		if ((rc = store_snap_add(st, &m)))
 			goto out;
 	}
@@ -451,8 +454,8 @@ static int recover(struct store *st)
 		struct store_file *sf = store_file_by_fid(st, sfiles[i].fid);
 		if (!s || !sf || s->state != STORE_VALID)
 			continue;
-		struct cover c = { .snap = s->id, .epoch = s->epoch, .size = sfiles[i].size,
-				   .kind = s->kind };
+		struct cover c = {
+		    .snap = s->id, .epoch = s->epoch, .size = sfiles[i].size, .kind = s->kind};
 		if ((rc = store_cover_add(sf, &c)))
 			goto out;
 	}
@@ -555,7 +558,8 @@ out_free:
 static void free_all(struct store *st)
 {
 	struct store_file *sf, *nx;
-	RB_FOREACH_SAFE(sf, sf_by_handle, &st->files_h, nx) {
+	RB_FOREACH_SAFE(sf, sf_by_handle, &st->files_h, nx)
+	{
 		sf->refs = 0;
 		sf->ncov = 0;
 		store_file_maybe_free(sf);
@@ -616,7 +620,7 @@ static int create_store(struct store *st, const char *dir, uint32_t bs)
 
 int store_open(const char *dir, int source_fd, const struct store_opts *o, struct store **out)
 {
-	struct store_opts def = { 0 };
+	struct store_opts def = {0};
 	if (!o)
 		o = &def;
 	if (o->block_size && !valid_bs(o->block_size))
@@ -708,7 +712,8 @@ void store_close(struct store *st)
 	pthread_mutex_lock(&st->mu);
 	int rc = extidx_begin(st->x, 1);
 	struct store_file *sf;
-	RB_FOREACH(sf, sf_by_handle, &st->files_h) {
+	RB_FOREACH(sf, sf_by_handle, &st->files_h)
+	{
 		if (rc || !sf->ncov || sf->detached || !sf->fid)
 			continue;
 		int fd = store_live_fd(sf);
@@ -725,8 +730,10 @@ void store_close(struct store *st)
 	else
 		extidx_rollback(st->x);
 	if (rc)
-		store_logf(3, "snapstore: close: could not record file state (%s): the next open "
-			      "treats this as a crash", strerror(-rc));
+		store_logf(3,
+			   "snapstore: close: could not record file state (%s): the next open "
+			   "treats this as a crash",
+			   strerror(-rc));
 	pthread_mutex_unlock(&st->mu);
 	free_all(st);
 }

@@ -42,7 +42,7 @@ struct store_file {
 	struct cover *cov;     /* st->mu; sorted by epoch */
 	size_t ncov, capcov;   /* st->mu */
 	int tracked;	       /* ncov != 0, read atomically without the lock */
-	uint32_t maxnblk;      /* st->mu; >= nblk of every extent of the file (range-query window) */
+	uint32_t maxnblk; /* st->mu; >= nblk of every extent of the file (range-query window) */
 	uint32_t hlen;
 	unsigned char handle[STORE_HANDLE_MAX];
 };

@@ -114,13 +114,13 @@ static int count_entries(const char *dir)
 	return n;
 }
 
-#define EXPECT_ERR(call, err)                                                              \
-	do {                                                                               \
-		errno = 0;                                                                 \
-		long r_ = (long)(call);                                                    \
-		int e_ = errno;                                                            \
-		cr_expect(r_ == -1 && e_ == (err), "%s: got %ld %s, expected -1 %s", #call, r_, \
-			  strerror(e_), strerror(err));                                    \
+#define EXPECT_ERR(call, err)                                                                      \
+	do {                                                                                       \
+		errno = 0;                                                                         \
+		long r_ = (long)(call);                                                            \
+		int e_ = errno;                                                                    \
+		cr_expect(r_ == -1 && e_ == (err), "%s: got %ld %s, expected -1 %s", #call, r_,    \
+			  strerror(e_), strerror(err));                                            \
 	} while (0)
 
 /* Everything a user could try on the store's name through the mount. */
@@ -161,8 +161,8 @@ static void check_store_hidden(const char *dir_, const char *name, const char *s
 	if (pid == 0) {
 		int null = open("/dev/null", O_WRONLY);
 		dup2(null, 2);
-		execlp("rm", "rm", "-rf", "--", p, J(dir, "victim"), J(dir, "sub"), J(dir, "tostore"),
-		       (char *)NULL);
+		execlp("rm", "rm", "-rf", "--", p, J(dir, "victim"), J(dir, "sub"),
+		       J(dir, "tostore"), (char *)NULL);
 		_exit(127);
 	}
 	int status;
@@ -170,7 +170,8 @@ static void check_store_hidden(const char *dir_, const char *name, const char *s
 	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "rm -rf exit %d", status);
 	tu_rm_rf(dir); /* nftw over the mount: removes everything visible */
 	cr_expect_eq(count_entries(dir), 0, "%s not empty after rm -rf", dir);
-	cr_expect_eq(lstat(store_backing, &st), 0, "store %s gone: %s", store_backing, strerror(errno));
+	cr_expect_eq(lstat(store_backing, &st), 0, "store %s gone: %s", store_backing,
+		     strerror(errno));
 	cr_expect(S_ISDIR(st.st_mode));
 	cr_expect_eq(access(J(store_backing, "marker"), F_OK), 0, "store content gone");
 	EXPECT_ERR(lstat(p, &st), ENOENT);
@@ -285,8 +286,9 @@ Test(mount, ro_option_refuses_changes_with_erofs)
 
 struct bad {
 	const char *what;
-	const char *args[8]; /* after argv[0] and -f; "@S" = src, "@M" = mnt, "@O" = other, "@F" = a file */
-	const char *needle;  /* the stderr line must name the problem */
+	const char *
+	    args[8]; /* after argv[0] and -f; "@S" = src, "@M" = mnt, "@O" = other, "@F" = a file */
+	const char *needle; /* the stderr line must name the problem */
 };
 
 static void expand(const char *in, char *out, size_t len)
@@ -300,8 +302,10 @@ static void expand(const char *in, char *out, size_t len)
 			break;
 		}
 		strncat(out, p, (size_t)(at - p) < len - strlen(out) - 1 ? (size_t)(at - p) : 0);
-		const char *rep = at[1] == 'S' ? src : at[1] == 'M' ? mnt : at[1] == 'O' ? other
-										    : J(other, "file");
+		const char *rep = at[1] == 'S'	 ? src
+				  : at[1] == 'M' ? mnt
+				  : at[1] == 'O' ? other
+						 : J(other, "file");
 		strncat(out, rep, len - strlen(out) - 1);
 		p = at + 2;
 	}
@@ -373,32 +377,34 @@ Test(mount, bad_input_fails_with_one_line_and_changes_nothing)
 {
 	cr_assert_eq(tu_write_file(J(other, "file"), "f", 1), 0);
 	static const struct bad cases[] = {
-		{"unknown option", {"-o", "bogus_option", "@S", "@M"}, "bogus_option"},
-		{"unknown option with value", {"-o", "frobnicate=3", "@S", "@M"}, "frobnicate"},
-		{"missing SOURCE", {NULL}, "SOURCE"},
-		{"missing MOUNTPOINT", {"@S"}, "MOUNTPOINT"},
-		{"extra argument", {"@S", "@M", "extra"}, "extra"},
-		{"nonexistent SOURCE", {"@S/nope", "@M"}, "nope"},
-		{"SOURCE a regular file", {"@F", "@M"}, "not a directory"},
-		{"nonexistent MOUNTPOINT", {"@S", "@M/nope"}, "nope"},
-		{"MOUNTPOINT a regular file", {"@S", "@F"}, "not a directory"},
-		{"bad snapshot=", {"-o", "snapshot=sometimes", "@S", "@M"}, "snapshot="},
-		{"empty snapshot=", {"-o", "snapshot=", "@S", "@M"}, "snapshot="},
-		{"block_size= not a power of two", {"-o", "block_size=1000", "@S", "@M"}, "block_size="},
-		{"block_size= zero", {"-o", "block_size=0", "@S", "@M"}, "block_size="},
-		{"block_size= not a number", {"-o", "block_size=4k", "@S", "@M"}, "block_size="},
-		{"block_size= too large", {"-o", "block_size=2147483648", "@S", "@M"}, "block_size="},
-		{"snapdir= with a slash", {"-o", "snapdir=a/b", "@S", "@M"}, "snapdir="},
-		{"snapdir= ..", {"-o", "snapdir=..", "@S", "@M"}, "snapdir="},
-		{"snapdir= empty", {"-o", "snapdir=", "@S", "@M"}, "snapdir="},
-		{"bad store_max=", {"-o", "store_max=lots", "@S", "@M"}, "store_max="},
-		{"bad log_level=", {"-o", "log_level=loud", "@S", "@M"}, "log_level="},
-		{"bad timeout=", {"-o", "timeout=-5", "@S", "@M"}, "timeout="},
-		{"store under a regular file", {"-o", "store=@F/st", "@S", "@M"}, "store"},
-		{"store in a missing directory", {"-o", "store=@S/no/such/st", "@S", "@M"}, "store"},
-		{"store is SOURCE", {"-o", "store=@S", "@S", "@M"}, "store"},
-		{"store is a regular file", {"-o", "store=@F", "@S", "@M"}, "store"},
-		{"good store, missing MOUNTPOINT", {"-o", "store=@O/st", "@S", "@M/nope"}, "nope"},
+	    {"unknown option", {"-o", "bogus_option", "@S", "@M"}, "bogus_option"},
+	    {"unknown option with value", {"-o", "frobnicate=3", "@S", "@M"}, "frobnicate"},
+	    {"missing SOURCE", {NULL}, "SOURCE"},
+	    {"missing MOUNTPOINT", {"@S"}, "MOUNTPOINT"},
+	    {"extra argument", {"@S", "@M", "extra"}, "extra"},
+	    {"nonexistent SOURCE", {"@S/nope", "@M"}, "nope"},
+	    {"SOURCE a regular file", {"@F", "@M"}, "not a directory"},
+	    {"nonexistent MOUNTPOINT", {"@S", "@M/nope"}, "nope"},
+	    {"MOUNTPOINT a regular file", {"@S", "@F"}, "not a directory"},
+	    {"bad snapshot=", {"-o", "snapshot=sometimes", "@S", "@M"}, "snapshot="},
+	    {"empty snapshot=", {"-o", "snapshot=", "@S", "@M"}, "snapshot="},
+	    {"block_size= not a power of two",
+	     {"-o", "block_size=1000", "@S", "@M"},
+	     "block_size="},
+	    {"block_size= zero", {"-o", "block_size=0", "@S", "@M"}, "block_size="},
+	    {"block_size= not a number", {"-o", "block_size=4k", "@S", "@M"}, "block_size="},
+	    {"block_size= too large", {"-o", "block_size=2147483648", "@S", "@M"}, "block_size="},
+	    {"snapdir= with a slash", {"-o", "snapdir=a/b", "@S", "@M"}, "snapdir="},
+	    {"snapdir= ..", {"-o", "snapdir=..", "@S", "@M"}, "snapdir="},
+	    {"snapdir= empty", {"-o", "snapdir=", "@S", "@M"}, "snapdir="},
+	    {"bad store_max=", {"-o", "store_max=lots", "@S", "@M"}, "store_max="},
+	    {"bad log_level=", {"-o", "log_level=loud", "@S", "@M"}, "log_level="},
+	    {"bad timeout=", {"-o", "timeout=-5", "@S", "@M"}, "timeout="},
+	    {"store under a regular file", {"-o", "store=@F/st", "@S", "@M"}, "store"},
+	    {"store in a missing directory", {"-o", "store=@S/no/such/st", "@S", "@M"}, "store"},
+	    {"store is SOURCE", {"-o", "store=@S", "@S", "@M"}, "store"},
+	    {"store is a regular file", {"-o", "store=@F", "@S", "@M"}, "store"},
+	    {"good store, missing MOUNTPOINT", {"-o", "store=@O/st", "@S", "@M/nope"}, "nope"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		run_bad(&cases[i], 0);
@@ -521,8 +527,8 @@ static char *as_nobody(const char *root)
 		U(chmod(J(root, "mine"), 02755)); /* not in group 4321 ... own group: kept */
 		urec_stat(&buf, &len, root, "mine");
 		U(utimensat(AT_FDCWD, J(root, "public"), NULL, 0));
-		U(utimensat(AT_FDCWD, J(root, "public"),
-			    ((struct timespec[2]){{1, 0}, {2, 0}}), 0));
+		U(utimensat(AT_FDCWD, J(root, "public"), ((struct timespec[2]){{1, 0}, {2, 0}}),
+			    0));
 		U(utimensat(AT_FDCWD, J(root, "mine"), ((struct timespec[2]){{1, 0}, {2, 0}}), 0));
 		U(unlink(J(root, "public"))); /* sticky root */
 		U(rename(J(root, "public"), J(root, "moved")));
@@ -574,8 +580,8 @@ static void compare_users(const char *opts)
 	while (*x && *y) {
 		const char *ex = strchr(x, '\n'), *ey = strchr(y, '\n');
 		if (ex - x != ey - y || memcmp(x, y, ex - x)) {
-			cr_expect_fail("-o %s: line %d differs\n  tmpfs:  %.*s\n  snapfs: %.*s", opts, line,
-				       (int)(ex - x), x, (int)(ey - y), y);
+			cr_expect_fail("-o %s: line %d differs\n  tmpfs:  %.*s\n  snapfs: %.*s",
+				       opts, line, (int)(ex - x), x, (int)(ey - y), y);
 			differ = 1;
 			break;
 		}
@@ -583,7 +589,8 @@ static void compare_users(const char *opts)
 		y = ey + 1;
 		line++;
 	}
-	cr_expect(differ || (*x == 0 && *y == 0), "-o %s: trace lengths differ at line %d", opts, line);
+	cr_expect(differ || (*x == 0 && *y == 0), "-o %s: trace lengths differ at line %d", opts,
+		  line);
 	/* files made by nobody are nobody's on the backing side too */
 	struct stat st;
 	cr_expect(stat(J(src, "mine2"), &st) == 0 && st.st_uid == NOBODY && st.st_gid == NOBODY,

@@ -110,9 +110,8 @@ static uint64_t fnv(const void *p, size_t n, uint64_t h)
 static void rec_stat(struct ctx *c, const char *what, const struct stat *st)
 {
 	tr(c, "  %s: mode=%o nlink=%lu uid=%u gid=%u size=%lld blocks=%lld rdev=%u:%u", what,
-	   st->st_mode, (unsigned long)st->st_nlink, st->st_uid, st->st_gid,
-	   (long long)st->st_size, (long long)st->st_blocks, major(st->st_rdev),
-	   minor(st->st_rdev));
+	   st->st_mode, (unsigned long)st->st_nlink, st->st_uid, st->st_gid, (long long)st->st_size,
+	   (long long)st->st_blocks, major(st->st_rdev), minor(st->st_rdev));
 }
 
 /* lstat rel through root; also check st_ino against the backing object. */
@@ -185,7 +184,7 @@ static void HASHP(struct ctx *c, const char *label, const char *path)
 	hash_fd(c, label, fd);
 	close(fd);
 }
-#define HASH(c, rel) HASHP(c, rel, P(c, rel))
+#define HASH(c, rel)  HASHP(c, rel, P(c, rel))
 #define HASHB(c, rel) HASHP(c, "backing:" rel, B(c, rel))
 
 static void xattrs_of(struct ctx *c, const char *path)
@@ -361,8 +360,9 @@ static void run_diff(const char *name, script_fn fn)
 		size_t lx = ex - x, ly = ey - y;
 		if (lx != ly || memcmp(x, y, lx)) {
 			/* show the preceding line for context */
-			cr_expect_fail("%s: traces differ at line %d\n  tmpfs:  %.*s\n  snapfs: %.*s", name,
-				line, (int)lx, x, (int)ly, y);
+			cr_expect_fail(
+			    "%s: traces differ at line %d\n  tmpfs:  %.*s\n  snapfs: %.*s", name,
+			    line, (int)lx, x, (int)ly, y);
 			goto out;
 		}
 		x = ex + 1;
@@ -370,28 +370,29 @@ static void run_diff(const char *name, script_fn fn)
 		line++;
 	}
 	if (*x || *y)
-		cr_expect_fail("%s: trace lengths differ at line %d\n  tmpfs:  %.60s\n  snapfs: %.60s", name,
-			line, *x ? x : "(end)", *y ? y : "(end)");
+		cr_expect_fail(
+		    "%s: trace lengths differ at line %d\n  tmpfs:  %.60s\n  snapfs: %.60s", name,
+		    line, *x ? x : "(end)", *y ? y : "(end)");
 out:
 	free(a.buf);
 	free(b.buf);
 }
 
 /* A child process doing one thing; its exit status is 0 or the errno. */
-#define IN_CHILD(c, label, body)                                                    \
-	do {                                                                        \
-		pid_t pid_ = fork();                                                \
-		cr_assert(pid_ >= 0);                                               \
-		if (pid_ == 0) {                                                    \
-			alarm(10);                                                  \
-			errno = 0;                                                  \
-			int r_ = (body);                                            \
-			_exit(r_ < 0 ? (errno & 0xff) : 0);                         \
-		}                                                                   \
-		int st_;                                                            \
-		waitpid(pid_, &st_, 0);                                             \
-		int e_ = WIFEXITED(st_) ? WEXITSTATUS(st_) : -1;                    \
-		tr(c, "child %s = %s", label, e_ == 0 ? "ok" : e_ < 0 ? "killed" : ename(e_)); \
+#define IN_CHILD(c, label, body)                                                                   \
+	do {                                                                                       \
+		pid_t pid_ = fork();                                                               \
+		cr_assert(pid_ >= 0);                                                              \
+		if (pid_ == 0) {                                                                   \
+			alarm(10);                                                                 \
+			errno = 0;                                                                 \
+			int r_ = (body);                                                           \
+			_exit(r_ < 0 ? (errno & 0xff) : 0);                                        \
+		}                                                                                  \
+		int st_;                                                                           \
+		waitpid(pid_, &st_, 0);                                                            \
+		int e_ = WIFEXITED(st_) ? WEXITSTATUS(st_) : -1;                                   \
+		tr(c, "child %s = %s", label, e_ == 0 ? "ok" : e_ < 0 ? "killed" : ename(e_));     \
 	} while (0)
 
 /* ---------------------------------------------------------------- scripts */
@@ -494,7 +495,8 @@ static void s_read_write(struct ctx *c)
 static void s_odirect(struct ctx *c)
 {
 	void *buf = NULL, *back = NULL;
-	cr_assert(posix_memalign(&buf, 4096, 1 << 20) == 0 && posix_memalign(&back, 4096, 1 << 20) == 0);
+	cr_assert(posix_memalign(&buf, 4096, 1 << 20) == 0 &&
+		  posix_memalign(&back, 4096, 1 << 20) == 0);
 	tu_fill(buf, 1 << 20, 11);
 	int fd = RC(c, open(P(c, "d"), O_CREAT | O_RDWR | O_DIRECT, 0644));
 	RC(c, write(fd, buf, 1 << 20));
@@ -606,7 +608,8 @@ static void s_fallocate(struct ctx *c)
 	RC(c, fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096, 8192));
 	FST(c, "punch", fd);
 	RC(c, lseek(fd, 0, SEEK_HOLE));
-	RC(c, fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 100, 50)); /* partial page */
+	RC(c,
+	   fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 100, 50)); /* partial page */
 	RC(c, fallocate(fd, FALLOC_FL_ZERO_RANGE, 200100, 1000));
 	FST(c, "zero_range", fd);
 	RC(c, fallocate(fd, FALLOC_FL_ZERO_RANGE, (1 << 20) - 10, 4096)); /* grows */
@@ -623,7 +626,8 @@ static void s_fallocate(struct ctx *c)
 	fd = RC(c, open(P(c, "f"), O_RDONLY));
 	RC(c, fallocate(fd, 0, 0, 4096));
 	RC(c, close(fd));
-	RC(c, posix_fallocate(fd = open(P(c, "g"), O_CREAT | O_RDWR, 0644), 0, 12345) == 0 ? 0 : -1);
+	RC(c,
+	   posix_fallocate(fd = open(P(c, "g"), O_CREAT | O_RDWR, 0644), 0, 12345) == 0 ? 0 : -1);
 	FST(c, "posix_fallocate", fd);
 	RC(c, close(fd));
 }
@@ -898,7 +902,8 @@ static void s_attrs(struct ctx *c)
 	ST(c, "f");
 	RC(c, chmod(P(c, "f"), 04755));
 	RC(c, chown(P(c, "f"), 1234, 5678));
-	ST(c, "f"); /* chown by root clears setuid on a non-directory? no: root keeps... see trace */
+	ST(c,
+	   "f"); /* chown by root clears setuid on a non-directory? no: root keeps... see trace */
 	RC(c, chmod(P(c, "f"), 06755));
 	RC(c, chown(P(c, "f"), -1, -1));
 	ST(c, "f");
@@ -943,11 +948,13 @@ static void s_attrs(struct ctx *c)
 	clock_gettime(CLOCK_REALTIME, &after);
 	struct stat st;
 	lstat(P(c, "f"), &st);
-	tr(c, "atime now: %d mtime kept: %d", st.st_atim.tv_sec >= before.tv_sec - 1 &&
-	   st.st_atim.tv_sec <= after.tv_sec + 1, st.st_mtim.tv_sec == 1400000000 ? 0 : st.st_mtim.tv_sec == 0);
+	tr(c, "atime now: %d mtime kept: %d",
+	   st.st_atim.tv_sec >= before.tv_sec - 1 && st.st_atim.tv_sec <= after.tv_sec + 1,
+	   st.st_mtim.tv_sec == 1400000000 ? 0 : st.st_mtim.tv_sec == 0);
 	RC(c, utimensat(AT_FDCWD, P(c, "f"), NULL, 0));
 	lstat(P(c, "f"), &st);
-	tr(c, "both now: %d", st.st_mtim.tv_sec >= before.tv_sec - 1 && st.st_atim.tv_sec >= before.tv_sec - 1);
+	tr(c, "both now: %d",
+	   st.st_mtim.tv_sec >= before.tv_sec - 1 && st.st_atim.tv_sec >= before.tv_sec - 1);
 	RC(c, close(fd));
 	/* symlink times with AT_SYMLINK_NOFOLLOW */
 	RC(c, symlink("f", P(c, "l")));
@@ -1085,7 +1092,11 @@ static void s_readdir_1000(struct ctx *c)
 	int ok = 0;
 	for (int i = 0; i < 1000; i++) {
 		char n[64];
-		snprintf(n, sizeof(n), "big/%s%04d", i % 3 == 0 ? "dir_" : i % 3 == 1 ? "file_" : "link_", i);
+		snprintf(n, sizeof(n), "big/%s%04d",
+			 i % 3 == 0   ? "dir_"
+			 : i % 3 == 1 ? "file_"
+				      : "link_",
+			 i);
 		if (i % 3 == 0)
 			ok += mkdir(P(c, n), 0755) == 0;
 		else if (i % 3 == 1)
@@ -1238,7 +1249,9 @@ static void s_mmap_shared(struct ctx *c)
 	munmap(p, 4096 * 6);
 	RC(c, close(fd));
 	RC(c, mmap(NULL, 4096, PROT_WRITE, MAP_SHARED, (fd = open(P(c, "m"), O_RDONLY)), 0) ==
-		       MAP_FAILED ? -1 : 0);
+		      MAP_FAILED
+		  ? -1
+		  : 0);
 	close(fd);
 	free(pat);
 	free(b);
@@ -1267,24 +1280,28 @@ static void s_locks(struct ctx *c)
 	RC(c, flock(fd, 0x40));
 	/* POSIX record locks */
 	RC(c, lock_range(fd, F_SETLK, F_WRLCK, 0, 100));
-	IN_CHILD(c, "F_SETLK overlapping WRLCK", lock_range(open(path, O_RDWR), F_SETLK, F_WRLCK, 50, 10));
-	IN_CHILD(c, "F_SETLK overlapping RDLCK", lock_range(open(path, O_RDWR), F_SETLK, F_RDLCK, 99, 1));
+	IN_CHILD(c, "F_SETLK overlapping WRLCK",
+		 lock_range(open(path, O_RDWR), F_SETLK, F_WRLCK, 50, 10));
+	IN_CHILD(c, "F_SETLK overlapping RDLCK",
+		 lock_range(open(path, O_RDWR), F_SETLK, F_RDLCK, 99, 1));
 	IN_CHILD(c, "F_SETLK disjoint", lock_range(open(path, O_RDWR), F_SETLK, F_WRLCK, 100, 10));
 	pid_t me = getpid();
 	{
 		pid_t pid = fork();
 		if (pid == 0) {
-			struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 10, .l_len = 1};
+			struct flock fl = {
+			    .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 10, .l_len = 1};
 			int cfd = open(path, O_RDWR);
 			int r = fcntl(cfd, F_GETLK, &fl);
 			_exit(r == 0 && fl.l_type == F_WRLCK && fl.l_pid == me && fl.l_start == 0 &&
-					      fl.l_len == 100
-				      ? 0
-				      : 1);
+				      fl.l_len == 100
+				  ? 0
+				  : 1);
 		}
 		int st;
 		waitpid(pid, &st, 0);
-		tr(c, "F_GETLK reports the parent's lock: %d", WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		tr(c, "F_GETLK reports the parent's lock: %d",
+		   WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	}
 	/* F_SETLKW blocks until the holder lets go */
 	{
@@ -1362,8 +1379,8 @@ static void s_sync_access(struct ctx *c)
 static void s_random(struct ctx *c)
 {
 	static const char *const names[] = {
-		"f1", "f2", "f3", "d1", "d2", "d1/f1", "d1/f2", "d1/d3", "d2/f1",
-		"d2/d1", "d1/d3/f1", "d1/d3/f2", "d2/d1/f1",
+	    "f1",    "f2",    "f3",    "d1",	   "d2",       "d1/f1",	   "d1/f2",
+	    "d1/d3", "d2/f1", "d2/d1", "d1/d3/f1", "d1/d3/f2", "d2/d1/f1",
 	};
 	static const char *const dirs[] = {"d1", "d2", "d1/d3", "d2/d1"};
 	enum { NN = sizeof(names) / sizeof(names[0]), NOPS = 3000, NFD = 4 };
@@ -1391,11 +1408,13 @@ static void s_random(struct ctx *c)
 		case 0:
 		case 1: {
 			static const int fl[] = {0, O_EXCL, O_TRUNC, O_APPEND};
-			rc = open(P(c, x), O_CREAT | O_RDWR | O_NONBLOCK | fl[sm & 3], 0644 | (sm & 8 ? 0111 : 0));
+			rc = open(P(c, x), O_CREAT | O_RDWR | O_NONBLOCK | fl[sm & 3],
+				  0644 | (sm & 8 ? 0111 : 0));
 			snprintf(label, sizeof(label), "%d create %s fl%u", i, x, sm & 3);
 			R(c, label, rc);
 			if (rc >= 0) {
-				snprintf(label, sizeof(label), "%d  pwrite %zu@%lld", i, len, (long long)off);
+				snprintf(label, sizeof(label), "%d  pwrite %zu@%lld", i, len,
+					 (long long)off);
 				R(c, label, pwrite((int)rc, data, len, off));
 				if (fds[slot] >= 0)
 					close(fds[slot]);
@@ -1452,7 +1471,8 @@ static void s_random(struct ctx *c)
 			R(c, label, symlink(targets[sm % 6], P(c, y)));
 			break;
 		case 12:
-			snprintf(label, sizeof(label), "%d chmod %s %o", i, x, (unsigned)(0600 | (r >> 32 & 0177)));
+			snprintf(label, sizeof(label), "%d chmod %s %o", i, x,
+				 (unsigned)(0600 | (r >> 32 & 0177)));
 			R(c, label, chmod(P(c, x), 0600 | (r >> 32 & 0177)));
 			break;
 		case 13:
@@ -1468,8 +1488,11 @@ static void s_random(struct ctx *c)
 			break;
 		case 16:
 			snprintf(label, sizeof(label), "%d setxattr %s %u", i, x, sm & 3);
-			R(c, label, setxattr(P(c, x), sm & 1 ? "user.one" : "user.two", data, len % 300,
-					     (int)(sm >> 2 & 1 ? 0 : sm & 2 ? XATTR_CREATE : XATTR_REPLACE)));
+			R(c, label,
+			  setxattr(P(c, x), sm & 1 ? "user.one" : "user.two", data, len % 300,
+				   (int)(sm >> 2 & 1 ? 0
+					 : sm & 2    ? XATTR_CREATE
+						     : XATTR_REPLACE)));
 			break;
 		case 17:
 			snprintf(label, sizeof(label), "%d removexattr %s", i, x);
@@ -1480,19 +1503,21 @@ static void s_random(struct ctx *c)
 				static const int fm[] = {0, FALLOC_FL_KEEP_SIZE,
 							 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 							 FALLOC_FL_ZERO_RANGE};
-				snprintf(label, sizeof(label), "%d fallocate fd%u %d %lld+%zu", i, slot,
-					 fm[sm & 3], (long long)off, len);
+				snprintf(label, sizeof(label), "%d fallocate fd%u %d %lld+%zu", i,
+					 slot, fm[sm & 3], (long long)off, len);
 				R(c, label, fallocate(fds[slot], fm[sm & 3], off, len + 1));
 			}
 			break;
 		case 19:
 			if (fds[slot] >= 0) {
-				snprintf(label, sizeof(label), "%d ftruncate fd%u %lld", i, slot, (long long)off);
+				snprintf(label, sizeof(label), "%d ftruncate fd%u %lld", i, slot,
+					 (long long)off);
 				R(c, label, ftruncate(fds[slot], off));
 			}
 			break;
 		case 20: {
-			struct timespec ts[2] = {{(time_t)(r >> 33), 0}, {(time_t)(r >> 34), (long)(len * 1000)}};
+			struct timespec ts[2] = {{(time_t)(r >> 33), 0},
+						 {(time_t)(r >> 34), (long)(len * 1000)}};
 			snprintf(label, sizeof(label), "%d utimensat %s", i, x);
 			if (R(c, label, utimensat(AT_FDCWD, P(c, x), ts, 0)) == 0)
 				times_of(c, x, 1); /* utimensat followed a symlink */
@@ -1510,10 +1535,11 @@ static void s_random(struct ctx *c)
 		case 22:
 			if (fds[slot] >= 0 && fds[(slot + 1) % NFD] >= 0) {
 				loff_t oi = off, oo = len;
-				snprintf(label, sizeof(label), "%d copy_file_range fd%u fd%u", i, slot,
-					 (slot + 1) % NFD);
-				R(c, label, copy_file_range(fds[slot], &oi, fds[(slot + 1) % NFD], &oo,
-							    len, 0));
+				snprintf(label, sizeof(label), "%d copy_file_range fd%u fd%u", i,
+					 slot, (slot + 1) % NFD);
+				R(c, label,
+				  copy_file_range(fds[slot], &oi, fds[(slot + 1) % NFD], &oo, len,
+						  0));
 			}
 			break;
 		case 23:
@@ -1529,27 +1555,90 @@ static void s_random(struct ctx *c)
 			close(fds[i]);
 }
 
-Test(passthrough, open_create_excl_trunc_append_flags_match_tmpfs) { run_diff("open_flags", s_open_flags); }
-Test(passthrough, read_write_pread_pwrite_lseek_match_tmpfs) { run_diff("read_write", s_read_write); }
-Test(passthrough, o_direct_io_matches_tmpfs) { run_diff("odirect", s_odirect); }
-Test(passthrough, sparse_files_and_seek_data_hole_match_tmpfs) { run_diff("sparse", s_sparse_seek); }
-Test(passthrough, truncate_ftruncate_grow_shrink_match_tmpfs) { run_diff("truncate", s_truncate); }
-Test(passthrough, fallocate_plain_keep_size_punch_zero_match_tmpfs) { run_diff("fallocate", s_fallocate); }
-Test(passthrough, copy_file_range_matches_tmpfs) { run_diff("copy_file_range", s_copy_file_range); }
-Test(passthrough, mkdir_rmdir_enotempty_setgid_dirs_match_tmpfs) { run_diff("dirs", s_dirs); }
-Test(passthrough, mknod_fifo_chr_blk_sock_match_tmpfs) { run_diff("special", s_special); }
-Test(passthrough, symlink_readlink_match_tmpfs) { run_diff("symlinks", s_symlinks); }
-Test(passthrough, hard_links_and_nlink_match_tmpfs) { run_diff("links", s_links); }
-Test(passthrough, rename_replace_noreplace_exchange_match_tmpfs) { run_diff("rename", s_rename); }
-Test(passthrough, chmod_chown_utimensat_now_omit_match_tmpfs) { run_diff("attrs", s_attrs); }
-Test(passthrough, xattr_set_get_list_remove_and_errors_match_tmpfs) { run_diff("xattrs", s_xattrs); }
-Test(passthrough, names_255_ok_256_enametoolong_match_tmpfs) { run_diff("names", s_names); }
-Test(passthrough, readdir_of_1000_entries_matches_tmpfs) { run_diff("readdir_1000", s_readdir_1000); }
-Test(passthrough, open_unlinked_files_match_tmpfs) { run_diff("open_unlinked", s_open_unlinked); }
-Test(passthrough, mmap_shared_writes_reach_file_and_backing) { run_diff("mmap_shared", s_mmap_shared); }
-Test(passthrough, flock_and_posix_locks_conflict_as_on_tmpfs) { run_diff("locks", s_locks); }
-Test(passthrough, fsync_fdatasync_access_match_tmpfs) { run_diff("sync_access", s_sync_access); }
-Test(passthrough, random_3000_op_sequence_matches_tmpfs, .timeout = 120) { run_diff("random", s_random); }
+Test(passthrough, open_create_excl_trunc_append_flags_match_tmpfs)
+{
+	run_diff("open_flags", s_open_flags);
+}
+Test(passthrough, read_write_pread_pwrite_lseek_match_tmpfs)
+{
+	run_diff("read_write", s_read_write);
+}
+Test(passthrough, o_direct_io_matches_tmpfs)
+{
+	run_diff("odirect", s_odirect);
+}
+Test(passthrough, sparse_files_and_seek_data_hole_match_tmpfs)
+{
+	run_diff("sparse", s_sparse_seek);
+}
+Test(passthrough, truncate_ftruncate_grow_shrink_match_tmpfs)
+{
+	run_diff("truncate", s_truncate);
+}
+Test(passthrough, fallocate_plain_keep_size_punch_zero_match_tmpfs)
+{
+	run_diff("fallocate", s_fallocate);
+}
+Test(passthrough, copy_file_range_matches_tmpfs)
+{
+	run_diff("copy_file_range", s_copy_file_range);
+}
+Test(passthrough, mkdir_rmdir_enotempty_setgid_dirs_match_tmpfs)
+{
+	run_diff("dirs", s_dirs);
+}
+Test(passthrough, mknod_fifo_chr_blk_sock_match_tmpfs)
+{
+	run_diff("special", s_special);
+}
+Test(passthrough, symlink_readlink_match_tmpfs)
+{
+	run_diff("symlinks", s_symlinks);
+}
+Test(passthrough, hard_links_and_nlink_match_tmpfs)
+{
+	run_diff("links", s_links);
+}
+Test(passthrough, rename_replace_noreplace_exchange_match_tmpfs)
+{
+	run_diff("rename", s_rename);
+}
+Test(passthrough, chmod_chown_utimensat_now_omit_match_tmpfs)
+{
+	run_diff("attrs", s_attrs);
+}
+Test(passthrough, xattr_set_get_list_remove_and_errors_match_tmpfs)
+{
+	run_diff("xattrs", s_xattrs);
+}
+Test(passthrough, names_255_ok_256_enametoolong_match_tmpfs)
+{
+	run_diff("names", s_names);
+}
+Test(passthrough, readdir_of_1000_entries_matches_tmpfs)
+{
+	run_diff("readdir_1000", s_readdir_1000);
+}
+Test(passthrough, open_unlinked_files_match_tmpfs)
+{
+	run_diff("open_unlinked", s_open_unlinked);
+}
+Test(passthrough, mmap_shared_writes_reach_file_and_backing)
+{
+	run_diff("mmap_shared", s_mmap_shared);
+}
+Test(passthrough, flock_and_posix_locks_conflict_as_on_tmpfs)
+{
+	run_diff("locks", s_locks);
+}
+Test(passthrough, fsync_fdatasync_access_match_tmpfs)
+{
+	run_diff("sync_access", s_sync_access);
+}
+Test(passthrough, random_3000_op_sequence_matches_tmpfs, .timeout = 120)
+{
+	run_diff("random", s_random);
+}
 
 /* statfs through the mount describes the backing filesystem. */
 Test(passthrough, statfs_reports_the_backing_filesystem)

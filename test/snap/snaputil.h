@@ -71,8 +71,8 @@ static __attribute__((unused)) void fx_teardown(void)
 
 static __attribute__((unused)) void fx_mount(const char *opts)
 {
-	cr_assert_eq(tu_mount(&m, src, mnt, opts), 0, "snapfs did not mount %s on %s (opts %s)", src,
-		     mnt, opts ? opts : "-");
+	cr_assert_eq(tu_mount(&m, src, mnt, opts), 0, "snapfs did not mount %s on %s (opts %s)",
+		     src, mnt, opts ? opts : "-");
 }
 
 /* Paths in the mount and in SOURCE (rotating static buffers). */
@@ -102,15 +102,15 @@ static __attribute__((unused)) void *xmalloc(size_t n)
 }
 
 /* Fails with the first offset where got and want differ. */
-static __attribute__((unused)) void expect_bytes(const char *what, const void *got, size_t glen, const void *want,
-			 size_t wlen)
+static __attribute__((unused)) void expect_bytes(const char *what, const void *got, size_t glen,
+						 const void *want, size_t wlen)
 {
 	cr_assert_eq(glen, wlen, "%s: %zu bytes, expected %zu", what, glen, wlen);
 	const unsigned char *g = got, *w = want;
 	for (size_t i = 0; i < glen; i++)
 		if (g[i] != w[i])
-			cr_assert_fail("%s: byte %zu is 0x%02x, expected 0x%02x (of %zu)", what, i, g[i],
-				       w[i], glen);
+			cr_assert_fail("%s: byte %zu is 0x%02x, expected 0x%02x (of %zu)", what, i,
+				       g[i], w[i], glen);
 }
 
 /* The whole file through read(); returns its length, or -errno. */
@@ -158,7 +158,8 @@ static __attribute__((unused)) void pwrite_all(int fd, const void *buf, size_t l
 	size_t done = 0;
 	while (done < len) {
 		ssize_t n = pwrite(fd, (const char *)buf + done, len - done, off + (off_t)done);
-		cr_assert(n > 0, "pwrite at %lld: %s", (long long)(off + (off_t)done), strerror(errno));
+		cr_assert(n > 0, "pwrite at %lld: %s", (long long)(off + (off_t)done),
+			  strerror(errno));
 		done += (size_t)n;
 	}
 }
@@ -186,8 +187,8 @@ static __attribute__((unused)) uint64_t pin1(const char *rel)
 
 static __attribute__((unused)) void release(uint64_t id)
 {
-	cr_assert_eq(snapfs_release(mnt, id), 0, "snapfs_release(%llu): %s",
-		     (unsigned long long)id, strerror(errno));
+	cr_assert_eq(snapfs_release(mnt, id), 0, "snapfs_release(%llu): %s", (unsigned long long)id,
+		     strerror(errno));
 }
 
 /* MNT/<snapdir>/ID/rel, from the library (so the library is tested too). */

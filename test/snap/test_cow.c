@@ -79,7 +79,7 @@ static void check_snap_at(const struct pinned *p, const char *vrel)
 		     "snapshot mode %o, pin-time %o (write bits aside)", st.st_mode, p->st.st_mode);
 	cr_assert_eq(st.st_mode & 0222u, 0, "snapshot file mode %o has write bits", st.st_mode);
 	cr_assert(st.st_mtim.tv_sec == p->st.st_mtim.tv_sec &&
-		  st.st_mtim.tv_nsec == p->st.st_mtim.tv_nsec,
+		      st.st_mtim.tv_nsec == p->st.st_mtim.tv_nsec,
 		  "snapshot mtime %lld.%09ld, pin-time %lld.%09ld", (long long)st.st_mtim.tv_sec,
 		  st.st_mtim.tv_nsec, (long long)p->st.st_mtim.tv_sec, p->st.st_mtim.tv_nsec);
 }
@@ -198,8 +198,10 @@ static void falloc_test(int mode, size_t off, size_t len, int collapse)
 		close(fd);
 		pinned_free(&p);
 		if (e == EOPNOTSUPP)
-			cr_skip_test("fallocate mode %#x: EOPNOTSUPP (FUSE passes only keep-size, punch "
-				     "and zero range to the daemon)", mode);
+			cr_skip_test(
+			    "fallocate mode %#x: EOPNOTSUPP (FUSE passes only keep-size, punch "
+			    "and zero range to the daemon)",
+			    mode);
 		cr_assert_fail("fallocate(%#x, %zu, %zu): %s", mode, off, len, strerror(e));
 	}
 	close(fd);

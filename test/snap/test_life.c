@@ -48,7 +48,8 @@ static void *alternate(void *p)
 	int fa = open(MP("A"), O_WRONLY), fb = open(MP("B"), O_WRONLY);
 	for (uint64_t g = 1; !a->stop; g++) {
 		gen_fill(buf, g);
-		if (pwrite(fa, buf, GEN_SIZE, 0) != GEN_SIZE || pwrite(fb, buf, GEN_SIZE, 0) != GEN_SIZE) {
+		if (pwrite(fa, buf, GEN_SIZE, 0) != GEN_SIZE ||
+		    pwrite(fb, buf, GEN_SIZE, 0) != GEN_SIZE) {
 			a->err = errno;
 			break;
 		}
@@ -132,11 +133,12 @@ Test(life, pinned_snapshot_survives_unmount_and_remount)
 	fill_seed("f", 300000, 1, &old);
 	uint64_t id = pin1("f");
 	expect_view(id, "f", old, 300000); /* from the live file */
-	fill_seed("f", 200000, 2, NULL); /* O_TRUNC + write */
+	fill_seed("f", 200000, 2, NULL);   /* O_TRUNC + write */
 	expect_view(id, "f", old, 300000); /* from the store */
 	cr_assert_eq(tu_umount(&m), 0);
 	fx_mount(NULL);
-	cr_assert(listed_snap(id, NULL), "snapshot %llu gone after remount", (unsigned long long)id);
+	cr_assert(listed_snap(id, NULL), "snapshot %llu gone after remount",
+		  (unsigned long long)id);
 	expect_view(id, "f", old, 300000);
 	unsigned char *nb;
 	fill_seed("f", 400000, 3, &nb); /* after the remount the file is still copied-on-write */
@@ -150,7 +152,7 @@ Test(life, pinned_snapshot_survives_unmount_and_remount)
 
 /* ------------------------------------------------------------- kill -9 */
 
-#define KF 4
+#define KF    4
 #define KSIZE (256 * 1024)
 
 struct kw {
@@ -168,7 +170,8 @@ static void *kill_writer(void *p)
 	char name[8];
 	while (!k->stop) {
 		int f = (int)(tu_rand(&s) % KF);
-		size_t off = tu_rand(&s) % (KSIZE - sizeof(buf)), len = 1 + tu_rand(&s) % sizeof(buf);
+		size_t off = tu_rand(&s) % (KSIZE - sizeof(buf)),
+		       len = 1 + tu_rand(&s) % sizeof(buf);
 		tu_fill(buf, len, tu_rand(&s));
 		snprintf(name, sizeof(name), "k%d", f);
 		pthread_mutex_lock(&k->mu);
@@ -377,10 +380,12 @@ Test(life, ephemeral_snapshots_released_when_holder_is_killed)
 	cr_assert(pid >= 0);
 	if (pid == 0) {
 		close(pfd[0]);
-		int fa = open(MP("a"), O_RDONLY);		    /* open-time snapshot */
-		int fb = open(MP("b"), O_RDWR);			    /* not snapshotted... */
+		int fa = open(MP("a"), O_RDONLY); /* open-time snapshot */
+		int fb = open(MP("b"), O_RDWR);	  /* not snapshotted... */
 		uint64_t id = 0;
-		char c = (fa >= 0 && fb >= 0 && snapfs_freeze(fb, &id) == 0) ? 'y' : 'n'; /* ...until now */
+		char c = (fa >= 0 && fb >= 0 && snapfs_freeze(fb, &id) == 0)
+			     ? 'y'
+			     : 'n'; /* ...until now */
 		if (write(pfd[1], &c, 1) != 1)
 			_exit(1);
 		pause();
@@ -420,8 +425,8 @@ Test(life, ephemeral_snapshots_released_when_holder_is_killed)
 	for (int i = 0; i < 200 && (list_snaps(recs, 8) || get_stats().bytes_preserved); i++)
 		msleep(20);
 	n = list_snaps(recs, 8);
-	cr_assert_eq(n, 0, "%zu snapshots left after the holder was killed (first %llu, kind %u)", n,
-		     n ? (unsigned long long)recs[0].id : 0ull, n ? recs[0].kind : 0);
+	cr_assert_eq(n, 0, "%zu snapshots left after the holder was killed (first %llu, kind %u)",
+		     n, n ? (unsigned long long)recs[0].id : 0ull, n ? recs[0].kind : 0);
 	s = get_stats();
 	cr_assert(held >= 2 * 400000, "only %llu bytes preserved while held",
 		  (unsigned long long)held);
@@ -454,6 +459,6 @@ Test(life, release_frees_space_in_block_file)
 		     (unsigned long long)s.bytes_preserved);
 	cr_assert_eq(s.snapshots, 0);
 	cr_assert_eq(stat(SP(".snapfs/blocks"), &st), 0);
-	cr_assert(st.st_blocks * 512 <= 64 * 1024, "block file still holds %lld bytes after release",
-		  (long long)st.st_blocks * 512);
+	cr_assert(st.st_blocks * 512 <= 64 * 1024,
+		  "block file still holds %lld bytes after release", (long long)st.st_blocks * 512);
 }

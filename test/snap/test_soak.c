@@ -15,11 +15,11 @@
 
 TestSuite(soak, .init = fx_setup, .fini = fx_teardown, .timeout = 600);
 
-#define NW 3
-#define NR 2
-#define NP 2
-#define BLK 4096
-#define NBLK 16
+#define NW    3
+#define NR    2
+#define NP    2
+#define BLK   4096
+#define NBLK  16
 #define FSIZE (BLK * NBLK)
 
 struct stamp {
@@ -114,7 +114,8 @@ static void *reader(void *p)
 			/* (the page cache may serve a block mid-copy: no more is
 			 * promised for live reads than the fields that never change) */
 			if (st.writer != (uint64_t)w || st.blk != b || st.gen > hi) {
-				fail("live read of w%d block %llu: stamp w%llu g%llu b%llu (started %llu)",
+				fail("live read of w%d block %llu: stamp w%llu g%llu b%llu "
+				     "(started %llu)",
 				     w, (unsigned long long)b, (unsigned long long)st.writer,
 				     (unsigned long long)st.gen, (unsigned long long)st.blk,
 				     (unsigned long long)hi);
@@ -165,7 +166,11 @@ static void *pinner(void *p)
 	uint64_t s = 1000 + (uint64_t)(intptr_t)p;
 	unsigned char *buf = malloc(FSIZE + 1), *want = malloc(FSIZE);
 	enum { HOLD = 4 };
-	struct held { uint64_t id; uint64_t gen[NW]; int used; } h[HOLD] = {0};
+	struct held {
+		uint64_t id;
+		uint64_t gen[NW];
+		int used;
+	} h[HOLD] = {0};
 	int slot = 0;
 	while (!stop) {
 		/* pin all writers' files at once */
@@ -195,7 +200,8 @@ static void *pinner(void *p)
 				snap_gen(x->id, w, x->gen[w], x->gen[w], buf, want, &g);
 			}
 			if (snapfs_release(mnt, x->id))
-				fail("release %llu: %s", (unsigned long long)x->id, strerror(errno));
+				fail("release %llu: %s", (unsigned long long)x->id,
+				     strerror(errno));
 			__atomic_add_fetch(&verified, 1, __ATOMIC_RELAXED);
 		}
 		x->id = id;
@@ -249,9 +255,9 @@ Test(soak, writers_readers_and_pin_loops_every_snapshot_checked)
 	uint64_t gens = 0;
 	for (int w = 0; w < NW; w++)
 		gens += ws[w].done;
-	cr_log_info("soak %d s: %llu generations, %llu pins, %llu re-verified, %llu live reads", secs,
-		    (unsigned long long)gens, (unsigned long long)pins, (unsigned long long)verified,
-		    (unsigned long long)reads);
+	cr_log_info("soak %d s: %llu generations, %llu pins, %llu re-verified, %llu live reads",
+		    secs, (unsigned long long)gens, (unsigned long long)pins,
+		    (unsigned long long)verified, (unsigned long long)reads);
 	cr_assert(pins > 20 && gens > 100 && reads > 20,
 		  "too little happened: %llu pins, %llu generations, %llu reads",
 		  (unsigned long long)pins, (unsigned long long)gens, (unsigned long long)reads);

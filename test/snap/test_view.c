@@ -58,13 +58,13 @@ static void expect_content(const char *path, size_t len, uint64_t seed)
 	free(got);
 }
 
-#define EXPECT_ERRNO(call, e)                                                              \
-	do {                                                                               \
-		errno = 0;                                                                 \
-		long r_ = (long)(call);                                                    \
-		int e_ = errno;                                                            \
-		cr_expect(r_ == -1 && e_ == (e), "%s = %ld, errno %s; expected -1 %s", #call, r_, \
-			  strerrorname_np(e_), strerrorname_np(e));                        \
+#define EXPECT_ERRNO(call, e)                                                                      \
+	do {                                                                                       \
+		errno = 0;                                                                         \
+		long r_ = (long)(call);                                                            \
+		int e_ = errno;                                                                    \
+		cr_expect(r_ == -1 && e_ == (e), "%s = %ld, errno %s; expected -1 %s", #call, r_,  \
+			  strerrorname_np(e_), strerrorname_np(e));                                \
 	} while (0)
 
 Test(view, writes_to_snapshot_files_fail_with_erofs)
@@ -180,13 +180,13 @@ struct nb_arg {
 	char idfile[1024];
 };
 
-#define NB_CHECK(n, cond)                                                                  \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "as nobody: check %d failed: %s (errno %s)\n", n, #cond, \
-				strerrorname_np(errno));                                   \
-			return n;                                                          \
-		}                                                                          \
+#define NB_CHECK(n, cond)                                                                          \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "as nobody: check %d failed: %s (errno %s)\n", n, #cond,   \
+				strerrorname_np(errno));                                           \
+			return n;                                                                  \
+		}                                                                                  \
 	} while (0)
 
 static int nobody_checks(void *p)

@@ -27,7 +27,7 @@ static struct store *fx_st;
 
 static inline void fx_open_bs(uint32_t bs, uint64_t max)
 {
-	struct store_opts o = { .block_size = bs, .max_bytes = max, .create = 1 };
+	struct store_opts o = {.block_size = bs, .max_bytes = max, .create = 1};
 	int rc = store_open(fx_dir, fx_srcfd, &o, &fx_st);
 	cr_assert_eq(rc, 0, "store_open: %s", strerror(-rc));
 }
@@ -108,8 +108,8 @@ static inline int fx_cow_truncate(struct store_file *sf, int fd, off_t size)
 
 static inline uint64_t fx_pin1(struct store_file *sf, int fd, const char *path, int kind)
 {
-	struct store_pin p = { .kind = kind, .label = "t" };
-	struct store_pin_file f = { .sf = sf, .fd = fd, .path = path };
+	struct store_pin p = {.kind = kind, .label = "t"};
+	struct store_pin_file f = {.sf = sf, .fd = fd, .path = path};
 	uint64_t id = 0;
 	int rc = store_pin(fx_st, &p, &f, 1, &id);
 	cr_assert_eq(rc, 0, "store_pin: %s", strerror(-rc));

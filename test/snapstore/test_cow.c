@@ -177,8 +177,8 @@ Test(cow, unlink_detaches_and_snapshot_still_reads)
 	/* the open-unlinked file keeps changing: the snapshot must not care */
 	cr_assert_eq(fx_cow_write(sf, fd, b, sizeof(b), 0), 0);
 	fx_expect_snap(id, fid, a, sizeof(a));
-	struct store_pin pn = { .kind = STORE_PINNED };
-	struct store_pin_file pf = { .sf = sf, .fd = fd, .path = "f" };
+	struct store_pin pn = {.kind = STORE_PINNED};
+	struct store_pin_file pf = {.sf = sf, .fd = fd, .path = "f"};
 	uint64_t id2;
 	cr_assert_eq(store_pin(fx_st, &pn, &pf, 1, &id2), -ENOENT);
 	store_file_put(sf);

@@ -16,9 +16,9 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#define CBS 512u
-#define NF 3
-#define MAXSZ (8 * CBS)
+#define CBS	512u
+#define NF	3
+#define MAXSZ	(8 * CBS)
 #define MAXSNAP 8
 
 enum { OP_WRITE, OP_TRUNC, OP_PUNCH, OP_PIN, OP_RELEASE };
@@ -65,12 +65,12 @@ static void send_msg(int fd, const struct msg *m)
 		_exit(3);
 }
 
-#define CHILD_OK(x)                                                                          \
-	do {                                                                                 \
-		if (!(x)) {                                                                  \
-			fprintf(stderr, "child: %s failed at line %d\n", #x, __LINE__);      \
-			_exit(2);                                                            \
-		}                                                                            \
+#define CHILD_OK(x)                                                                                \
+	do {                                                                                       \
+		if (!(x)) {                                                                        \
+			fprintf(stderr, "child: %s failed at line %d\n", #x, __LINE__);            \
+			_exit(2);                                                                  \
+		}                                                                                  \
 	} while (0)
 
 static void child(int wfd, uint64_t seed)
@@ -79,7 +79,7 @@ static void child(int wfd, uint64_t seed)
 	kill_odds = 40;
 	store_set_test_hook(hook);
 	struct store *st;
-	struct store_opts o = { .block_size = CBS, .create = 1 };
+	struct store_opts o = {.block_size = CBS, .create = 1};
 	CHILD_OK(store_open(fx_dir, fx_srcfd, &o, &st) == 0);
 	int fd[NF];
 	struct store_file *sf[NF];
@@ -91,7 +91,7 @@ static void child(int wfd, uint64_t seed)
 		CHILD_OK(store_file_get(st, fd[i], &sf[i]) == 0);
 	}
 	for (int n = 0; n < 400; n++) {
-		struct msg m = { 0 };
+		struct msg m = {0};
 		int i = (int)(tu_rand(&crng) % NF);
 		unsigned r = (unsigned)(tu_rand(&crng) % 100);
 		m.slot[0] = i;
@@ -138,19 +138,19 @@ static void child(int wfd, uint64_t seed)
 				CHILD_OK(ftruncate(fd[i], (off_t)m.len) == 0);
 			} else {
 				CHILD_OK(store_cow_range(sf[i], fd[i], m.off, m.len) == 0);
-				CHILD_OK(fallocate(fd[i], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				CHILD_OK(fallocate(fd[i],
+						   FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 						   (off_t)m.off, (off_t)m.len) == 0);
 			}
 			store_file_unlock(sf[i]);
 		} else if (m.op == OP_PIN) {
-			struct store_pin p = { .kind = STORE_PINNED };
+			struct store_pin p = {.kind = STORE_PINNED};
 			struct store_pin_file pf[NF];
 			char names[NF][16];
 			for (int k = 0; k < m.nslot; k++) {
 				snprintf(names[k], sizeof(names[k]), "c%d", m.slot[k]);
-				pf[k] = (struct store_pin_file){ .sf = sf[m.slot[k]],
-								 .fd = fd[m.slot[k]],
-								 .path = names[k] };
+				pf[k] = (struct store_pin_file){
+				    .sf = sf[m.slot[k]], .fd = fd[m.slot[k]], .path = names[k]};
 			}
 			CHILD_OK(store_pin(st, &p, pf, (size_t)m.nslot, &m.id) == 0);
 			snaps[nsnaps++].id = m.id;
@@ -227,13 +227,14 @@ static void verify_snap(struct csnap *s, int may_be_stale, int iter)
 	unsigned char buf[MAXSZ + CBS];
 	for (int k = 0; k < s->nslot; k++) {
 		ssize_t n = store_snap_read(fx_st, s->id, s->fid[k], buf, sizeof(buf), 0);
-		cr_assert_eq(n, (ssize_t)s->size[k], "iter %d: snapshot %lu file c%d: read %zd want %zu",
-			     iter, (unsigned long)s->id, s->slot[k], n, s->size[k]);
+		cr_assert_eq(n, (ssize_t)s->size[k],
+			     "iter %d: snapshot %lu file c%d: read %zd want %zu", iter,
+			     (unsigned long)s->id, s->slot[k], n, s->size[k]);
 		for (size_t b = 0; b < s->size[k]; b++)
 			if (buf[b] != s->data[k][b])
-				cr_assert_fail("iter %d: snapshot %lu file c%d byte %zu: %#x want %#x",
-					       iter, (unsigned long)s->id, s->slot[k], b, buf[b],
-					       s->data[k][b]);
+				cr_assert_fail(
+				    "iter %d: snapshot %lu file c%d byte %zu: %#x want %#x", iter,
+				    (unsigned long)s->id, s->slot[k], b, buf[b], s->data[k][b]);
 	}
 }
 
@@ -284,7 +285,7 @@ Test(crash, sigkill_anywhere_loses_no_committed_snapshot)
 		close(pfd[1]);
 		/* the parent kills at a random message unless the store did first */
 		unsigned kill_after = (unsigned)(tu_rand(&rng) % 300);
-		struct msg m, flight = { 0 };
+		struct msg m, flight = {0};
 		int have_flight = 0;
 		unsigned seen = 0;
 		while (read(pfd[0], &m, sizeof(m)) == (ssize_t)sizeof(m)) {
@@ -320,7 +321,7 @@ Test(crash, sigkill_anywhere_loses_no_committed_snapshot)
 
 		fx_open_bs(CBS, 0);
 		/* an in-flight pin may have committed: the one unknown snapshot */
-		uint64_t ids[64] = { 0 };
+		uint64_t ids[64] = {0};
 		cr_assert_eq(store_snap_list(fx_st, list_ids, ids), 0);
 		for (uint64_t k = 1; k <= ids[0]; k++) {
 			int known = 0;
@@ -338,7 +339,8 @@ Test(crash, sigkill_anywhere_loses_no_committed_snapshot)
 				if (snaps[k].id == flight.id)
 					snaps[k] = snaps[--nsnaps];
 			int rc = store_release(fx_st, flight.id);
-			cr_assert(rc == 0 || rc == -ENOENT, "iter %d: release: %s", it, strerror(-rc));
+			cr_assert(rc == 0 || rc == -ENOENT, "iter %d: release: %s", it,
+				  strerror(-rc));
 		}
 		for (int j = 0; j < nsnaps; j++) {
 			struct csnap *s = &snaps[j];

@@ -10,9 +10,9 @@
  */
 #include "fixture.h"
 
-#define MBS 512u
-#define NSLOT 4
-#define MAXSZ (8 * MBS)
+#define MBS	512u
+#define NSLOT	4
+#define MAXSZ	(8 * MBS)
 #define MAXSNAP 6
 
 struct mfile {
@@ -75,8 +75,8 @@ static void drop(struct mfile *f)
 	f->sf = NULL;
 }
 
-#define CHECK_RC(rc, what)                                                                   \
-	cr_assert_eq((rc), 0, "seed %lu step %lu: %s: %s", (unsigned long)m->seed,          \
+#define CHECK_RC(rc, what)                                                                         \
+	cr_assert_eq((rc), 0, "seed %lu step %lu: %s: %s", (unsigned long)m->seed,                 \
 		     (unsigned long)m->step, what, strerror(-(rc)))
 
 static void op_write(struct model *m, struct mfile *f)
@@ -117,9 +117,9 @@ static void op_punch(struct model *m, struct mfile *f)
 	store_file_wrlock(f->sf);
 	int rc = store_cow_range(f->sf, f->fd, off, len);
 	CHECK_RC(rc, "cow_range(punch)");
-	cr_assert_eq(fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
-			       (off_t)len),
-		     0);
+	cr_assert_eq(
+	    fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len),
+	    0);
 	store_file_unlock(f->sf);
 	for (size_t i = off; i < off + len && i < f->size; i++)
 		f->data[i] = 0;
@@ -179,10 +179,10 @@ static void op_pin(struct model *m)
 	char names[3][16];
 	for (int j = 0; j < n; j++) {
 		snprintf(names[j], sizeof(names[j]), "f%d", idx[j]);
-		pf[j] = (struct store_pin_file){ .sf = m->f[idx[j]].sf, .fd = m->f[idx[j]].fd,
-						 .path = names[j] };
+		pf[j] = (struct store_pin_file){
+		    .sf = m->f[idx[j]].sf, .fd = m->f[idx[j]].fd, .path = names[j]};
 	}
-	struct store_pin p = { .kind = rnd(m, 4) ? STORE_PINNED : STORE_EPHEMERAL };
+	struct store_pin p = {.kind = rnd(m, 4) ? STORE_PINNED : STORE_EPHEMERAL};
 	struct msnap *s = &m->s[m->ns];
 	int rc = store_pin(fx_st, &p, pf, (size_t)n, &s->id);
 	CHECK_RC(rc, "pin");
@@ -256,17 +256,19 @@ static void verify(struct model *m, int deep)
 			size_t off = deep ? 0 : rnd(m, MAXSZ);
 			ssize_t n = store_snap_read(fx_st, s->id, f->fid, buf, sizeof(buf), off);
 			size_t want = off < f->size ? f->size - off : 0;
-			cr_assert_eq(n, (ssize_t)want,
-				     "seed %lu step %lu: snapshot %lu fid %lu read at %zu: %zd, want %zu",
-				     (unsigned long)m->seed, (unsigned long)m->step,
-				     (unsigned long)s->id, (unsigned long)f->fid, off, n, want);
+			cr_assert_eq(
+			    n, (ssize_t)want,
+			    "seed %lu step %lu: snapshot %lu fid %lu read at %zu: %zd, want %zu",
+			    (unsigned long)m->seed, (unsigned long)m->step, (unsigned long)s->id,
+			    (unsigned long)f->fid, off, n, want);
 			for (size_t k = 0; k < want; k++)
 				if (buf[k] != f->data[off + k])
-					cr_assert_fail("seed %lu step %lu: snapshot %lu fid %lu byte %zu:"
-						       " %#x, want %#x",
-						       (unsigned long)m->seed, (unsigned long)m->step,
-						       (unsigned long)s->id, (unsigned long)f->fid,
-						       off + k, buf[k], f->data[off + k]);
+					cr_assert_fail(
+					    "seed %lu step %lu: snapshot %lu fid %lu byte %zu:"
+					    " %#x, want %#x",
+					    (unsigned long)m->seed, (unsigned long)m->step,
+					    (unsigned long)s->id, (unsigned long)f->fid, off + k,
+					    buf[k], f->data[off + k]);
 			if (!deep)
 				continue;
 			struct mfile *lf = live_of(m, f->fid);
@@ -278,12 +280,14 @@ static void verify(struct model *m, int deep)
 				continue; /* detached: everything reported */
 			size_t top = lf->size > f->size ? lf->size : f->size;
 			for (size_t k = 0; k < top; k++) {
-				int differ = k >= lf->size || k >= f->size || lf->data[k] != f->data[k];
+				int differ =
+				    k >= lf->size || k >= f->size || lf->data[k] != f->data[k];
 				if (differ && !c.mark[k])
-					cr_assert_fail("seed %lu step %lu: snapshot %lu fid %lu byte %zu"
-						       " changed but not reported",
-						       (unsigned long)m->seed, (unsigned long)m->step,
-						       (unsigned long)s->id, (unsigned long)f->fid, k);
+					cr_assert_fail(
+					    "seed %lu step %lu: snapshot %lu fid %lu byte %zu"
+					    " changed but not reported",
+					    (unsigned long)m->seed, (unsigned long)m->step,
+					    (unsigned long)s->id, (unsigned long)f->fid, k);
 			}
 		}
 	}

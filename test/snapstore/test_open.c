@@ -55,7 +55,7 @@ static char *slurp(const char *name, size_t *len)
 
 static int try_open(uint32_t bs)
 {
-	struct store_opts o = { .block_size = bs };
+	struct store_opts o = {.block_size = bs};
 	struct store *st = NULL;
 	store_set_logger(quiet);
 	int rc = store_open(fx_dir, fx_srcfd, &o, &st);
@@ -152,7 +152,7 @@ Test(open, block_size_mismatch_is_einval)
 
 Test(open, bad_block_size_option_is_einval)
 {
-	struct store_opts o = { .block_size = 3000, .create = 1 };
+	struct store_opts o = {.block_size = 3000, .create = 1};
 	struct store *st;
 	char d[1024];
 	tu_path(d, sizeof(d), fx_root, "other");
@@ -162,7 +162,7 @@ Test(open, bad_block_size_option_is_einval)
 
 Test(open, missing_store_without_create_is_enoent)
 {
-	struct store_opts o = { 0 };
+	struct store_opts o = {0};
 	struct store *st;
 	char d[1024];
 	tu_path(d, sizeof(d), fx_root, "nothing");
@@ -171,7 +171,7 @@ Test(open, missing_store_without_create_is_enoent)
 
 Test(open, second_opener_is_ebusy)
 {
-	struct store_opts o = { 0 };
+	struct store_opts o = {0};
 	struct store *st;
 	store_set_logger(quiet);
 	cr_assert_eq(store_open(fx_dir, fx_srcfd, &o, &st), -EBUSY);
@@ -184,7 +184,7 @@ Test(open, store_reached_through_proc_self_fd)
 	int dfd = open(fx_dir, O_DIRECTORY | O_RDONLY);
 	char p[64];
 	snprintf(p, sizeof(p), "/proc/self/fd/%d", dfd);
-	struct store_opts o = { 0 };
+	struct store_opts o = {0};
 	cr_assert_eq(store_open(p, fx_srcfd, &o, &fx_st), 0);
 	cr_assert_eq(fx_stats().snapshots, 1);
 	cr_assert_eq(fx_stats().extents, 1);
@@ -252,14 +252,14 @@ static void crashed_daemon_ex(int tick_before_write)
 	cr_assert(pid >= 0);
 	if (pid == 0) {
 		struct store *st;
-		struct store_opts o = { 0 };
+		struct store_opts o = {0};
 		if (store_open(fx_dir, fx_srcfd, &o, &st))
 			_exit(1);
 		struct store_file *sf;
 		if (store_file_get(st, fd, &sf))
 			_exit(1);
-		struct store_pin p = { .kind = STORE_PINNED };
-		struct store_pin_file f = { .sf = sf, .fd = fd, .path = "f" };
+		struct store_pin p = {.kind = STORE_PINNED};
+		struct store_pin_file f = {.sf = sf, .fd = fd, .path = "f"};
 		uint64_t id;
 		if (store_pin(st, &p, &f, 1, &id) || store_cow_range(sf, fd, 0, sizeof(b)))
 			_exit(1);

@@ -37,8 +37,8 @@ Test(snap, pin_of_several_files_lists_them)
 	fx_pwrite(fa, a, sizeof(a), 0);
 	fx_pwrite(fb, b, sizeof(b), 0);
 	struct store_file *sa = get(fa), *sb = get(fb);
-	struct store_pin p = { .kind = STORE_PINNED, .uid = 7, .label = "two" };
-	struct store_pin_file f[2] = { { sb, fb, "b" }, { sa, fa, "a" } };
+	struct store_pin p = {.kind = STORE_PINNED, .uid = 7, .label = "two"};
+	struct store_pin_file f[2] = {{sb, fb, "b"}, {sa, fa, "a"}};
 	uint64_t id;
 	cr_assert_eq(store_pin(fx_st, &p, f, 2, &id), 0);
 	struct store_snap s;
@@ -91,7 +91,7 @@ Test(snap, changed_reports_written_blocks_and_size_change)
 	cr_assert_eq(fx_cow_write(sf, fd, b, 10, 3 * BS), 0);
 	cr_assert_eq(fx_cow_write(sf, fd, b, 10, 7 * BS), 0);
 	cr_assert_eq(fx_cow_write(sf, fd, b, 10, 12 * BS), 0);
-	struct rng r = { 0 };
+	struct rng r = {0};
 	cr_assert_eq(store_snap_changed(fx_st, id, store_file_fid(sf), collect, &r), 0);
 	cr_assert_eq(r.n, 3, "ranges: %d", r.n);
 	cr_assert_eq(r.off[0], 2 * BS);
@@ -181,7 +181,8 @@ Test(snap, freed_space_is_reused)
 		if (sb.st_size > high)
 			high = sb.st_size;
 	}
-	cr_assert_leq(high, 8 * BS, "the block file grew to %ld under a steady workload", (long)high);
+	cr_assert_leq(high, 8 * BS, "the block file grew to %ld under a steady workload",
+		      (long)high);
 	store_file_put(sf);
 }
 
@@ -209,8 +210,8 @@ Test(snap, expired_snapshot_released_by_tick)
 	int fd = fx_file("f");
 	fx_pwrite(fd, "abc", 3, 0);
 	struct store_file *sf = get(fd);
-	struct store_pin p = { .kind = STORE_PINNED, .expires = time(NULL) - 1 };
-	struct store_pin_file f = { sf, fd, "f" };
+	struct store_pin p = {.kind = STORE_PINNED, .expires = time(NULL) - 1};
+	struct store_pin_file f = {sf, fd, "f"};
 	uint64_t id;
 	cr_assert_eq(store_pin(fx_st, &p, &f, 1, &id), 0);
 	cr_assert_eq(store_tick(fx_st), 0);

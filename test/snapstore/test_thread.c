@@ -10,10 +10,10 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#define TBS 4096
-#define NW 3
+#define TBS  4096
+#define NW   3
 #define NBLK 16
-#define NSN 4
+#define NSN  4
 
 static struct store_file *wsf[NW];
 static int wfd[NW];
@@ -21,7 +21,7 @@ static atomic_int stop;
 
 struct tsnap {
 	pthread_mutex_t mu;
-	uint64_t id; /* 0: none */
+	uint64_t id;	      /* 0: none */
 	unsigned char *first; /* first read, per file */
 };
 static struct tsnap slots[NSN];
@@ -52,8 +52,8 @@ static void check_blocks(const unsigned char *buf, int file)
 		const uint64_t *w = (const uint64_t *)(buf + (size_t)b * TBS);
 		for (size_t k = 1; k < TBS / 8; k++)
 			if (w[k] != w[0])
-				cr_assert_fail("file %d block %d torn: word %zu %#lx vs %#lx", file, b,
-					       k, (unsigned long)w[k], (unsigned long)w[0]);
+				cr_assert_fail("file %d block %d torn: word %zu %#lx vs %#lx", file,
+					       b, k, (unsigned long)w[k], (unsigned long)w[0]);
 		cr_assert_eq(w[0] & 0xff, (uint64_t)b, "block %d holds block %lu's data", b,
 			     (unsigned long)(w[0] & 0xff));
 	}
@@ -62,8 +62,8 @@ static void check_blocks(const unsigned char *buf, int file)
 static void read_all(uint64_t id, unsigned char *out)
 {
 	for (int i = 0; i < NW; i++) {
-		ssize_t n = store_snap_read(fx_st, id, store_file_fid(wsf[i]), out + (size_t)i * NBLK * TBS,
-					    NBLK * TBS, 0);
+		ssize_t n = store_snap_read(fx_st, id, store_file_fid(wsf[i]),
+					    out + (size_t)i * NBLK * TBS, NBLK * TBS, 0);
 		cr_assert_eq(n, NBLK * TBS, "snapshot %lu read: %zd", (unsigned long)id, n);
 		check_blocks(out + (size_t)i * NBLK * TBS, i);
 	}
@@ -80,12 +80,13 @@ static void *pinner(void *arg)
 			cr_assert_eq(store_release(fx_st, s->id), 0);
 			s->id = 0;
 		} else {
-			struct store_pin p = { .kind = tu_rand(&r) % 2 ? STORE_PINNED : STORE_EPHEMERAL };
+			struct store_pin p = {.kind =
+						  tu_rand(&r) % 2 ? STORE_PINNED : STORE_EPHEMERAL};
 			struct store_pin_file f[NW];
 			char names[NW][8];
 			for (int i = 0; i < NW; i++) {
 				snprintf(names[i], sizeof(names[i]), "w%d", i);
-				f[i] = (struct store_pin_file){ wsf[i], wfd[i], names[i] };
+				f[i] = (struct store_pin_file){wsf[i], wfd[i], names[i]};
 			}
 			cr_assert_eq(store_pin(fx_st, &p, f, NW, &s->id), 0);
 			read_all(s->id, s->first);
