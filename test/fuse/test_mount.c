@@ -27,40 +27,8 @@
 static char *src, *mnt, *other;
 static struct tu_mount m;
 
-/*
- * A test that crashes (or trips ASan/UBSan, which abort in CI) skips .fini
- * and atexit: unmount from the signal handler too, so that no mount and no
- * daemon holding ctest's output open is left behind. Only in the test
- * process itself, not in children it forks.
- */
-static pid_t test_pid;
-static void on_crash(int sig)
-{
-	if (getpid() == test_pid)
-		tu_umount(&m);
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static void crash_guard(void)
-{
-	test_pid = getpid();
-	signal(SIGABRT, on_crash);
-	signal(SIGSEGV, on_crash);
-	signal(SIGBUS, on_crash);
-}
-
-/* Criterion's parallel runner (-j2, as ctest runs us) leaks a small
- * allocation now and then; that is not ours to fix. */
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void)
-{
-	return "leak:libcriterion.so\n";
-}
-
 static void setup(void)
 {
-	crash_guard();
 	umask(022);
 	src = tu_tmpdir("msrc");
 	mnt = tu_tmpdir("mmnt");
