@@ -134,6 +134,36 @@ static void live_truncate(struct pinned *p, size_t size)
 
 #define MIB (1024 * 1024)
 
+/* A full store (store_max) refuses the write that needs a copy: ENOSPC, and
+ * neither the live file nor the snapshot changes. Writes needing no copy
+ * (appends past every snapshot's size) still work. */
+Test(cow, full_store_fails_the_write_with_enospc_and_changes_nothing)
+{
+	fx_mount("store_max=64K");
+	struct pinned p;
+	make_and_pin(&p, "f", MIB, 3, 2 * MIB);
+	unsigned char nb[256 * 1024];
+	tu_fill(nb, sizeof(nb), 77);
+	int fd = open(MP("f"), O_WRONLY);
+	cr_assert(fd >= 0);
+	pwrite_all(fd, nb, 32 * 1024, 0); /* 32 KiB of copies: fits */
+	live_write(&p, nb, 32 * 1024, 0);
+	errno = 0;
+	ssize_t n = pwrite(fd, nb, sizeof(nb), 256 * 1024); /* 256 KiB more: does not */
+	cr_assert(n == -1 && errno == ENOSPC, "write needing copies past store_max: %zd (%s)", n,
+		  strerror(errno));
+	pwrite_all(fd, nb, 4096, MIB); /* an append needs no copy */
+	live_write(&p, nb, 4096, MIB);
+	close(fd);
+	check_snap(&p);
+	check_live(&p);
+	release(p.id); /* and the space comes back: the big write now succeeds */
+	fd = open(MP("f"), O_WRONLY);
+	pwrite_all(fd, nb, sizeof(nb), 256 * 1024);
+	close(fd);
+	pinned_free(&p);
+}
+
 Test(cow, overwrite_after_pin_keeps_old_bytes)
 {
 	fx_mount(NULL);
