@@ -5,7 +5,7 @@ JOBS       ?= $(shell nproc)
 WERROR     := $(if $(SNAPFS_WERROR),ON,OFF)
 CTEST_ARGS ?= --output-on-failure --timeout 600
 
-.PHONY: all deps build build-asan demo test test-fast test-asan check-long bench install clean format-check
+.PHONY: all deps build build-asan demo test test-fast test-asan check-long check-tsan bench install clean format-check
 
 all: build
 
@@ -39,6 +39,14 @@ test-asan: build-asan
 check-long: build
 	@SNAPFS_LONG=1 ctest --test-dir $(BUILD) $(CTEST_ARGS)
 
+# The threaded daemon under ThreadSanitizer, driven by the mount suites.
+check-tsan: build
+	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DSNAPFS_WERROR=$(WERROR) \
+		-DCMAKE_C_FLAGS="-fsanitize=thread -fno-omit-frame-pointer" \
+		-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread -DCMAKE_SHARED_LINKER_FLAGS=-fsanitize=thread >/dev/null
+	@cmake --build build-tsan -j$(JOBS) --target snapfs
+	@scripts/check-tsan.sh $(BUILD) build-tsan
+
 bench: build
 	@bench/run.sh $(BUILD)
 
@@ -49,4 +57,4 @@ format-check:
 	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) build-tsan

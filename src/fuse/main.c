@@ -146,7 +146,7 @@ static int open_store(struct sfs *fs)
 	return -1;
 }
 
-static volatile int tick_stop;
+static _Atomic int tick_stop; /* set by main when the session ends */
 
 /* Once a second: expire snapshots, and tell the store we are alive. */
 static void *tick_main(void *arg)
