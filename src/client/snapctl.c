@@ -224,6 +224,24 @@ static struct snapfs_req *req_new(uint32_t op)
 
 /* One request; on failure exit 1 with "what: why" (ENOENT naming a snapshot
  * reads "no such snapshot"). */
+/* The daemon's answers are records: a header, then (at path_at) a
+ * NUL-terminated path, reclen bytes in all. These take a record's header and
+ * its path, and end snapctl on anything malformed. */
+static void rec_header(const struct snapfs_req *r, size_t off, void *hdr, size_t len)
+{
+	if (off + len > r->len)
+		errx(1, "%s: malformed answer from the daemon", cmd);
+	memcpy(hdr, r->data + off, len);
+}
+
+static const char *rec_path(const struct snapfs_req *r, size_t off, size_t path_at, uint32_t reclen)
+{
+	if (reclen > r->len - off || path_at + 1 > reclen ||
+	    !memchr(r->data + off + path_at, 0, reclen - path_at))
+		errx(1, "%s: malformed answer from the daemon", cmd);
+	return r->data + off + path_at;
+}
+
 static void call(const char *root, struct snapfs_req *r, const char *what, int id_what)
 {
 	uint32_t op = r->op;
@@ -539,13 +557,8 @@ static void each_file(const char *root, uint64_t id,
 		size_t off = 0;
 		for (uint32_t i = 0; i < r->count; i++) {
 			struct snapfs_rec_file f;
-			if (off + sizeof(f) > r->len)
-				errx(1, "%s: malformed answer from the daemon", cmd);
-			memcpy(&f, r->data + off, sizeof(f));
-			if (f.reclen < sizeof(f) + 1 || f.reclen > r->len - off ||
-			    !memchr(r->data + off + sizeof(f), 0, f.reclen - sizeof(f)))
-				errx(1, "%s: malformed answer from the daemon", cmd);
-			fn(arg, &f, r->data + off + sizeof(f));
+			rec_header(r, off, &f, sizeof(f));
+			fn(arg, &f, rec_path(r, off, sizeof(f), f.reclen));
 			off += f.reclen;
 		}
 		if (!(cursor = r->cursor))
@@ -677,14 +690,11 @@ static int cmd_diff(int argc, char **argv)
 		size_t off = 0;
 		for (uint32_t i = 0; i < r->count; i++) {
 			struct snapfs_rec_diff d;
-			if (off + sizeof(d) > r->len)
+			rec_header(r, off, &d, sizeof(d));
+			if (d.nranges > SNAPFS_PROTO_DATA / sizeof(struct snapfs_range))
 				errx(1, "%s: malformed answer from the daemon", cmd);
-			memcpy(&d, r->data + off, sizeof(d));
 			size_t ar = sizeof(d) + (size_t)d.nranges * sizeof(struct snapfs_range);
-			if (d.reclen > r->len - off || d.nranges > SNAPFS_PROTO_DATA / 16 ||
-			    ar + 1 > d.reclen || !memchr(r->data + off + ar, 0, d.reclen - ar))
-				errx(1, "%s: malformed answer from the daemon", cmd);
-			const char *path = r->data + off + ar;
+			const char *path = rec_path(r, off, ar, d.reclen);
 			if (d.status) {
 				warnx("%s: %s: %s", cmd, path, strerror(-d.status));
 				rc = 1;
@@ -756,13 +766,8 @@ static int cmd_restore(int argc, char **argv)
 		size_t off = 0;
 		for (uint32_t i = 0; i < r->count; i++) {
 			struct snapfs_rec_restore s;
-			if (off + sizeof(s) > r->len)
-				errx(1, "%s: malformed answer from the daemon", cmd);
-			memcpy(&s, r->data + off, sizeof(s));
-			if (s.reclen < sizeof(s) + 1 || s.reclen > r->len - off ||
-			    !memchr(r->data + off + sizeof(s), 0, s.reclen - sizeof(s)))
-				errx(1, "%s: malformed answer from the daemon", cmd);
-			const char *path = r->data + off + sizeof(s);
+			rec_header(r, off, &s, sizeof(s));
+			const char *path = rec_path(r, off, sizeof(s), s.reclen);
 			if (s.status) {
 				warnx("%s: %s: %s", cmd, path, strerror(-s.status));
 				rc = 1;

@@ -256,18 +256,20 @@ static int x_remove(struct sfs_inode *in, const char *name)
 	return removexattr(proc, name);
 }
 
-void sfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+/* getxattr (name) and listxattr (name NULL): a size-0 probe answers the
+ * length, otherwise the bytes. */
+static void xattr_query(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct sfs_inode *inode = inode_get(ino);
-	char *val = NULL;
-	if (size && !(val = malloc(size))) {
+	char *buf = NULL;
+	if (size && !(buf = malloc(size))) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	struct sfs_cred c;
 	ssize_t n = cred_enter(req, &c);
 	if (n == 0) {
-		n = x_get(inode, name, val, size);
+		n = name ? x_get(inode, name, buf, size) : x_list(inode, buf, size);
 		if (n < 0)
 			n = -errno;
 	}
@@ -277,33 +279,18 @@ void sfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 	else if (size == 0)
 		fuse_reply_xattr(req, (size_t)n);
 	else
-		fuse_reply_buf(req, val, (size_t)n);
-	free(val);
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+void sfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	xattr_query(req, ino, name, size);
 }
 
 void sfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	struct sfs_inode *inode = inode_get(ino);
-	char *list = NULL;
-	if (size && !(list = malloc(size))) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	struct sfs_cred c;
-	ssize_t n = cred_enter(req, &c);
-	if (n == 0) {
-		n = x_list(inode, list, size);
-		if (n < 0)
-			n = -errno;
-	}
-	cred_leave(&c);
-	if (n < 0)
-		fuse_reply_err(req, (int)-n);
-	else if (size == 0)
-		fuse_reply_xattr(req, (size_t)n);
-	else
-		fuse_reply_buf(req, list, (size_t)n);
-	free(list);
+	xattr_query(req, ino, NULL, size);
 }
 
 void sfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
