@@ -29,6 +29,7 @@ int snaphold_take(int fd, struct snaphold *h)
 	char proc[64], root[PATH_MAX], view[PATH_MAX + SNAPFS_PROTO_DATA];
 	struct stat st;
 	h->holder = h->view = -1;
+	h->id = 0;
 	if (fstat(fd, &st))
 		return -1;
 	if (!S_ISREG(st.st_mode)) {
@@ -45,6 +46,7 @@ int snaphold_take(int fd, struct snaphold *h)
 	h->holder = open(proc, O_RDONLY | O_CLOEXEC);
 	if (h->holder < 0 || snapfs_call_fd(h->holder, r))
 		goto out;
+	h->id = r->id;
 	r->data[sizeof(r->data) - 1] = 0;
 	if ((size_t)snprintf(view, sizeof(view), "%s/%s", strcmp(root, "/") ? root : "", r->data) >=
 	    sizeof(view)) {
@@ -55,7 +57,6 @@ int snaphold_take(int fd, struct snaphold *h)
 	struct stat vst;
 	if (h->view < 0 || fstat(h->view, &vst))
 		goto out;
-	h->id = r->id;
 	h->dev = st.st_dev;
 	h->ino = st.st_ino;
 	h->size = (uint64_t)vst.st_size;
@@ -74,9 +75,19 @@ void snaphold_drop(struct snaphold *h)
 	int e = errno;
 	if (h->view >= 0)
 		close(h->view);
+	/* The kernel sends RELEASE for a closed descriptor when it likes; an
+	 * explicit release through the holder makes the snapshot gone now.
+	 * Should it fail, closing the holder still releases it, later. */
+	struct snapfs_req *r = h->holder >= 0 && h->id ? snapfs_req_new(SNAPFS_OP_RELEASE) : NULL;
+	if (r) {
+		r->id = h->id;
+		(void)snapfs_call_fd(h->holder, r);
+		free(r);
+	}
 	if (h->holder >= 0)
 		close(h->holder);
 	h->view = h->holder = -1;
+	h->id = 0;
 	errno = e;
 }
 

@@ -15,6 +15,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,12 +216,22 @@ int ctl_visible(fuse_req_t req, uint64_t id, struct store_snap *s)
 	return uid == 0 || uid == s->uid;
 }
 
-static int op_release(fuse_req_t req, struct snapfs_req *r)
+/* Release r->id. Sent on the descriptor that froze it (libsnapfs does so
+ * when a segment drops a snapshot), it also ends that descriptor's hold, so
+ * the release is done when the call returns rather than when the kernel
+ * gets round to sending RELEASE for the closed descriptor. */
+static int op_release(fuse_req_t req, struct fuse_file_info *fi, struct snapfs_req *r)
 {
 	struct store_snap s;
 	if (!ctl_visible(req, r->id, &s))
 		return -ENOENT;
-	return store_release(sfs.store, r->id);
+	bool held = fi && file_of(fi)->ref_snap == r->id;
+	if (held) {
+		file_of(fi)->ref_snap = 0;
+		eph_unref(r->id);
+	}
+	int rc = store_release(sfs.store, r->id);
+	return held && rc == -ENOENT ? 0 : rc;
 }
 
 /* The file's path relative to SOURCE, from its descriptor. */
@@ -407,7 +418,8 @@ void sfs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 			rc = op_pin(req, r);
 			break;
 		case SNAPFS_OP_RELEASE:
-			rc = op_release(req, r);
+			rc = op_release(
+			    req, inode->kind == SFS_REAL && S_ISREG(inode->type) ? fi : NULL, r);
 			break;
 		case SNAPFS_OP_FREEZE:
 			rc = op_freeze(req, inode,
