@@ -42,6 +42,10 @@ enum snapfs_op {
 	SNAPFS_OP_CHECK = 10,  /* root only. in: cursor (problems to skip); out: count
 				  NUL-terminated problem lines in data, id = problems in all,
 				  cursor = next problem or 0 */
+	SNAPFS_OP_DIRECT = 11, /* on the open that froze snapshot id: direct fills for a
+				  segment (docs/SEGMENT.md). out: count = block size, data =
+				  16-byte token, then the daemon's socket name (abstract
+				  namespace, without the leading NUL), NUL-terminated */
 };
 
 #define SNAPFS_PIN_RECURSIVE 0x1u /* directories: every regular file under them */

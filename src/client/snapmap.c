@@ -19,17 +19,25 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#define TOKEN_LEN 16 /* SNAPFS_OP_DIRECT's token */
 
 int snaphold_take(int fd, struct snaphold *h)
 {
 	char proc[64], root[PATH_MAX], view[PATH_MAX + SNAPFS_PROTO_DATA];
 	struct stat st;
-	h->holder = h->view = -1;
+	h->holder = h->view = h->direct = h->conn = -1;
 	h->id = 0;
+	h->direct_state = 0;
+	h->bits = NULL;
 	if (fstat(fd, &st))
 		return -1;
 	if (!S_ISREG(st.st_mode)) {
@@ -65,30 +73,160 @@ out:;
 	int e = errno;
 	free(r);
 	if (rc)
-		snaphold_drop(h);
+		snaphold_drop(h, NULL);
 	errno = e;
 	return rc;
 }
 
-void snaphold_drop(struct snaphold *h)
+void snaphold_drop(struct snaphold *h, struct snapfs_req *req)
 {
 	int e = errno;
 	if (h->view >= 0)
 		close(h->view);
+	if (h->bits)
+		munmap((void *)h->bits, h->bits_len);
+	if (h->direct >= 0)
+		close(h->direct);
+	if (h->conn >= 0)
+		close(h->conn);
+	h->bits = NULL;
+	h->direct = h->conn = -1;
 	/* The kernel sends RELEASE for a closed descriptor when it likes; an
 	 * explicit release through the holder makes the snapshot gone now.
 	 * Should it fail, closing the holder still releases it, later. */
-	struct snapfs_req *r = h->holder >= 0 && h->id ? snapfs_req_new(SNAPFS_OP_RELEASE) : NULL;
+	struct snapfs_req *r = h->holder < 0 || !h->id ? NULL
+			       : req		       ? req
+						       : snapfs_req_new(SNAPFS_OP_RELEASE);
 	if (r) {
+		memset(r, 0, offsetof(struct snapfs_req, label));
+		r->op = SNAPFS_OP_RELEASE;
 		r->id = h->id;
 		(void)snapfs_call_fd(h->holder, r);
-		free(r);
+		if (r != req)
+			free(r);
 	}
 	if (h->holder >= 0)
 		close(h->holder);
 	h->view = h->holder = -1;
 	h->id = 0;
 	errno = e;
+}
+
+/* Ask the daemon for the live file and the change bitmap (daemon: direct.c). */
+static int direct_setup(struct snaphold *h)
+{
+	struct snapfs_req *r = snapfs_req_new(SNAPFS_OP_DIRECT);
+	if (!r)
+		return -1;
+	int rc = -1, fds[2] = {-1, -1};
+	r->id = h->id;
+	if (snapfs_call_fd(h->holder, r) || r->len <= TOKEN_LEN + 1 || r->len > sizeof(r->data) ||
+	    r->count < 512 || (r->count & (r->count - 1)))
+		goto out;
+	r->data[r->len - 1] = 0;
+	const char *name = r->data + TOKEN_LEN;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t nlen = strlen(name);
+	if (nlen + 1 > sizeof(sa.sun_path))
+		goto out;
+	memcpy(sa.sun_path + 1, name, nlen);
+	h->conn = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (h->conn < 0 ||
+	    connect(h->conn, (struct sockaddr *)&sa,
+		    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + nlen)) ||
+	    send(h->conn, r->data, TOKEN_LEN, MSG_NOSIGNAL) != TOKEN_LEN)
+		goto out;
+	unsigned char status = 1;
+	union {
+		struct cmsghdr c;
+		char buf[CMSG_SPACE(sizeof(fds))];
+	} u;
+	struct iovec iov = {&status, 1};
+	struct msghdr m = {.msg_iov = &iov,
+			   .msg_iovlen = 1,
+			   .msg_control = u.buf,
+			   .msg_controllen = sizeof(u.buf)};
+	if (recvmsg(h->conn, &m, MSG_CMSG_CLOEXEC) != 1)
+		goto out;
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+	    cm->cmsg_len == CMSG_LEN(sizeof(fds)))
+		memcpy(fds, CMSG_DATA(cm), sizeof(fds));
+	struct stat st;
+	if (status || fds[0] < 0 || fds[1] < 0 || fstat(fds[1], &st))
+		goto out;
+	uint32_t shift = (uint32_t)__builtin_ctz(r->count);
+	uint64_t nblocks = (h->size + r->count - 1) >> shift;
+	if ((uint64_t)st.st_size < (nblocks + 63) / 64 * 8)
+		goto out;
+	void *bits = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fds[1], 0);
+	if (bits == MAP_FAILED)
+		goto out;
+	h->bits = bits;
+	h->bits_len = (size_t)st.st_size;
+	h->bshift = shift;
+	h->direct = fds[0];
+	fds[0] = -1;
+	rc = 0;
+out:
+	for (int i = 0; i < 2; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	if (rc && h->conn >= 0) {
+		close(h->conn);
+		h->conn = -1;
+	}
+	free(r);
+	return rc;
+}
+
+/* After a direct read of [off, off + len): did it read the snapshot? */
+static bool direct_clean(const struct snaphold *h, uint64_t off, uint64_t len)
+{
+	/* The daemon sets a bit before the block changes: read the bits
+	 * after the bytes. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	for (uint64_t b = off >> h->bshift, e = (off + len - 1) >> h->bshift; b <= e; b++)
+		if (__atomic_load_n(&h->bits[b / 64], __ATOMIC_RELAXED) & (1ull << (b & 63)))
+			return false;
+	/* The daemon closes its end after setting every bit, or dies. */
+	struct pollfd p = {h->conn, POLLIN, 0};
+	return poll(&p, 1, 0) == 0;
+}
+
+static ssize_t pread_all(int fd, char *buf, size_t len, uint64_t off)
+{
+	size_t got = 0;
+	while (got < len) {
+		ssize_t k = pread(fd, buf + got, len - got, (off_t)(off + got));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -1;
+		if (k == 0)
+			break;
+		got += (size_t)k;
+	}
+	return (ssize_t)got;
+}
+
+int snaphold_direct(struct snaphold *h)
+{
+	if (h->direct_state == 0)
+		h->direct_state = direct_setup(h) ? -1 : 1;
+	return h->direct_state > 0 ? 0 : -1;
+}
+
+ssize_t snaphold_pread(struct snaphold *h, void *buf, size_t len, uint64_t off)
+{
+	if (off >= h->size)
+		return 0;
+	if (len > h->size - off)
+		len = (size_t)(h->size - off);
+	if (h->direct_state > 0 && len && pread_all(h->direct, buf, len, off) == (ssize_t)len &&
+	    direct_clean(h, off, len))
+		return (ssize_t)len;
+	return pread_all(h->view, buf, len, off);
 }
 
 struct snapmap {
@@ -125,7 +263,7 @@ void *snapfs_map(int fd, off_t off, size_t len, uint64_t *id)
 	pthread_mutex_unlock(&map_lock);
 	return m->addr;
 out_drop:
-	snaphold_drop(&m->h);
+	snaphold_drop(&m->h, NULL);
 out_free:;
 	int e = errno;
 	free(m);
@@ -148,7 +286,7 @@ int snapfs_unmap(void *addr, size_t len)
 		return -1;
 	}
 	munmap(m->addr, m->len);
-	snaphold_drop(&m->h);
+	snaphold_drop(&m->h, NULL);
 	free(m);
 	return 0;
 }

@@ -46,8 +46,6 @@
 #define BOUNCE	   (1UL << 20) /* bounce buffers and the largest fill */
 #define FILL_FIRST 16	       /* pages of the first sequential batch (64 KiB) */
 #define FILL_MAX   (BOUNCE / PG)
-#define SPIN_US	   0		  /* see handler() */
-#define AHEAD_MAX  (8 * FILL_MAX) /* prefetch at most this many pages past a fault */
 
 /* One snapseg_read's snapshot and the pages that still show it. */
 struct segsnap {
@@ -67,20 +65,17 @@ struct segext {
 struct snapseg {
 	char *base;
 	size_t size;
-	int uffd, stopfd;
-	pthread_t thread;
-	char *fillbuf; /* handler thread only */
+	int uffd;
+	char *fillbuf;		   /* protected by lock */
+	struct snapfs_req *relreq; /* releases in the fault handler; protected by lock */
 	pthread_mutex_t lock;
 	struct segext *ext;	 /* sorted, disjoint; protected by lock */
 	size_t next, aext;	 /* protected by lock */
 	struct segsnap *snaps;	 /* protected by lock */
+	struct segsnap *zombies; /* dropped, to be freed outside the handler; lock */
 	uintptr_t seq_end;	 /* first page after the last fill; protected by lock */
 	size_t seq_batch;	 /* size of the last fill in pages; protected by lock */
-	uintptr_t ahead;	 /* next page to prefetch, 0: none; protected by lock */
-	uintptr_t ahead_lim;	 /* prefetch stops here; protected by lock */
-	int deadfd;		 /* empty memfd mapped over pages that cannot be filled */
 	struct snapseg_stats st; /* protected by lock */
-	double spin_us;		 /* handler: busy-poll this long after a fault */
 };
 
 /* ---- the association map ---- */
@@ -105,15 +100,19 @@ static struct segext *ext_lookup(struct snapseg *seg, uintptr_t pg)
 	return i < seg->next && seg->ext[i].s <= pg ? &seg->ext[i] : NULL;
 }
 
+/* Grows with mmap/mremap: called in the fault handler too. */
 static int ext_room(struct snapseg *seg, size_t more)
 {
 	if (seg->next + more <= seg->aext)
 		return 0;
-	size_t na = seg->aext ? seg->aext * 2 : 64;
+	size_t na = seg->aext ? seg->aext * 2 : PG / sizeof(*seg->ext);
 	while (na < seg->next + more)
 		na *= 2;
-	struct segext *v = reallocarray(seg->ext, na, sizeof(*v));
-	if (!v)
+	void *v = seg->ext ? mremap(seg->ext, seg->aext * sizeof(*seg->ext), na * sizeof(*seg->ext),
+				    MREMAP_MAYMOVE)
+			   : mmap(NULL, na * sizeof(*seg->ext), PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (v == MAP_FAILED)
 		return -ENOMEM;
 	seg->ext = v;
 	seg->aext = na;
@@ -126,8 +125,9 @@ static void snap_unlink(struct snapseg *seg, struct segsnap *r)
 	while (*pp != r)
 		pp = &(*pp)->next;
 	*pp = r->next;
-	snaphold_drop(&r->h);
-	free(r);
+	snaphold_drop(&r->h, seg->relreq);
+	r->next = seg->zombies;
+	seg->zombies = r;
 	seg->st.snapshots_held--;
 }
 
@@ -183,21 +183,22 @@ static void ext_insert(struct snapseg *seg, uintptr_t s, uintptr_t e, struct seg
 
 /* ---- the fault handler ---- */
 
-/* A page that cannot be filled (the daemon is gone, the store failed):
- * an empty shared memfd goes over it, so the waiting thread re-faults into
- * SIGBUS (access beyond the end of the object) instead of hanging. */
-static void page_kill(struct snapseg *seg, uintptr_t pg)
-{
-	char *a = seg->base + pg * PG;
-	if (seg->deadfd < 0)
-		seg->deadfd = memfd_create("snapseg-unfillable", MFD_CLOEXEC);
-	if (seg->deadfd < 0 || mmap(a, PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
-				    seg->deadfd, 0) == MAP_FAILED)
-		mmap(a, PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
-		     0); /* SIGSEGV */
-	struct uffdio_range wr = {(uintptr_t)a, PG};
-	ioctl(seg->uffd, UFFDIO_WAKE, &wr);
-}
+/*
+ * Faults are served on the thread that takes them: the userfaultfd is
+ * opened with UFFD_FEATURE_SIGBUS, so a touch of a missing or
+ * write-protected page raises SIGBUS in the faulting thread, whose handler
+ * (on_bus) fills or detaches the page and returns; the access then runs
+ * again. Nothing here may call what is not async-signal-safe: the maps
+ * grow with mmap/mremap, a dropped snapshot is released with a request
+ * buffer allocated beforehand, and its memory is freed later (zombies).
+ */
+
+/* Segments on_bus serves, and the SIGBUS disposition found before ours. */
+static pthread_rwlock_t reg_lock = PTHREAD_RWLOCK_INITIALIZER;
+static struct snapseg **reg; /* protected by reg_lock */
+static size_t nreg, areg;    /* protected by reg_lock */
+static struct sigaction old_bus;
+static bool bus_installed; /* protected by reg_lock */
 
 static void wake(struct snapseg *seg, uintptr_t pg)
 {
@@ -214,20 +215,16 @@ static int fill(struct snapseg *seg, struct segext *x, uintptr_t pg, size_t n, b
 	off_t foff = (off_t)((int64_t)(uintptr_t)(seg->base + pg * PG) + r->delta);
 	size_t got = 0;
 	/* One page: no kernel read-ahead (it would read 16+ pages per fault).
-	 * A batch: read-ahead on, or FUSE gets one request per page. */
+	 * A batch: read-ahead on, or FUSE gets one request per page. Only
+	 * fills through the view (not direct) care. */
 	int advice = n == 1 ? POSIX_FADV_RANDOM : POSIX_FADV_SEQUENTIAL;
-	if (r->advice != advice) {
+	if (r->h.direct_state <= 0 && r->advice != advice) {
 		posix_fadvise(r->h.view, 0, 0, advice);
 		r->advice = advice;
 	}
-	while (got < n * PG) {
-		ssize_t k = pread(r->h.view, seg->fillbuf + got, n * PG - got, foff + (off_t)got);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			break;
-		got += (size_t)k;
-	}
+	ssize_t k = foff < 0 ? -1 : snaphold_pread(&r->h, seg->fillbuf, n * PG, (uint64_t)foff);
+	if (k > 0)
+		got = (size_t)k;
 	if (got < n * PG && (uint64_t)foff + got < r->h.size) {
 		/* Short where the snapshot has bytes: keep the whole pages read. */
 		if (got < PG)
@@ -261,42 +258,17 @@ static int fill(struct snapseg *seg, struct segext *x, uintptr_t pg, size_t n, b
 	}
 }
 
-/* Sequential access: fill the next batch before it is touched. Called
- * by the handler when no fault is waiting. */
-static void prefetch(struct snapseg *seg)
+/* A missing page: fill it (and, when the faults walk forward, the pages
+ * after it). False when it cannot be filled. Called with seg->lock held. */
+static bool on_missing(struct snapseg *seg, uintptr_t pg, bool write)
 {
-	pthread_mutex_lock(&seg->lock);
-	uintptr_t pg = seg->ahead;
-	struct segext *x = pg ? ext_lookup(seg, pg) : NULL;
-	seg->ahead = 0;
-	if (x && pg < seg->ahead_lim) {
-		size_t n = FILL_MAX;
-		if (n > x->e - pg)
-			n = x->e - pg;
-		int rc = fill(seg, x, pg, n, true);
-		if (rc > 0) {
-			seg->seq_end = pg + (size_t)rc;
-			seg->seq_batch = (size_t)rc;
-			if (pg + (size_t)rc < x->e)
-				seg->ahead = pg + (size_t)rc;
-		}
-	}
-	pthread_mutex_unlock(&seg->lock);
-}
-
-static void on_missing(struct snapseg *seg, uintptr_t pg, bool write)
-{
-	pthread_mutex_lock(&seg->lock);
 	seg->st.faults++;
 	struct segext *x = ext_lookup(seg, pg);
 	if (!x) {
 		struct uffdio_zeropage z = {.range = {(uintptr_t)(seg->base + pg * PG), PG}};
 		while (ioctl(seg->uffd, UFFDIO_ZEROPAGE, &z) && errno == EAGAIN)
 			z.zeropage = 0;
-		if (z.zeropage == -EEXIST)
-			wake(seg, pg);
-		pthread_mutex_unlock(&seg->lock);
-		return;
+		return true;
 	}
 	/* Batch when the faults walk forward, one page when they jump. */
 	size_t n = 1;
@@ -308,119 +280,143 @@ static void on_missing(struct snapseg *seg, uintptr_t pg, bool write)
 			n = x->e - pg;
 	}
 	/* Detaching a page may split its extent: make room first. Without
-	 * memory the page cannot be tracked, so it is not filled (SIGBUS). */
-	if (ext_room(seg, 1)) {
-		page_kill(seg, pg);
-		pthread_mutex_unlock(&seg->lock);
-		return;
-	}
+	 * memory the page cannot be tracked, so it is not filled. */
+	if (ext_room(seg, 1))
+		return false;
 	x = ext_lookup(seg, pg);
 	int rc = fill(seg, x, pg, n, !write);
-	if (rc < 0) {
-		page_kill(seg, pg);
-		write = true;
-		n = 1;
-	}
-	if (write) { /* the store that faults detaches the page */
+	if (rc < 0)
+		return false;
+	if (write && rc > 0) { /* the store that faults detaches the page */
 		ext_clear(seg, pg, pg + 1);
 		snaps_reap(seg);
-	} else if (n > 1) {
-		n = (size_t)rc;
-		seg->ahead = pg + n;
-		seg->ahead_lim = pg + n + AHEAD_MAX;
 	}
-	seg->seq_end = pg + n;
-	seg->seq_batch = n;
-	pthread_mutex_unlock(&seg->lock);
+	if (rc > 0) {
+		seg->seq_end = pg + (size_t)rc;
+		seg->seq_batch = (size_t)rc;
+	}
+	return true;
 }
 
-static void on_wp(struct snapseg *seg, uintptr_t pg)
+/* A store to a filled, write-protected page: detach it and let the store
+ * through. False when the detach cannot be recorded (a later write-back
+ * would skip the page). Called with seg->lock held. */
+static bool on_wp(struct snapseg *seg, uintptr_t pg)
 {
-	pthread_mutex_lock(&seg->lock);
 	if (ext_lookup(seg, pg)) {
-		if (ext_room(seg, 1)) { /* cannot track the store: no silent skip later */
-			page_kill(seg, pg);
-			pthread_mutex_unlock(&seg->lock);
-			return;
-		}
+		if (ext_room(seg, 1))
+			return false;
 		ext_clear(seg, pg, pg + 1);
 		snaps_reap(seg);
 	}
-	pthread_mutex_unlock(&seg->lock);
 	struct uffdio_writeprotect w = {.range = {(uintptr_t)(seg->base + pg * PG), PG}, .mode = 0};
 	while (ioctl(seg->uffd, UFFDIO_WRITEPROTECT, &w) && errno == EAGAIN)
 		;
+	return true;
 }
 
-static double mono_us(void)
+/* Was the faulting page present (a write-protect fault), and was it a store? */
+static void fault_kind(void *ucv, const void *page, bool *present, bool *write)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+#if defined(__x86_64__)
+	/* The page-fault error code: bit 0 present, bit 1 write. */
+	const ucontext_t *uc = ucv;
+	long long err = uc->uc_mcontext.gregs[REG_ERR];
+	*present = err & 1;
+	*write = err & 2;
+#else
+	(void)ucv;
+	unsigned char v = 0;
+	*present = mincore((void *)page, PG, &v) == 0 && (v & 1);
+	*write = false; /* a store to a missing page comes back as a WP fault */
+#endif
 }
 
-static void handle(struct snapseg *seg, const struct uffd_msg *msg, size_t n)
+/* Hand a SIGBUS that is not ours (or a page that cannot be filled) to the
+ * disposition that was there before: the program's handler, or the
+ * default action, which ends the process with SIGBUS. */
+static void chain(int sig, siginfo_t *si, void *uc)
 {
-	for (size_t i = 0; i < n; i++) {
-		if (msg[i].event != UFFD_EVENT_PAGEFAULT)
-			continue;
-		uint64_t a = msg[i].arg.pagefault.address;
-		uint64_t fl = msg[i].arg.pagefault.flags;
-		uintptr_t pg = ((uintptr_t)a - (uintptr_t)seg->base) / PG;
-		if (fl & UFFD_PAGEFAULT_FLAG_WP)
-			on_wp(seg, pg);
-		else
-			on_missing(seg, pg, fl & UFFD_PAGEFAULT_FLAG_WRITE);
+	if ((old_bus.sa_flags & SA_SIGINFO) && old_bus.sa_sigaction) {
+		old_bus.sa_sigaction(sig, si, uc);
+		return;
 	}
+	if (old_bus.sa_handler != SIG_DFL && old_bus.sa_handler != SIG_IGN) {
+		old_bus.sa_handler(sig);
+		return;
+	}
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
+	sigaction(SIGBUS, &dfl, NULL);
+	if (si->si_code <= 0) /* sent, not a fault: send it again */
+		raise(sig);
+	/* a fault: the access runs again and takes the default action */
 }
 
-/*
- * The handler sleeps in poll() until a fault, a stop request, or (with a
- * prefetch pending) at once. It can also busy-poll for spin_us after
- * serving faults, to save the cross-CPU wake-up; measured on 2 vCPUs it
- * lost (~43 against ~33 us per random fault: the spinning handler takes
- * the CPU the daemon needs), so it is off (0) unless SNAPSEG_SPIN_US is
- * set, which exists for re-measuring (docs/SEGMENT.md).
- */
-static void *handler(void *arg)
+static void on_bus(int sig, siginfo_t *si, void *uc)
 {
-	struct snapseg *seg = arg;
-	struct uffd_msg msg[16];
-	struct pollfd pfd[2] = {{seg->uffd, POLLIN, 0}, {seg->stopfd, POLLIN, 0}};
-	double spin_end = 0;
-	for (;;) {
-		if (seg->spin_us > 0 && mono_us() < spin_end) {
-			ssize_t n = read(seg->uffd, msg, sizeof(msg));
-			if (n > 0) {
-				handle(seg, msg, (size_t)n / sizeof(msg[0]));
-				spin_end = mono_us() + seg->spin_us;
-			} else {
-				__builtin_ia32_pause();
-			}
-			continue;
-		}
-		pthread_mutex_lock(&seg->lock);
-		int idle = seg->ahead ? 0 : -1;
-		pthread_mutex_unlock(&seg->lock);
-		int k = poll(pfd, 2, idle);
-		if (k < 0) {
-			if (errno == EINTR)
+	int e = errno;
+	bool done = false, ours = false;
+	uintptr_t a = (uintptr_t)si->si_addr;
+	if (si->si_code > 0) {
+		pthread_rwlock_rdlock(&reg_lock);
+		for (size_t i = 0; i < nreg && !ours; i++) {
+			struct snapseg *seg = reg[i];
+			if (a - (uintptr_t)seg->base >= seg->size)
 				continue;
-			break;
+			ours = true;
+			uintptr_t pg = (a - (uintptr_t)seg->base) / PG;
+			bool present, write;
+			fault_kind(uc, seg->base + pg * PG, &present, &write);
+			pthread_mutex_lock(&seg->lock);
+			done = present ? on_wp(seg, pg) : on_missing(seg, pg, write);
+			pthread_mutex_unlock(&seg->lock);
 		}
-		if (k == 0) {
-			prefetch(seg);
-			continue;
-		}
-		if (pfd[1].revents)
-			break;
-		ssize_t n = read(seg->uffd, msg, sizeof(msg));
-		if (n > 0) {
-			handle(seg, msg, (size_t)n / sizeof(msg[0]));
-			spin_end = mono_us() + seg->spin_us;
-		}
+		pthread_rwlock_unlock(&reg_lock);
 	}
-	return NULL;
+	if (!done)
+		chain(sig, si, uc);
+	errno = e;
+}
+
+static int reg_add(struct snapseg *seg)
+{
+	int rc = 0;
+	pthread_rwlock_wrlock(&reg_lock);
+	if (!bus_installed) {
+		struct sigaction sa = {.sa_sigaction = on_bus,
+				       .sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK};
+		sigemptyset(&sa.sa_mask);
+		if (sigaction(SIGBUS, &sa, &old_bus)) {
+			rc = -1;
+			goto out;
+		}
+		bus_installed = true;
+	}
+	if (nreg == areg) {
+		size_t n = areg ? areg * 2 : 8;
+		struct snapseg **v = reallocarray(reg, n, sizeof(*v));
+		if (!v) {
+			rc = -1;
+			goto out;
+		}
+		reg = v;
+		areg = n;
+	}
+	reg[nreg++] = seg;
+out:
+	pthread_rwlock_unlock(&reg_lock);
+	return rc;
+}
+
+static void reg_remove(struct snapseg *seg)
+{
+	pthread_rwlock_wrlock(&reg_lock);
+	for (size_t i = 0; i < nreg; i++)
+		if (reg[i] == seg) {
+			reg[i] = reg[--nreg];
+			break;
+		}
+	pthread_rwlock_unlock(&reg_lock);
 }
 
 /* ---- the API ---- */
@@ -428,7 +424,8 @@ static void *handler(void *arg)
 static int uffd_open(void)
 {
 	/* Kernel-mode faults too when allowed (root, or the sysctl); user mode
-	 * only otherwise, which is all the segment relies on. */
+	 * only otherwise. With the SIGBUS feature, kernel-mode faults fail
+	 * with EFAULT either way: see docs/SEGMENT.md. */
 	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0 && errno == EPERM)
 		fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
@@ -437,7 +434,8 @@ static int uffd_open(void)
 			errno = ENOTSUP;
 		return -1;
 	}
-	struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_PAGEFAULT_FLAG_WP};
+	struct uffdio_api api = {.api = UFFD_API,
+				 .features = UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_SIGBUS};
 	if (ioctl(fd, UFFDIO_API, &api)) {
 		int e = errno;
 		close(fd);
@@ -458,14 +456,11 @@ struct snapseg *snapseg_create(size_t size)
 	if (!seg)
 		return NULL;
 	seg->size = size;
-	seg->deadfd = -1;
-	seg->stopfd = -1;
 	seg->seq_end = UINTPTR_MAX;
-	seg->spin_us = SPIN_US;
-	const char *sp = getenv("SNAPSEG_SPIN_US"); /* for measurements */
-	if (sp)
-		seg->spin_us = atof(sp);
 	pthread_mutex_init(&seg->lock, NULL);
+	seg->relreq = snapfs_req_new(SNAPFS_OP_RELEASE);
+	if (!seg->relreq)
+		goto out_free;
 	seg->uffd = uffd_open();
 	if (seg->uffd < 0)
 		goto out_free;
@@ -476,15 +471,15 @@ struct snapseg *snapseg_create(size_t size)
 	/* A child would see the region without its handler: zeros where the
 	 * snapshot's bytes belong. Better no mapping at all. */
 	madvise(seg->base, size, MADV_DONTFORK);
-	struct uffdio_register reg = {
+	struct uffdio_register ureg = {
 	    .range = {(uintptr_t)seg->base, size},
 	    .mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
 	};
-	if (ioctl(seg->uffd, UFFDIO_REGISTER, &reg))
+	if (ioctl(seg->uffd, UFFDIO_REGISTER, &ureg))
 		goto out_unmap;
 	uint64_t need = (1ULL << _UFFDIO_COPY) | (1ULL << _UFFDIO_ZEROPAGE) |
 			(1ULL << _UFFDIO_WAKE) | (1ULL << _UFFDIO_WRITEPROTECT);
-	if ((reg.ioctls & need) != need) {
+	if ((ureg.ioctls & need) != need) {
 		errno = ENOTSUP;
 		goto out_unmap;
 	}
@@ -494,21 +489,9 @@ struct snapseg *snapseg_create(size_t size)
 		seg->fillbuf = NULL;
 		goto out_unmap;
 	}
-	seg->stopfd = eventfd(0, EFD_CLOEXEC);
-	if (seg->stopfd < 0)
+	if (reg_add(seg))
 		goto out_buf;
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int rc = pthread_create(&seg->thread, NULL, handler, seg);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc) {
-		errno = rc;
-		goto out_stop;
-	}
 	return seg;
-out_stop:
-	close(seg->stopfd);
 out_buf:
 	munmap(seg->fillbuf, BOUNCE);
 out_unmap:;
@@ -521,6 +504,7 @@ out_uffd:
 	errno = e;
 out_free:
 	e = errno;
+	free(seg->relreq);
 	pthread_mutex_destroy(&seg->lock);
 	free(seg);
 	errno = e;
@@ -536,27 +520,36 @@ void *snapseg_base(const struct snapseg *seg)
 	return seg->base;
 }
 
+/* Free the snapshots dropped in the fault handler. Called with seg->lock
+ * held, outside the handler. */
+static void zombies_free(struct snapseg *seg)
+{
+	while (seg->zombies) {
+		struct segsnap *r = seg->zombies;
+		seg->zombies = r->next;
+		free(r);
+	}
+}
+
 void snapseg_destroy(struct snapseg *seg)
 {
 	if (!seg)
 		return;
 	int e = errno;
-	uint64_t one = 1;
-	if (write(seg->stopfd, &one, sizeof(one)) == sizeof(one))
-		pthread_join(seg->thread, NULL);
+	reg_remove(seg);
 	munmap(seg->base, seg->size);
 	close(seg->uffd);
-	close(seg->stopfd);
-	if (seg->deadfd >= 0)
-		close(seg->deadfd);
 	munmap(seg->fillbuf, BOUNCE);
 	while (seg->snaps) {
 		struct segsnap *r = seg->snaps;
 		seg->snaps = r->next;
-		snaphold_drop(&r->h);
+		snaphold_drop(&r->h, seg->relreq);
 		free(r);
 	}
-	free(seg->ext);
+	zombies_free(seg);
+	if (seg->ext)
+		munmap(seg->ext, seg->aext * sizeof(*seg->ext));
+	free(seg->relreq);
 	pthread_mutex_destroy(&seg->lock);
 	free(seg);
 	errno = e;
@@ -651,6 +644,7 @@ static ssize_t read_eager(struct snapseg *seg, char *dst, int fd, size_t len, of
 		pthread_mutex_lock(&seg->lock);
 		int rc = pages_forget(seg, s, e);
 		snaps_reap(seg);
+		zombies_free(seg);
 		pthread_mutex_unlock(&seg->lock);
 		if (rc) {
 			errno = -rc;
@@ -715,18 +709,22 @@ ssize_t snapseg_read(struct snapseg *seg, void *dst, int fd, size_t len, off_t o
 	full_pages(seg, dst, n, &s, &e);
 	if (e <= s) {
 		ssize_t k = n ? read_eager(seg, dst, r->h.view, n, off) : 0;
-		snaphold_drop(&r->h);
+		snaphold_drop(&r->h, NULL);
 		free(r);
 		return k;
 	}
 	r->delta = (int64_t)off - (int64_t)(uintptr_t)dst;
+	/* Fills straight from the live file where the daemon allows it; the
+	 * set-up costs a request, so not for a few pages. */
+	if (e - s >= FILL_FIRST)
+		(void)snaphold_direct(&r->h);
 	/* The fragments at either end, eagerly and from the snapshot. */
 	char *d = dst, *ps = seg->base + s * PG, *pe = seg->base + e * PG;
 	if ((ps > d && read_eager(seg, d, r->h.view, (size_t)(ps - d), off) < 0) ||
 	    (pe < d + n &&
 	     read_eager(seg, pe, r->h.view, (size_t)(d + n - pe), off + (pe - d)) < 0)) {
 		int err = errno;
-		snaphold_drop(&r->h);
+		snaphold_drop(&r->h, NULL);
 		free(r);
 		errno = err;
 		return -1;
@@ -740,9 +738,10 @@ ssize_t snapseg_read(struct snapseg *seg, void *dst, int fd, size_t len, off_t o
 		seg->st.snapshots_held++;
 	}
 	snaps_reap(seg);
+	zombies_free(seg);
 	pthread_mutex_unlock(&seg->lock);
 	if (rc) {
-		snaphold_drop(&r->h);
+		snaphold_drop(&r->h, NULL);
 		free(r);
 		errno = -rc;
 		return -1;
@@ -770,6 +769,7 @@ int snapseg_discard(struct snapseg *seg, void *addr, size_t len)
 	pthread_mutex_lock(&seg->lock);
 	int rc = pages_forget(seg, s, e);
 	snaps_reap(seg);
+	zombies_free(seg);
 	pthread_mutex_unlock(&seg->lock);
 	if (rc) {
 		errno = -rc;

@@ -19,6 +19,13 @@ struct snaphold {
 	dev_t dev;   /* the live file's identity at pin time */
 	ino_t ino;
 	uint64_t size; /* the file's size at pin time */
+	/* Direct fills (snaphold_pread), set up on first use: */
+	int direct_state;     /* 0 not tried, 1 on, -1 off */
+	int direct;	      /* the live file, read-only */
+	int conn;	      /* to the daemon; its end means "stop trusting direct" */
+	const uint64_t *bits; /* block b changed since the snapshot: bit b */
+	size_t bits_len;      /* bytes mapped */
+	uint32_t bshift;      /* log2 of the store's block size */
 };
 
 /*
@@ -27,7 +34,19 @@ struct snaphold {
  * back to plain I/O), anything else is a real failure.
  */
 int snaphold_take(int fd, struct snaphold *h);
-/* Close both descriptors: the daemon releases the snapshot. */
-void snaphold_drop(struct snaphold *h);
+struct snapfs_req;
+/* Release the snapshot and close everything. req: a request buffer to use
+ * (async-signal-safe then), or NULL to allocate one. */
+void snaphold_drop(struct snaphold *h, struct snapfs_req *req);
+/* Ask the daemon for direct fills (see snaphold_pread); -1 when it cannot
+ * give them (then reads go through the view). Not in a signal handler. */
+int snaphold_direct(struct snaphold *h);
+/*
+ * pread of the snapshot: len bytes at off, fewer only at the pin-time end.
+ * Reads the live file directly after snaphold_direct() succeeded, where no
+ * block read changed since the snapshot; else the view through FUSE.
+ * Async-signal-safe; one reader at a time per h.
+ */
+ssize_t snaphold_pread(struct snaphold *h, void *buf, size_t len, uint64_t off);
 
 #endif

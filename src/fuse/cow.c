@@ -82,6 +82,7 @@ void cow_unlock(struct sfs_inode *inode, struct store_file *sf)
 
 int cow_range(struct sfs_inode *inode, struct store_file *sf, uint64_t off, uint64_t len)
 {
+	direct_mark(inode, off, len);
 	if (!sf || !store_file_tracked(sf) || len == 0)
 		return 0;
 	int fd = cow_rfd(inode);
@@ -90,6 +91,7 @@ int cow_range(struct sfs_inode *inode, struct store_file *sf, uint64_t off, uint
 
 int cow_truncate(struct sfs_inode *inode, struct store_file *sf, uint64_t size)
 {
+	direct_mark(inode, size, UINT64_MAX);
 	if (!sf || !store_file_tracked(sf))
 		return 0;
 	int fd = cow_rfd(inode);
@@ -98,6 +100,7 @@ int cow_truncate(struct sfs_inode *inode, struct store_file *sf, uint64_t size)
 
 int cow_tail(struct sfs_inode *inode, struct store_file *sf, uint64_t off)
 {
+	direct_mark(inode, off, UINT64_MAX);
 	if (!sf || !store_file_tracked(sf))
 		return 0;
 	int fd = cow_rfd(inode);
@@ -190,6 +193,7 @@ void eph_unref(uint64_t id)
 		}
 	pthread_mutex_unlock(&fs->eph_mutex);
 	if (release) {
+		direct_forget(id);
 		int rc = store_release(fs->store, id);
 		if (rc && rc != -ENOENT)
 			sfs_log(SFS_LOG_WARNING, "release of ephemeral snapshot %llu: %s",

@@ -225,6 +225,7 @@ static int op_release(fuse_req_t req, struct fuse_file_info *fi, struct snapfs_r
 	struct store_snap s;
 	if (!ctl_visible(req, r->id, &s))
 		return -ENOENT;
+	direct_forget(r->id);
 	bool held = fi && file_of(fi)->ref_snap == r->id;
 	if (held) {
 		file_of(fi)->ref_snap = 0;
@@ -425,6 +426,12 @@ void sfs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 			rc = op_freeze(req, inode,
 				       inode->kind == SFS_REAL && S_ISREG(inode->type) ? fi : NULL,
 				       r);
+			break;
+		case SNAPFS_OP_DIRECT:
+			rc = fi && inode->kind == SFS_REAL && S_ISREG(inode->type) &&
+				     file_of(fi)->ref_snap == r->id && r->id
+				 ? direct_register(req, inode, r->id, r)
+				 : -EINVAL;
 			break;
 		case SNAPFS_OP_LIST:
 			rc = op_list(req, r);

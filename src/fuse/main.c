@@ -320,6 +320,8 @@ int main(int argc, char *argv[])
 		if (fuse_daemonize(0) || open_store(fs))
 			goto out_unmount;
 	}
+	if (direct_init(fs) || direct_start())
+		goto out_unmount;
 	sfs_notify("READY=1"); /* systemd Type=notify: mounted and serving (notify.c) */
 	pthread_t tick;
 	int ticking = pthread_create(&tick, NULL, tick_main, fs) == 0;
@@ -335,6 +337,7 @@ int main(int argc, char *argv[])
 	if (ticking)
 		pthread_join(tick, NULL);
 out_unmount:
+	direct_stop();
 	sfs_notify("STOPPING=1"); /* systemd: leaving (notify.c) */
 	fuse_session_unmount(fs->se);
 out_signals:

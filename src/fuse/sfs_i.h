@@ -20,6 +20,8 @@
 
 struct store;
 struct store_file;
+struct direct_rec;
+struct snapfs_req;
 
 enum sfs_snapmode { SFS_SNAP_LIVE = 0, SFS_SNAP_OPEN = 1 };
 
@@ -65,15 +67,17 @@ struct sfs_inode {
 	int fd; /* O_PATH descriptor of the backing object; -1 if virtual */
 	dev_t dev;
 	ino_t ino;
-	mode_t type;		 /* S_IFMT bits, fixed for the object's life */
-	uint64_t nlookup;	 /* protected by sfs->mutex */
-	struct sfs_inode *hnext; /* hash chain, protected by sfs->mutex */
-	pthread_rwlock_t rwlock; /* write: bytes changing; read: live read in flight */
-	int nocaps;		 /* 1: known to carry no security.capability xattr */
-	struct store_file *sf;	 /* regular files, attached on first need; set once under
-				    sfs->mutex, then read-only */
-	int rfd;		 /* read descriptor the store copies from; -1 until needed,
-				    set once under sfs->mutex */
+	mode_t type;		   /* S_IFMT bits, fixed for the object's life */
+	uint64_t nlookup;	   /* protected by sfs->mutex */
+	struct sfs_inode *hnext;   /* hash chain, protected by sfs->mutex */
+	pthread_rwlock_t rwlock;   /* write: bytes changing; read: live read in flight */
+	int nocaps;		   /* 1: known to carry no security.capability xattr */
+	struct store_file *sf;	   /* regular files, attached on first need; set once under
+				      sfs->mutex, then read-only */
+	int rfd;		   /* read descriptor the store copies from; -1 until needed,
+				      set once under sfs->mutex */
+	struct direct_rec *direct; /* segments reading the file directly (direct.c);
+				      protected by rwlock */
 	/* Virtual nodes (snapview.c); read-only after creation. */
 	uint64_t snap;		 /* snapshot id */
 	char *vpath;		 /* path inside the snapshot; "" for the ID directory */
@@ -212,6 +216,19 @@ void cow_inode_release(struct sfs_inode *inode);
 /* Ephemeral snapshot references held by open files. */
 int eph_ref(uint64_t id);
 void eph_unref(uint64_t id);
+
+/* direct.c: segments filling pages from the live file (docs/SEGMENT.md) */
+int direct_init(struct sfs *fs);
+int direct_start(void);
+void direct_stop(void);
+/* Register the ephemeral snapshot id, frozen on inode, for direct fills;
+ * out gets the token, socket name and block size. 0 or -errno. */
+int direct_register(fuse_req_t req, struct sfs_inode *inode, uint64_t id, struct snapfs_req *out);
+/* The snapshot is being released: its records end. */
+void direct_forget(uint64_t id);
+/* Under the inode's write lock, before [off, off + len) changes in the
+ * live file (len UINT64_MAX: to the end). */
+void direct_mark(struct sfs_inode *inode, uint64_t off, uint64_t len);
 
 /* snapview.c: MNT/<snapdir>, the read-only view of snapshots */
 int snapview_init(struct sfs *fs);

@@ -1,0 +1,409 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Direct fills for the deferred-I/O segment (docs/SEGMENT.md, "Direct
+ * fills"). A segment fills pages from its frozen snapshot on first touch;
+ * through FUSE each fill costs a request round trip, which is most of a
+ * random fill's time. A block of the snapshot that the live file has not
+ * changed since is the live block, so the daemon hands the process that
+ * froze the snapshot two descriptors instead:
+ *
+ *  - the live file, opened read-only through a private read-only clone of
+ *    SOURCE's mount (open_tree + mount_setattr), so neither the descriptor
+ *    nor a reopen of it through /proc can change the file behind the
+ *    overlay's back;
+ *  - a bitmap, one bit per store block of the snapshot's size: "changed
+ *    since the snapshot". The daemon sets a block's bit before anything
+ *    changes the block in the live file (every such path goes through
+ *    cow_range/cow_truncate/cow_tail under the inode's write lock), and
+ *    sets every bit before it forgets the record.
+ *
+ * The client reads the live file, then (after a full fence) checks the
+ * bits of the blocks it read and that its connection to the daemon is
+ * still open; if a bit is set or the daemon is gone, it reads the snapshot
+ * view through FUSE instead. A writer sets the bit before it writes, so a
+ * read that saw any new byte sees the bit.
+ *
+ * Descriptors cannot travel through a FUSE ioctl, so they go over a unix
+ * socket in the abstract namespace: SNAPFS_OP_DIRECT, sent on the
+ * descriptor that froze the snapshot, registers the record and answers a
+ * one-time random token and the socket's name; the client connects, sends
+ * the token, and gets the descriptors. The connection stays open for the
+ * record's life: its end tells the client the record is gone. Needs a root
+ * daemon (open_tree, open_by_handle_at); otherwise the op is -ENOTSUP and
+ * fills go through FUSE.
+ */
+#include "sfs_i.h"
+#include "snapstore.h"
+#include "snapfs_proto.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/mount.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define TOKEN_LEN 16
+
+struct direct_rec {
+	uint64_t id;
+	uint32_t uid; /* the snapshot's owner */
+	unsigned char token[TOKEN_LEN];
+	bool handed;		 /* the token was used */
+	struct sfs_inode *inode; /* holds one lookup reference */
+	int memfd;
+	uint64_t *bits; /* shared with the client through memfd */
+	uint64_t nblocks;
+	size_t maplen;
+	int conn;		  /* the client's connection, -1 before */
+	struct direct_rec *next;  /* all records; protected by dmutex */
+	struct direct_rec *inext; /* the inode's; protected by its rwlock */
+};
+
+static struct {
+	int ro_fd;  /* SOURCE through a read-only clone of its mount; -1: off */
+	int listen; /* the socket; -1: off */
+	char name[64];
+	pthread_t thread;
+	bool running;
+	pthread_mutex_t mutex;
+	struct direct_rec *recs; /* protected by mutex */
+} d = {.ro_fd = -1, .listen = -1, .mutex = PTHREAD_MUTEX_INITIALIZER};
+
+/* Set the bits of blocks [b, e). Called with the inode's rwlock held for
+ * writing (or before the record is published). */
+static void bits_set(struct direct_rec *r, uint64_t b, uint64_t e)
+{
+	if (e > r->nblocks)
+		e = r->nblocks;
+	for (; b < e && (b & 63); b++)
+		__atomic_fetch_or(&r->bits[b / 64], 1ull << (b & 63), __ATOMIC_RELAXED);
+	for (; b + 64 <= e; b += 64)
+		__atomic_store_n(&r->bits[b / 64], ~0ull, __ATOMIC_RELAXED);
+	for (; b < e; b++)
+		__atomic_fetch_or(&r->bits[b / 64], 1ull << (b & 63), __ATOMIC_RELAXED);
+}
+
+void direct_mark(struct sfs_inode *inode, uint64_t off, uint64_t len)
+{
+	if (!inode->direct || len == 0)
+		return;
+	uint64_t bs = store_block_size(sfs.store);
+	uint64_t b = off / bs,
+		 e = len == UINT64_MAX || off + len < off ? UINT64_MAX : (off + len + bs - 1) / bs;
+	for (struct direct_rec *r = inode->direct; r; r = r->inext)
+		bits_set(r, b, e);
+	/* The bits are visible before the caller changes a byte. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+static int changed_cb(void *arg, uint64_t off, uint64_t len)
+{
+	struct direct_rec *r = arg;
+	uint64_t bs = store_block_size(sfs.store);
+	bits_set(r, off / bs, (off + len + bs - 1) / bs);
+	return 0;
+}
+
+struct one_file {
+	uint64_t fid, size;
+	int n;
+};
+
+static int file_cb(void *arg, const struct store_snap_file *f)
+{
+	struct one_file *o = arg;
+	o->fid = f->fid;
+	o->size = (uint64_t)f->st.st_size;
+	o->n++;
+	return 0;
+}
+
+static void rec_free(struct direct_rec *r)
+{
+	if (r->bits)
+		munmap(r->bits, r->maplen);
+	if (r->memfd >= 0)
+		close(r->memfd);
+	if (r->conn >= 0)
+		close(r->conn);
+	if (r->inode)
+		inode_forget(r->inode, 1);
+	free(r);
+}
+
+int direct_register(fuse_req_t req, struct sfs_inode *inode, uint64_t id, struct snapfs_req *out)
+{
+	if (d.listen < 0)
+		return -ENOTSUP;
+	struct store_snap s;
+	struct one_file f = {0};
+	int rc = store_snap_get(sfs.store, id, &s);
+	if (rc)
+		return rc;
+	if (s.kind != STORE_EPHEMERAL)
+		return -EINVAL;
+	if ((rc = store_snap_files(sfs.store, id, file_cb, &f)))
+		return rc;
+	if (f.n != 1)
+		return -EINVAL;
+	struct direct_rec *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->memfd = r->conn = -1;
+	r->id = id;
+	r->uid = s.uid;
+	uint64_t bs = store_block_size(sfs.store);
+	r->nblocks = (f.size + bs - 1) / bs;
+	r->maplen = ((r->nblocks + 63) / 64 * 8 + 4095) & ~(size_t)4095;
+	if (r->maplen == 0)
+		r->maplen = 4096;
+	if (getrandom(r->token, TOKEN_LEN, 0) != TOKEN_LEN) {
+		free(r);
+		return -EIO;
+	}
+	r->memfd = memfd_create("snapfs-direct", MFD_CLOEXEC);
+	if (r->memfd < 0 || ftruncate(r->memfd, (off_t)r->maplen)) {
+		rc = -errno;
+		goto fail;
+	}
+	r->bits = mmap(NULL, r->maplen, PROT_READ | PROT_WRITE, MAP_SHARED, r->memfd, 0);
+	if (r->bits == MAP_FAILED) {
+		r->bits = NULL;
+		rc = -errno;
+		goto fail;
+	}
+	/* Writers are shut out while the bits catch up with the store: what
+	 * changed between the pin and now, then every change from now on. */
+	pthread_rwlock_wrlock(&inode->rwlock);
+	rc = store_snap_changed(sfs.store, id, f.fid, changed_cb, r);
+	if (rc == 0) {
+		pthread_mutex_lock(&sfs.mutex);
+		inode->nlookup++;
+		pthread_mutex_unlock(&sfs.mutex);
+		r->inode = inode;
+		r->inext = inode->direct;
+		inode->direct = r;
+	}
+	pthread_rwlock_unlock(&inode->rwlock);
+	if (rc)
+		goto fail;
+	pthread_mutex_lock(&d.mutex);
+	r->next = d.recs;
+	d.recs = r;
+	pthread_mutex_unlock(&d.mutex);
+	(void)req;
+	out->id = id;
+	out->count = (uint32_t)bs;
+	memcpy(out->data, r->token, TOKEN_LEN);
+	out->len = TOKEN_LEN +
+		   (uint32_t)strlcpy(out->data + TOKEN_LEN, d.name, sizeof(out->data) - TOKEN_LEN) +
+		   1;
+	return 0;
+fail:
+	rec_free(r);
+	return rc;
+}
+
+void direct_forget(uint64_t id)
+{
+	if (d.listen < 0)
+		return;
+	for (;;) {
+		pthread_mutex_lock(&d.mutex);
+		struct direct_rec **pp = &d.recs;
+		while (*pp && (*pp)->id != id)
+			pp = &(*pp)->next;
+		struct direct_rec *r = *pp;
+		if (r)
+			*pp = r->next;
+		pthread_mutex_unlock(&d.mutex);
+		if (!r)
+			return;
+		struct sfs_inode *inode = r->inode;
+		pthread_rwlock_wrlock(&inode->rwlock);
+		struct direct_rec **ip = &inode->direct;
+		while (*ip != r)
+			ip = &(*ip)->inext;
+		*ip = r->inext;
+		/* Everything "changed", then the connection closes: a client
+		 * that still reads falls back to the view (which now fails). */
+		bits_set(r, 0, r->nblocks);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		pthread_rwlock_unlock(&inode->rwlock);
+		rec_free(r);
+	}
+}
+
+/* Open the record's file read-only through the read-only mount, as the
+ * same object the inode is. */
+static int open_ro(struct direct_rec *r)
+{
+	union {
+		struct file_handle h;
+		char buf[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+	} u;
+	u.h.handle_bytes = MAX_HANDLE_SZ;
+	int mid;
+	if (name_to_handle_at(r->inode->fd, "", &u.h, &mid, AT_EMPTY_PATH))
+		return -1;
+	int fd = open_by_handle_at(d.ro_fd, &u.h, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd >= 0 && (fstat(fd, &st) || st.st_ino != r->inode->ino)) {
+		close(fd);
+		errno = ESTALE;
+		return -1;
+	}
+	return fd;
+}
+
+static void serve(int c)
+{
+	struct timeval tv = {1, 0};
+	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	unsigned char token[TOKEN_LEN];
+	struct ucred cr;
+	socklen_t crlen = sizeof(cr);
+	if (recv(c, token, sizeof(token), MSG_WAITALL) != TOKEN_LEN ||
+	    getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &crlen)) {
+		close(c);
+		return;
+	}
+	unsigned char status = ENOENT;
+	int fds[2] = {-1, -1};
+	pthread_mutex_lock(&d.mutex);
+	struct direct_rec *r = d.recs;
+	while (r && memcmp(r->token, token, TOKEN_LEN))
+		r = r->next;
+	if (r && !r->handed && (cr.uid == 0 || cr.uid == r->uid)) {
+		char proc[64];
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", r->memfd);
+		fds[0] = open_ro(r);
+		fds[1] = open(proc, O_RDONLY | O_CLOEXEC);
+		status = fds[0] >= 0 && fds[1] >= 0 ? 0 : (unsigned char)errno;
+		r->handed = true;
+	}
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(fds))];
+	} u;
+	struct iovec iov = {&status, 1};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (status == 0) {
+		m.msg_control = u.buf;
+		m.msg_controllen = sizeof(u.buf);
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(fds));
+		memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+	}
+	bool sent = sendmsg(c, &m, MSG_NOSIGNAL) == 1;
+	if (status == 0 && sent) {
+		r->conn = c; /* open for the record's life */
+		c = -1;
+	}
+	pthread_mutex_unlock(&d.mutex);
+	for (int i = 0; i < 2; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	if (c >= 0)
+		close(c);
+}
+
+static void *direct_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		int c = accept4(d.listen, NULL, NULL, SOCK_CLOEXEC);
+		if (c >= 0)
+			serve(c);
+		else if (errno == EINVAL || errno == EBADF)
+			break; /* shut down */
+	}
+	return NULL;
+}
+
+int direct_init(struct sfs *fs)
+{
+	if (geteuid() != 0)
+		return 0;
+	int t = (int)syscall(SYS_open_tree, fs->source_fd, "",
+			     OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+	if (t < 0)
+		goto off;
+	struct mount_attr a = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+					   MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC};
+	if (syscall(SYS_mount_setattr, t, "", AT_EMPTY_PATH, &a, sizeof(a))) {
+		close(t);
+		goto off;
+	}
+	/* open_by_handle_at wants a descriptor that is not O_PATH. */
+	d.ro_fd = openat(t, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	close(t);
+	if (d.ro_fd < 0)
+		goto off;
+	unsigned char rnd[8];
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+		goto off;
+	snprintf(d.name, sizeof(d.name), "snapfs-direct-%d-%02x%02x%02x%02x%02x%02x%02x%02x",
+		 (int)getpid(), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	memcpy(sa.sun_path + 1, d.name, strlen(d.name));
+	socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(d.name));
+	d.listen = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (d.listen < 0 || bind(d.listen, (struct sockaddr *)&sa, salen) || listen(d.listen, 64))
+		goto off;
+	return 0;
+off:
+	sfs_log(SFS_LOG_INFO, "direct segment fills off: %s", strerror(errno));
+	if (d.listen >= 0)
+		close(d.listen);
+	if (d.ro_fd >= 0)
+		close(d.ro_fd);
+	d.listen = d.ro_fd = -1;
+	(void)fs;
+	return 0;
+}
+
+int direct_start(void)
+{
+	if (d.listen < 0)
+		return 0;
+	d.running = pthread_create(&d.thread, NULL, direct_main, NULL) == 0;
+	return d.running ? 0 : -1;
+}
+
+void direct_stop(void)
+{
+	if (d.listen < 0)
+		return;
+	shutdown(d.listen, SHUT_RDWR);
+	if (d.running)
+		pthread_join(d.thread, NULL);
+	d.running = false;
+	close(d.listen);
+	d.listen = -1;
+	pthread_mutex_lock(&d.mutex);
+	struct direct_rec *r = d.recs;
+	d.recs = NULL;
+	pthread_mutex_unlock(&d.mutex);
+	while (r) {
+		struct direct_rec *n = r->next;
+		r->inode->direct = NULL;
+		rec_free(r);
+		r = n;
+	}
+	if (d.ro_fd >= 0)
+		close(d.ro_fd);
+	d.ro_fd = -1;
+}
