@@ -62,13 +62,20 @@ SNAPFS_API char *snapfs_mount_root(const char *path);
  * snapseg_create() fails with ENOTSUP. All functions are thread-safe;
  * a process may have many segments.
  *
- * Caveats. If the daemon dies, touching a page that was never filled
- * raises SIGBUS (the page is replaced by an empty shared mapping);
- * filled pages keep their bytes. The region is not inherited by children
- * (MADV_DONTFORK). For an unprivileged process the kernel cannot fill pages
- * on behalf of a system call: passing unfilled segment memory to read(2),
- * write(2) and the like fails with EFAULT; touch it first, or use
- * snapseg_write().
+ * Faults are served on the thread that takes them: libsnapfs installs a
+ * SIGBUS handler at the first snapseg_create() (userfaultfd in SIGBUS
+ * mode) and chains to the disposition it replaced for every SIGBUS that
+ * is not a segment fault. A program that installs its own SIGBUS handler
+ * later must chain to the previous one; SIGBUS must not be blocked in
+ * threads that touch segments.
+ *
+ * Caveats. If the daemon dies (or the snapshot is released by someone
+ * else), touching a page that was never filled raises SIGBUS (the default
+ * action, or the program's own handler); filled pages keep their bytes.
+ * The region is not inherited by children (MADV_DONTFORK). The kernel does
+ * not fill pages on behalf of a system call: passing unfilled segment
+ * memory to read(2), write(2) and the like fails with EFAULT; touch it
+ * first, or use snapseg_write().
  */
 struct snapseg;
 struct snapseg_stats {

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -131,7 +132,9 @@ static int direct_setup(struct snaphold *h)
 		goto out;
 	memcpy(sa.sun_path + 1, name, nlen);
 	h->conn = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (h->conn < 0 ||
+	struct timeval tv = {2, 0}; /* a stuck daemon: fill through the view */
+	if (h->conn < 0 || setsockopt(h->conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
+	    setsockopt(h->conn, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) ||
 	    connect(h->conn, (struct sockaddr *)&sa,
 		    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + nlen)) ||
 	    send(h->conn, r->data, TOKEN_LEN, MSG_NOSIGNAL) != TOKEN_LEN)
