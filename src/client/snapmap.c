@@ -12,6 +12,7 @@
 #include "snapfs_proto.h"
 #include "client_i.h"
 #include "snapseg_i.h"
+#include "direct_proto.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,7 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define TOKEN_LEN 16 /* SNAPFS_OP_DIRECT's token */
+#define TOKEN_LEN DIRECT_TOKEN_LEN /* SNAPFS_OP_DIRECT's token */
 
 int snaphold_take(int fd, struct snaphold *h)
 {
@@ -114,6 +115,46 @@ void snaphold_drop(struct snaphold *h, struct snapfs_req *req)
 }
 
 /* Ask the daemon for the live file and the change bitmap (daemon: direct.c). */
+/* A connection to the daemon's side channel, with timeouts. */
+static int side_connect(const struct snaphold *h, int secs)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t nlen = strlen(h->sock);
+	memcpy(sa.sun_path + 1, h->sock, nlen);
+	int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct timeval tv = {secs, 0};
+	if (c >= 0 && (setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
+		       setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) ||
+		       connect(c, (struct sockaddr *)&sa,
+			       (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + nlen)))) {
+		close(c);
+		c = -1;
+	}
+	return c;
+}
+
+/* Send a request header with descriptors attached. */
+static int side_send(int c, const struct direct_msg *m, const int *fds, size_t nfds)
+{
+	union {
+		struct cmsghdr c;
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+	} u;
+	struct iovec iov = {(void *)m, sizeof(*m)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (nfds) {
+		mh.msg_control = u.buf;
+		mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+		memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
+	}
+	return sendmsg(c, &mh, MSG_NOSIGNAL) == (ssize_t)sizeof(*m) ? 0 : -1;
+}
+
+/* Ask the daemon for the live file and the change bitmap (daemon: direct.c). */
 static int direct_setup(struct snaphold *h)
 {
 	struct snapfs_req *r = snapfs_req_new(SNAPFS_OP_DIRECT);
@@ -125,38 +166,33 @@ static int direct_setup(struct snaphold *h)
 	    r->count < 512 || (r->count & (r->count - 1)))
 		goto out;
 	r->data[r->len - 1] = 0;
-	const char *name = r->data + TOKEN_LEN;
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	size_t nlen = strlen(name);
-	if (nlen + 1 > sizeof(sa.sun_path))
+	/* The name goes after a NUL in sun_path (108 bytes). */
+	if (strlcpy(h->sock, r->data + TOKEN_LEN, sizeof(h->sock)) >= sizeof(h->sock) - 1 ||
+	    !h->sock[0])
 		goto out;
-	memcpy(sa.sun_path + 1, name, nlen);
-	h->conn = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct timeval tv = {2, 0}; /* a stuck daemon: fill through the view */
-	if (h->conn < 0 || setsockopt(h->conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
-	    setsockopt(h->conn, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) ||
-	    connect(h->conn, (struct sockaddr *)&sa,
-		    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + nlen)) ||
-	    send(h->conn, r->data, TOKEN_LEN, MSG_NOSIGNAL) != TOKEN_LEN)
+	struct direct_msg q = {.type = DIRECT_HANDOVER};
+	memcpy(q.key, r->data, TOKEN_LEN);
+	h->conn = side_connect(h, 2); /* a stuck daemon: fill through the view */
+	if (h->conn < 0 || side_send(h->conn, &q, NULL, 0))
 		goto out;
-	unsigned char status = 1;
+	unsigned char ans[1 + TOKEN_LEN] = {1};
 	union {
 		struct cmsghdr c;
 		char buf[CMSG_SPACE(sizeof(fds))];
 	} u;
-	struct iovec iov = {&status, 1};
+	struct iovec iov = {ans, sizeof(ans)};
 	struct msghdr m = {.msg_iov = &iov,
 			   .msg_iovlen = 1,
 			   .msg_control = u.buf,
 			   .msg_controllen = sizeof(u.buf)};
-	if (recvmsg(h->conn, &m, MSG_CMSG_CLOEXEC) != 1)
+	if (recvmsg(h->conn, &m, MSG_CMSG_CLOEXEC | MSG_WAITALL) != (ssize_t)sizeof(ans))
 		goto out;
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
 	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
 	    cm->cmsg_len == CMSG_LEN(sizeof(fds)))
 		memcpy(fds, CMSG_DATA(cm), sizeof(fds));
 	struct stat st;
-	if (status || fds[0] < 0 || fds[1] < 0 || fstat(fds[1], &st))
+	if (ans[0] || fds[0] < 0 || fds[1] < 0 || fstat(fds[1], &st))
 		goto out;
 	uint32_t shift = (uint32_t)__builtin_ctz(r->count);
 	uint64_t nblocks = (h->size + r->count - 1) >> shift;
@@ -169,6 +205,7 @@ static int direct_setup(struct snaphold *h)
 	h->bits_len = (size_t)st.st_size;
 	h->bshift = shift;
 	h->direct = fds[0];
+	memcpy(h->wkey, ans + 1, TOKEN_LEN);
 	fds[0] = -1;
 	rc = 0;
 out:
@@ -181,6 +218,27 @@ out:
 	}
 	free(r);
 	return rc;
+}
+
+int snaphold_writeback(const struct snaphold *h, int fd, const uint64_t (*rg)[2], size_t n,
+		       int data)
+{
+	if (h->direct_state <= 0 || n == 0 || n > DIRECT_MAX_RANGES)
+		return -ENOTSUP;
+	/* Long enough for a large batch under copy-on-write, bounded. */
+	int c = side_connect(h, 60);
+	if (c < 0)
+		return -errno;
+	struct direct_msg q = {.type = DIRECT_WRITEBACK, .n = (uint32_t)n};
+	memcpy(q.key, h->wkey, TOKEN_LEN);
+	int fds[2] = {fd, data};
+	struct direct_ans ans = {.status = -EIO};
+	size_t rlen = n * sizeof(*rg);
+	if (side_send(c, &q, fds, 2) == 0 && send(c, rg, rlen, MSG_NOSIGNAL) == (ssize_t)rlen &&
+	    recv(c, &ans, sizeof(ans), MSG_WAITALL) != (ssize_t)sizeof(ans))
+		ans.status = -EIO;
+	close(c);
+	return ans.status;
 }
 
 /* After a direct read of [off, off + len): did it read the snapshot? */

@@ -39,13 +39,16 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
-#define PG	   4096UL
-#define BOUNCE	   (1UL << 20) /* bounce buffers and the largest fill */
-#define FILL_FIRST 16	       /* pages of the first sequential batch (64 KiB) */
-#define FILL_MAX   (BOUNCE / PG)
+#define PG	     4096UL
+#define BOUNCE	     (1UL << 20) /* bounce buffers and the largest fill */
+#define FILL_FIRST   16		 /* pages of the first sequential batch (64 KiB) */
+#define FILL_MAX     (BOUNCE / PG)
+#define WB_MIN_RUNS  8		   /* write-back: fewer runs go through write() */
+#define WB_MAX_BYTES (256UL << 20) /* and so do more bytes than this */
 
 /* One snapseg_read's snapshot and the pages that still show it. */
 struct segsnap {
@@ -891,6 +894,118 @@ static int write_run(int fd, const char *src, size_t a, size_t b, off_t off, cha
 	return 0;
 }
 
+struct wrun {
+	size_t at, end; /* bytes [at, end) of the source */
+};
+
+/* Copy len bytes from the segment into the file data at off through a
+ * bounce buffer, in user mode (unfilled pages fill). */
+static int pack_slow(int data, const char *src, size_t len, uint64_t off)
+{
+	char *b = malloc(len < BOUNCE ? len : BOUNCE);
+	if (!b)
+		return -ENOMEM;
+	int rc = 0;
+	for (size_t done = 0; done < len && !rc;) {
+		size_t k = len - done < BOUNCE ? len - done : BOUNCE;
+		memcpy(b, src + done, k);
+		rc = pwrite_full(data, b, k, (off_t)(off + done));
+		done += k;
+	}
+	free(b);
+	return rc;
+}
+
+/*
+ * Many scattered runs of a file this segment reads directly: hand them to
+ * the daemon in one request (one copy-on-write transaction, no FUSE write
+ * per run). The bytes are packed into a memfd by memcpy, in user mode, so
+ * unfilled pages fill first. -ENOTSUP (or any failure): the caller writes.
+ */
+static int write_batch(struct snapseg *seg, int fd, const struct stat *st, const char *p, off_t off,
+		       const struct wrun *runs, size_t n)
+{
+	uint64_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += runs[i].end - runs[i].at;
+	if (n < WB_MIN_RUNS || total > WB_MAX_BYTES)
+		return -ENOTSUP;
+	struct snaphold h = {.direct_state = 0};
+	pthread_mutex_lock(&seg->lock);
+	for (struct segsnap *r = seg->snaps; r; r = r->next)
+		if (r->h.dev == st->st_dev && r->h.ino == st->st_ino && r->h.direct_state > 0) {
+			h = r->h;
+			break;
+		}
+	pthread_mutex_unlock(&seg->lock);
+	if (h.direct_state <= 0)
+		return -ENOTSUP;
+	uint64_t(*rg)[2] = calloc(n, sizeof(*rg));
+	int data = memfd_create("snapseg-writeback", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	int rc = -ENOMEM;
+	if (!rg || data < 0 || ftruncate(data, (off_t)total))
+		goto out;
+	/* Packed by the kernel straight from the segment, up to IOV_MAX runs a
+	 * call; a run with an unfilled page (EFAULT: the kernel does not fill
+	 * segment pages) is copied in user mode instead. */
+	uint64_t at = 0;
+	for (size_t i = 0; i < n; i++) {
+		rg[i][0] = (uint64_t)off + runs[i].at;
+		rg[i][1] = runs[i].end - runs[i].at;
+	}
+	struct iovec iov[64];
+	for (size_t i = 0; i < n;) {
+		size_t k = 0;
+		uint64_t bytes = 0;
+		for (; k < 64 && i + k < n; k++) {
+			iov[k].iov_base = (void *)(p + runs[i + k].at);
+			iov[k].iov_len = rg[i + k][1];
+			bytes += rg[i + k][1];
+		}
+		if (pwritev(data, iov, (int)k, (off_t)at) != (ssize_t)bytes) {
+			for (size_t j = 0; j < k; j++) {
+				if (pwrite(data, iov[j].iov_base, iov[j].iov_len, (off_t)at) ==
+				    (ssize_t)iov[j].iov_len) {
+					at += iov[j].iov_len;
+					continue;
+				}
+				if ((rc = pack_slow(data, iov[j].iov_base, iov[j].iov_len, at)))
+					goto out;
+				at += iov[j].iov_len;
+			}
+		} else {
+			at += bytes;
+		}
+		i += k;
+	}
+	/* The daemon maps it: it must not be able to shrink under it. */
+	if (fcntl(data, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)) {
+		rc = -errno;
+		goto out;
+	}
+	rc = snaphold_writeback(&h, fd, (const uint64_t(*)[2])rg, n, data);
+out:
+	if (data >= 0)
+		close(data);
+	free(rg);
+	return rc;
+}
+
+static int write_runs(struct snapseg *seg, int fd, const struct stat *st, const char *p, off_t off,
+		      const struct wrun *runs, size_t n)
+{
+	if (write_batch(seg, fd, st, p, off, runs, n) == 0)
+		return 0;
+	char *bounce = n ? malloc(BOUNCE) : NULL;
+	if (n && !bounce)
+		return -ENOMEM;
+	int rc = 0;
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = write_run(fd, p, runs[i].at, runs[i].end, off, bounce);
+	free(bounce);
+	return rc;
+}
+
 /* Which full pages [s, e) of the segment need no write: skip[i] for page
  * s + i. Runs under seg->lock (DIFF is asked at most once per snapshot). */
 static int plan_skips(struct snapseg *seg, uintptr_t s, uintptr_t e, const struct stat *st,
@@ -967,11 +1082,9 @@ ssize_t snapseg_write(struct snapseg *seg, const void *src, int fd, size_t len, 
 			rc = 0;
 		}
 	}
-	char *bounce = rc ? NULL : malloc(len < BOUNCE ? len : BOUNCE);
-	if (!rc && !bounce)
-		rc = -ENOMEM;
 	/* Walk [0, len) as runs of bytes to write, jumping over skipped pages. */
-	size_t at = 0;
+	struct wrun *runs = NULL;
+	size_t nruns = 0, aruns = 0, at = 0;
 	while (!rc && at < len) {
 		size_t end = at;
 		while (end < len) {
@@ -986,8 +1099,20 @@ ssize_t snapseg_write(struct snapseg *seg, const void *src, int fd, size_t len, 
 			if (end > len)
 				end = len;
 		}
-		if (end > at)
-			rc = write_run(fd, p, at, end, off, bounce);
+		if (end > at) {
+			if (nruns == aruns) {
+				size_t na = aruns ? 2 * aruns : 64;
+				struct wrun *v = reallocarray(runs, na, sizeof(*v));
+				if (!v) {
+					rc = -ENOMEM;
+					break;
+				}
+				runs = v;
+				aruns = na;
+			}
+			runs[nruns].at = at;
+			runs[nruns++].end = end;
+		}
 		at = end;
 		while (at < len) { /* skipped pages */
 			uintptr_t pg = ((uintptr_t)(p + at) - (uintptr_t)seg->base) / PG;
@@ -996,7 +1121,9 @@ ssize_t snapseg_write(struct snapseg *seg, const void *src, int fd, size_t len, 
 			at = (size_t)(seg->base + (pg + 1) * PG - p);
 		}
 	}
-	free(bounce);
+	if (!rc)
+		rc = write_runs(seg, fd, &st, p, off, runs, nruns);
+	free(runs);
 	free(skip);
 	if (rc) {
 		errno = -rc;

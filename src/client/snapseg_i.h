@@ -20,12 +20,14 @@ struct snaphold {
 	ino_t ino;
 	uint64_t size; /* the file's size at pin time */
 	/* Direct fills (snaphold_pread), set up on first use: */
-	int direct_state;     /* 0 not tried, 1 on, -1 off */
-	int direct;	      /* the live file, read-only */
-	int conn;	      /* to the daemon; its end means "stop trusting direct" */
-	const uint64_t *bits; /* block b changed since the snapshot: bit b */
-	size_t bits_len;      /* bytes mapped */
-	uint32_t bshift;      /* log2 of the store's block size */
+	int direct_state;	/* 0 not tried, 1 on, -1 off */
+	int direct;		/* the live file, read-only */
+	int conn;		/* to the daemon; its end means "stop trusting direct" */
+	const uint64_t *bits;	/* block b changed since the snapshot: bit b */
+	size_t bits_len;	/* bytes mapped */
+	uint32_t bshift;	/* log2 of the store's block size */
+	char sock[108];		/* the daemon's side channel (abstract name) */
+	unsigned char wkey[16]; /* its write-back key */
 };
 
 /*
@@ -48,5 +50,14 @@ int snaphold_direct(struct snaphold *h);
  * Async-signal-safe; one reader at a time per h.
  */
 ssize_t snaphold_pread(struct snaphold *h, void *buf, size_t len, uint64_t off);
+/*
+ * Write n ranges rg[i] = {off, len} (increasing, disjoint) of fd's file,
+ * which must be h's file open for writing, with their bytes packed in order
+ * in the file data: the daemon applies them under copy-on-write in one
+ * store transaction. 0, or -errno (-ENOTSUP: no direct channel; the caller
+ * then writes them itself).
+ */
+int snaphold_writeback(const struct snaphold *h, int fd, const uint64_t (*rg)[2], size_t n,
+		       int data);
 
 #endif

@@ -89,6 +89,16 @@ int cow_range(struct sfs_inode *inode, struct store_file *sf, uint64_t off, uint
 	return fd < 0 ? fd : store_cow_range(sf, fd, off, len);
 }
 
+int cow_ranges(struct sfs_inode *inode, struct store_file *sf, const uint64_t (*r)[2], size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		direct_mark(inode, r[i][0], r[i][1]);
+	if (!sf || !store_file_tracked(sf) || n == 0)
+		return 0;
+	int fd = cow_rfd(inode);
+	return fd < 0 ? fd : store_cow_ranges(sf, fd, r, n);
+}
+
 int cow_truncate(struct sfs_inode *inode, struct store_file *sf, uint64_t size)
 {
 	direct_mark(inode, size, UINT64_MAX);

@@ -35,6 +35,7 @@
 #include "sfs_i.h"
 #include "snapstore.h"
 #include "snapfs_proto.h"
+#include "direct_proto.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,18 +48,21 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
-#define TOKEN_LEN 16
+#define TOKEN_LEN DIRECT_TOKEN_LEN
 
 struct direct_rec {
 	uint64_t id;
 	uint32_t uid; /* the snapshot's owner */
 	unsigned char token[TOKEN_LEN];
-	bool handed;		 /* the token was used */
-	struct sfs_inode *inode; /* holds one lookup reference */
+	unsigned char wkey[TOKEN_LEN]; /* write-back requests carry it */
+	bool handed;		       /* the token was used */
+	struct sfs_inode *inode;       /* holds one lookup reference */
 	int memfd;
 	uint64_t *bits; /* shared with the client through memfd */
 	uint64_t nblocks;
@@ -69,8 +73,9 @@ struct direct_rec {
 };
 
 static struct {
-	int ro_fd;  /* SOURCE through a read-only clone of its mount; -1: off */
-	int listen; /* the socket; -1: off */
+	char mnt[PATH_MAX]; /* the mount point, absolute */
+	int ro_fd;	    /* SOURCE through a read-only clone of its mount; -1: off */
+	int listen;	    /* the socket; -1: off */
 	char name[64];
 	pthread_t thread;
 	bool running;
@@ -166,7 +171,8 @@ int direct_register(fuse_req_t req, struct sfs_inode *inode, uint64_t id, struct
 	r->maplen = ((r->nblocks + 63) / 64 * 8 + 4095) & ~(size_t)4095;
 	if (r->maplen == 0)
 		r->maplen = 4096;
-	if (getrandom(r->token, TOKEN_LEN, 0) != TOKEN_LEN) {
+	if (getrandom(r->token, TOKEN_LEN, 0) != TOKEN_LEN ||
+	    getrandom(r->wkey, TOKEN_LEN, 0) != TOKEN_LEN) {
 		free(r);
 		return -EIO;
 	}
@@ -265,54 +271,215 @@ static int open_ro(struct direct_rec *r)
 	return fd;
 }
 
+/* Send status (and, for a handover, the write-back key and descriptors). */
+static bool reply(int c, const void *msg, size_t len, const int *fds, size_t nfds)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+	} u;
+	struct iovec iov = {(void *)msg, len};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (nfds) {
+		m.msg_control = u.buf;
+		m.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+		memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
+	}
+	return sendmsg(c, &m, MSG_NOSIGNAL) == (ssize_t)len;
+}
+
+/* DIRECT_HANDOVER: the token for the live file and the bitmap. Returns the
+ * connection if the record keeps it, else -1 (the caller closes c). */
+static int handover(int c, const struct direct_msg *h, const struct ucred *cr)
+{
+	unsigned char ans[1 + TOKEN_LEN] = {ENOENT};
+	int fds[2] = {-1, -1};
+	pthread_mutex_lock(&d.mutex);
+	struct direct_rec *r = d.recs;
+	while (r && memcmp(r->token, h->key, TOKEN_LEN))
+		r = r->next;
+	if (r && !r->handed && (cr->uid == 0 || cr->uid == r->uid)) {
+		char proc[64];
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", r->memfd);
+		fds[0] = open_ro(r);
+		fds[1] = open(proc, O_RDONLY | O_CLOEXEC);
+		ans[0] = fds[0] >= 0 && fds[1] >= 0 ? 0 : (unsigned char)errno;
+		memcpy(ans + 1, r->wkey, TOKEN_LEN);
+		r->handed = true;
+	}
+	bool sent = reply(c, ans, ans[0] ? 1 : sizeof(ans), fds, ans[0] ? 0 : 2);
+	int keep = -1;
+	if (ans[0] == 0 && sent) {
+		r->conn = c; /* open for the record's life */
+		keep = c;
+	}
+	pthread_mutex_unlock(&d.mutex);
+	for (int i = 0; i < 2; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	return keep;
+}
+
+/* The device of our own mount, for telling the caller's descriptor is on
+ * it. Asked of the mount point once the loop serves (stat is a request). */
+static dev_t fuse_dev(void)
+{
+	static dev_t dev; /* direct thread only */
+	struct stat st;
+	struct statfs sfs_;
+	if (!dev && d.mnt[0] && stat(d.mnt, &st) == 0 && statfs(d.mnt, &sfs_) == 0 &&
+	    sfs_.f_type == 0x65735546 /* FUSE_SUPER_MAGIC */)
+		dev = st.st_dev;
+	return dev;
+}
+
+/* Write the ranges' bytes from data into the file, under copy-on-write. */
+static int wb_apply(struct sfs_inode *inode, int data, const uint64_t (*rg)[2], uint32_t n)
+{
+	char proc[64];
+	inode_procpath(inode, proc);
+	int wfd = open(proc, O_WRONLY | O_CLOEXEC);
+	if (wfd < 0)
+		return -errno;
+	struct stat st;
+	char cap[64];
+	int rc = 0;
+	/* Writing kills set-id bits and file capabilities; the kernel's write
+	 * path does that, so such files go that way. */
+	if (fstat(wfd, &st) || (st.st_mode & (S_ISUID | S_ISGID)) ||
+	    fgetxattr(wfd, "security.capability", cap, sizeof(cap)) >= 0 || errno == ERANGE)
+		rc = -EPERM;
+	/* The bytes, mapped: the sender sealed the file against shrinking, so
+	 * reading the mapping cannot fault. */
+	uint64_t total = 0;
+	for (uint32_t i = 0; i < n; i++)
+		total += rg[i][1];
+	char *buf = MAP_FAILED;
+	if (!rc)
+		buf = mmap(NULL, total, PROT_READ, MAP_SHARED | MAP_POPULATE, data, 0);
+	if (!rc && buf == MAP_FAILED)
+		rc = -errno;
+	if (rc) {
+		close(wfd);
+		return rc;
+	}
+	struct store_file *sf = cow_sf(inode);
+	cow_lock(inode, sf);
+	rc = cow_ranges(inode, sf, rg, n);
+	uint64_t doff = 0;
+	for (uint32_t i = 0; i < n && !rc; i++) {
+		for (uint64_t done = 0; done < rg[i][1] && !rc;) {
+			ssize_t k = pwrite(wfd, buf + doff + done, rg[i][1] - done,
+					   (off_t)(rg[i][0] + done));
+			if (k <= 0)
+				rc = k < 0 ? -errno : -EIO;
+			else
+				done += (uint64_t)k;
+		}
+		doff += rg[i][1];
+	}
+	cow_unlock(inode, sf);
+	munmap(buf, total);
+	close(wfd);
+	/* The kernel's cached pages and attributes of the file are stale. */
+	inode_invalidate(inode->dev, inode->ino, 0, 0);
+	return rc;
+}
+
+/* DIRECT_WRITEBACK: n ranges follow; fds[0] the caller's descriptor of the
+ * file, open for writing; fds[1] the bytes, packed in range order. */
+static void writeback(int c, const struct direct_msg *h, const struct ucred *cr, const int *fds)
+{
+	struct direct_ans ans = {.status = -EINVAL};
+	uint64_t(*rg)[2] = NULL;
+	struct sfs_inode *inode = NULL;
+	if (h->n == 0 || h->n > DIRECT_MAX_RANGES || fds[0] < 0 || fds[1] < 0)
+		goto out;
+	rg = malloc(h->n * sizeof(*rg));
+	if (!rg || recv(c, rg, h->n * sizeof(*rg), MSG_WAITALL) != (ssize_t)(h->n * sizeof(*rg)))
+		goto out;
+	uint64_t total = 0;
+	for (uint32_t i = 0; i < h->n; i++) {
+		if (rg[i][1] == 0 || rg[i][0] + rg[i][1] < rg[i][0] ||
+		    (i && rg[i][0] < rg[i - 1][0] + rg[i - 1][1]))
+			goto out;
+		total += rg[i][1];
+	}
+	/* The caller may write the file: its own descriptor of it, on this
+	 * mount, open for writing (not appending: these are pwrites). */
+	struct stat st, dst;
+	int fl = fcntl(fds[0], F_GETFL);
+	ans.status = -EBADF;
+	int seals = fcntl(fds[1], F_GET_SEALS);
+	if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY || (fl & O_APPEND) || fstat(fds[0], &st) ||
+	    !S_ISREG(st.st_mode) || !fuse_dev() || st.st_dev != fuse_dev() || seals < 0 ||
+	    !(seals & F_SEAL_SHRINK) || fstat(fds[1], &dst) || (uint64_t)dst.st_size < total)
+		goto out;
+	ans.status = -ENOENT;
+	pthread_mutex_lock(&d.mutex);
+	struct direct_rec *r = d.recs;
+	while (r && (!r->handed || memcmp(r->wkey, h->key, TOKEN_LEN)))
+		r = r->next;
+	if (r && (cr->uid == 0 || cr->uid == r->uid) && r->inode->ino == st.st_ino) {
+		inode = r->inode;
+		pthread_mutex_lock(&sfs.mutex);
+		inode->nlookup++; /* kept while we write */
+		pthread_mutex_unlock(&sfs.mutex);
+	}
+	pthread_mutex_unlock(&d.mutex);
+	if (!inode)
+		goto out;
+	ans.status = wb_apply(inode, fds[1], (const uint64_t(*)[2])rg, h->n);
+	if (ans.status == 0)
+		ans.written = total;
+	inode_forget(inode, 1);
+out:
+	free(rg);
+	reply(c, &ans, sizeof(ans), NULL, 0);
+}
+
 static void serve(int c)
 {
 	struct timeval tv = {1, 0};
 	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	unsigned char token[TOKEN_LEN];
-	struct ucred cr;
-	socklen_t crlen = sizeof(cr);
-	if (recv(c, token, sizeof(token), MSG_WAITALL) != TOKEN_LEN ||
-	    getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &crlen)) {
-		close(c);
-		return;
-	}
-	unsigned char status = ENOENT;
+	struct direct_msg h;
 	int fds[2] = {-1, -1};
-	pthread_mutex_lock(&d.mutex);
-	struct direct_rec *r = d.recs;
-	while (r && memcmp(r->token, token, TOKEN_LEN))
-		r = r->next;
-	if (r && !r->handed && (cr.uid == 0 || cr.uid == r->uid)) {
-		char proc[64];
-		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", r->memfd);
-		fds[0] = open_ro(r);
-		fds[1] = open(proc, O_RDONLY | O_CLOEXEC);
-		status = fds[0] >= 0 && fds[1] >= 0 ? 0 : (unsigned char)errno;
-		r->handed = true;
-	}
 	union {
-		struct cmsghdr h;
+		struct cmsghdr c;
 		char buf[CMSG_SPACE(sizeof(fds))];
 	} u;
-	struct iovec iov = {&status, 1};
-	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
-	if (status == 0) {
-		m.msg_control = u.buf;
-		m.msg_controllen = sizeof(u.buf);
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(fds));
-		memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+	struct iovec iov = {&h, sizeof(h)};
+	struct msghdr m = {.msg_iov = &iov,
+			   .msg_iovlen = 1,
+			   .msg_control = u.buf,
+			   .msg_controllen = sizeof(u.buf)};
+	struct ucred cr;
+	socklen_t crlen = sizeof(cr);
+	ssize_t k = recvmsg(c, &m, MSG_WAITALL | MSG_CMSG_CLOEXEC);
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+			size_t nf = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			int got[2] = {-1, -1};
+			memcpy(got, CMSG_DATA(cm), (nf < 2 ? nf : 2) * sizeof(int));
+			for (size_t i = 0; i < nf && i < 2; i++)
+				fds[i] = got[i];
+			for (size_t i = 2; i < nf; i++) { /* more than asked for */
+				int x;
+				memcpy(&x, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+				close(x);
+			}
+		}
+	if (k == (ssize_t)sizeof(h) && !getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &crlen)) {
+		if (h.type == DIRECT_HANDOVER && fds[0] < 0)
+			c = handover(c, &h, &cr) >= 0 ? -1 : c;
+		else if (h.type == DIRECT_WRITEBACK)
+			writeback(c, &h, &cr, fds);
 	}
-	bool sent = sendmsg(c, &m, MSG_NOSIGNAL) == 1;
-	if (status == 0 && sent) {
-		r->conn = c; /* open for the record's life */
-		c = -1;
-	}
-	pthread_mutex_unlock(&d.mutex);
 	for (int i = 0; i < 2; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
@@ -352,6 +519,8 @@ int direct_init(struct sfs *fs)
 	close(t);
 	if (d.ro_fd < 0)
 		goto off;
+	if (!realpath(fs->o.mountpoint, d.mnt))
+		d.mnt[0] = 0;
 	unsigned char rnd[8];
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
 		goto off;

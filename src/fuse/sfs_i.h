@@ -204,6 +204,8 @@ void cow_lock(struct sfs_inode *inode, struct store_file *sf);
 void cow_unlock(struct sfs_inode *inode, struct store_file *sf);
 /* Called under cow_lock before the change; 0 or -errno (then don't change). */
 int cow_range(struct sfs_inode *inode, struct store_file *sf, uint64_t off, uint64_t len);
+/* Several byte ranges {off, len}, increasing and disjoint, in one store call. */
+int cow_ranges(struct sfs_inode *inode, struct store_file *sf, const uint64_t (*r)[2], size_t n);
 int cow_truncate(struct sfs_inode *inode, struct store_file *sf, uint64_t size);
 int cow_tail(struct sfs_inode *inode, struct store_file *sf, uint64_t off);
 /* Before name in parent loses what may be its file's last link (unlink,

@@ -169,10 +169,12 @@ static void free_runs_space(struct store *st, struct runs *r, uint64_t *reserved
 }
 
 /*
- * Preserve what the covers need of blocks [b0, b1) of sf, then (detach) mark
- * the file detached in the same transaction.
+ * Preserve what the covers need of the block ranges br[i] = [b0, b1) of sf
+ * (increasing, disjoint), then (detach) mark the file detached, all in one
+ * transaction with at most one sync of the block file.
  */
-static int cow_blocks(struct store_file *sf, int fd, uint64_t b0, uint64_t b1, int detach)
+static int cow_blocks(struct store_file *sf, int fd, const uint64_t (*br)[2], size_t nbr,
+		      int detach)
 {
 	struct store *st = sf->st;
 	struct runs planned = {0}, runs = {0};
@@ -203,10 +205,15 @@ static int cow_blocks(struct store_file *sf, int fd, uint64_t b0, uint64_t b1, i
 		if (nb > maxblk)
 			maxblk = nb;
 	}
-	if (b1 > maxblk)
-		b1 = maxblk;
-	if (b0 < b1)
-		rc = plan(st, fid, sf->maxnblk, c, nc, b0, b1, &planned);
+	/* Many ranges: one read transaction for all their lookups. */
+	int rtx = nbr > 1 && extidx_read_begin(st->x) == 0;
+	for (size_t i = 0; i < nbr && !rc; i++) {
+		uint64_t b0 = br[i][0], b1 = br[i][1] < maxblk ? br[i][1] : maxblk;
+		if (b0 < b1)
+			rc = plan(st, fid, sf->maxnblk, c, nc, b0, b1, &planned);
+	}
+	if (rtx)
+		extidx_read_end(st->x);
 	pthread_mutex_unlock(&st->mu);
 	if (rc)
 		goto out;
@@ -354,7 +361,46 @@ int store_cow_range(struct store_file *sf, int fd, uint64_t off, uint64_t len)
 	if (end <= off)
 		return 0;
 	uint32_t bs = sf->st->bs;
-	return cow_blocks(sf, fd, off / bs, (end + bs - 1) / bs, 0);
+	const uint64_t br[1][2] = {{off / bs, (end + bs - 1) / bs}};
+	return cow_blocks(sf, fd, br, 1, 0);
+}
+
+int store_cow_ranges(struct store_file *sf, int fd, const uint64_t (*r)[2], size_t n)
+{
+	if (!store_file_tracked(sf) || !n)
+		return 0;
+	uint64_t size;
+	int rc = cur_size(fd, &size);
+	if (rc)
+		return rc;
+	uint32_t bs = sf->st->bs;
+	uint64_t(*br)[2] = calloc(n, sizeof(*br));
+	if (!br)
+		return -ENOMEM;
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t off = r[i][0], end = off + r[i][1] < off ? UINT64_MAX : off + r[i][1];
+		if (i && off < r[i - 1][0] + r[i - 1][1]) {
+			rc = -EINVAL; /* not increasing and disjoint */
+			break;
+		}
+		if (end > size)
+			end = size;
+		if (end <= off)
+			continue;
+		uint64_t b0 = off / bs, b1 = (end + bs - 1) / bs;
+		if (m && b0 < br[m - 1][1]) /* two ranges share a block */
+			b0 = br[m - 1][1];
+		if (b0 < b1) {
+			br[m][0] = b0;
+			br[m][1] = b1;
+			m++;
+		}
+	}
+	if (!rc)
+		rc = cow_blocks(sf, fd, (const uint64_t(*)[2])br, m, 0);
+	free(br);
+	return rc;
 }
 
 int store_cow_truncate(struct store_file *sf, int fd, uint64_t new_size)
@@ -377,5 +423,6 @@ int store_cow_tail(struct store_file *sf, int fd, uint64_t off)
 
 int store_cow_unlink(struct store_file *sf, int fd)
 {
-	return cow_blocks(sf, fd, 0, UINT64_MAX, 1);
+	const uint64_t br[1][2] = {{0, UINT64_MAX}};
+	return cow_blocks(sf, fd, br, 1, 1);
 }

@@ -408,6 +408,16 @@ int extidx_begin(struct extidx *x, int full)
 	return rc ? rc : simple(x, S_BEGIN);
 }
 
+int extidx_read_begin(struct extidx *x)
+{
+	return exec(x, "BEGIN");
+}
+
+int extidx_read_end(struct extidx *x)
+{
+	return exec(x, "COMMIT");
+}
+
 int extidx_commit(struct extidx *x)
 {
 	int rc = simple(x, S_COMMIT);

@@ -59,6 +59,10 @@ void extidx_close(struct extidx *x);
 
 /* Begin a write transaction whose commit syncs the WAL (full != 0:
  * synchronous=FULL) or not (NORMAL: survives a process kill, not power loss). */
+/* A read transaction: the queries between see one state and take the
+ * database lock once, not once per statement. */
+int extidx_read_begin(struct extidx *x);
+int extidx_read_end(struct extidx *x);
 int extidx_begin(struct extidx *x, int full);
 int extidx_commit(struct extidx *x);
 void extidx_rollback(struct extidx *x);

@@ -120,6 +120,9 @@ uint64_t store_file_fid(const struct store_file *sf);
 /* Bytes [off, off + len) are about to change: write, punch hole, zero range,
  * copy_file_range destination. */
 int store_cow_range(struct store_file *sf, int fd, uint64_t off, uint64_t len);
+/* Several byte ranges r[i] = {off, len}, increasing and disjoint, are about
+ * to change: one plan, at most one sync, one index transaction. */
+int store_cow_ranges(struct store_file *sf, int fd, const uint64_t (*r)[2], size_t n);
 /* The file is about to be truncated to new_size (smaller or larger). */
 int store_cow_truncate(struct store_file *sf, int fd, uint64_t new_size);
 /* Everything from off to the end of the file is about to move or change
