@@ -371,3 +371,46 @@ Test(cow, store_max_fails_with_enospc_and_changes_nothing)
 	store_file_put(sf);
 	close(fd);
 }
+
+/* store_cow_ranges: several scattered ranges (two sharing a block, one past
+ * the end) preserved in one call; the snapshot reads the old bytes, the
+ * copies are exactly the blocks touched, and bad input changes nothing. */
+Test(cow, ranges_preserve_every_range_in_one_call)
+{
+	enum { NB = 64 };
+	char *a = malloc(NB * BS), *live = malloc(NB * BS);
+	tu_fill(a, NB * BS, 41);
+	memcpy(live, a, NB * BS);
+	int fd = fx_file("f");
+	fx_pwrite(fd, a, NB * BS, 0);
+	struct store_file *sf = get(fd);
+	uint64_t id = fx_pin1(sf, fd, "f", STORE_PINNED);
+	/* blocks 3, 10 (two ranges in it), 20-22, 63 and past the end */
+	const uint64_t r[][2] = {{3 * BS + 5, 10},
+				 {10 * BS, 100},
+				 {10 * BS + 200, 50},
+				 {20 * BS + 1, 3 * BS - 2},
+				 {63 * BS + BS - 1, BS + 1}};
+	const uint64_t bad[][2] = {{5 * BS, BS}, {4 * BS, BS}}; /* not increasing */
+	cr_assert_eq(store_cow_ranges(sf, fd, bad, 2), -EINVAL);
+	cr_assert_eq(fx_stats().cow_bytes, 0, "a refused call copied");
+	cr_assert_eq(store_cow_ranges(sf, fd, r, sizeof(r) / sizeof(r[0])), 0);
+	struct store_stats s = fx_stats();
+	cr_assert_eq(s.cow_bytes, 6 * BS, "copied %lu bytes, expected blocks 3, 10, 20-22, 63",
+		     (unsigned long)s.cow_bytes);
+	/* Now change those ranges; the snapshot keeps the old bytes. */
+	for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++) {
+		uint64_t end = r[i][0] + r[i][1] < NB * BS ? r[i][0] + r[i][1] : NB * BS;
+		memset(live + r[i][0], 0xee, end - r[i][0]);
+		fx_pwrite(fd, live + r[i][0], end - r[i][0], (off_t)r[i][0]);
+	}
+	fx_expect_snap(id, store_file_fid(sf), a, NB * BS);
+	/* A second call over the same ranges copies nothing more. */
+	cr_assert_eq(store_cow_ranges(sf, fd, r, sizeof(r) / sizeof(r[0])), 0);
+	cr_assert_eq(fx_stats().cow_bytes, s.cow_bytes);
+	fx_check();
+	store_file_put(sf);
+	close(fd);
+	free(a);
+	free(live);
+}
