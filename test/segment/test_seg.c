@@ -6,11 +6,18 @@
  * no page shows, skip unchanged pages on write-back (and write the three
  * kinds that must be written), discard without loading, fall back on
  * plain files, reserve 64 GiB, survive several threads, turn daemon death
- * into SIGBUS, and work for an unprivileged user. Plus snapfs_map.
+ * into SIGBUS, and work for an unprivileged user. Plus snapfs_map. Direct
+ * fills: served with the daemon stopped, never show later changes to the
+ * live file (write, punch, truncate), and a snapshot released under the
+ * segment gives SIGBUS, not live bytes; a program's own SIGBUS handler,
+ * installed before the first segment, still gets its faults.
  */
 #include "snaputil.h"
 
 #include <grp.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -526,4 +533,358 @@ Test(seg, thousands_of_scattered_stores_are_each_tracked)
 	close(fd);
 	free(want);
 	free(got);
+}
+
+/* ---- direct fills and the SIGBUS handler ---- */
+
+/* How many change bitmaps of direct fills this process maps: one per
+ * snapshot whose fills read the live file (white box: the daemon's memfd
+ * name, src/fuse/direct.c). */
+static int n_direct_maps(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	cr_assert_not_null(f);
+	char line[1024];
+	int n = 0;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, "/memfd:snapfs-direct") != NULL;
+	fclose(f);
+	return n;
+}
+
+/* Wait at most secs for child pid to end; on timeout kill that child (only
+ * it) and reap it. False on timeout. */
+static bool wait_child(pid_t pid, int secs, int *status)
+{
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		pid_t r = waitpid(pid, status, WNOHANG);
+		if (r == pid)
+			return true;
+		if (r < 0) /* not ours to wait for (any more): never signal it */
+			return false;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if (t1.tv_sec - t0.tv_sec >= secs) {
+			kill(pid, SIGKILL);
+			waitpid(pid, status, 0);
+			return false;
+		}
+		msleep(20);
+	}
+}
+
+/* One byte from a pipe within secs; false on timeout, EOF or error. */
+static bool pipe_wait(int fd, int secs)
+{
+	struct pollfd p = {fd, POLLIN, 0};
+	char c;
+	return poll(&p, 1, secs * 1000) == 1 && read(fd, &c, 1) == 1;
+}
+
+struct toucher {
+	const unsigned char *b, *want;
+	size_t len;
+	size_t bad; /* 1 + offset of the first wrong byte; 0: all right */
+	int done;   /* atomic */
+};
+
+static void *touch_all(void *arg)
+{
+	struct toucher *t = arg;
+	for (size_t i = 0; i < t->len && !t->bad; i += PGSZ)
+		if (memcmp(t->b + i, t->want + i, PGSZ))
+			for (size_t k = i; k < i + PGSZ && !t->bad; k++)
+				if (t->b[k] != t->want[k])
+					t->bad = k + 1;
+	__atomic_store_n(&t->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* With the daemon stopped, fills through the view would wait for it (FUSE
+ * has no timeout); direct fills read the live file and need no daemon. */
+Test(seg, direct_fills_need_no_daemon)
+{
+	if (geteuid() != 0)
+		cr_skip_test("direct fills need a root daemon");
+	fx_mount(NULL);
+	size_t len = 256 * PGSZ;
+	unsigned char *want = mkfile("f", len, 30);
+	int fd = openm("f", O_RDONLY);
+	struct snapseg *s = mkseg(len);
+	unsigned char *b = snapseg_base(s);
+	cr_assert_eq(snapseg_read(s, b, fd, len, 0), (ssize_t)len);
+	cr_assert_eq(stats(s).bytes_loaded, 0, "the read loaded bytes before any touch");
+	cr_assert_eq(n_direct_maps(), 1, "direct fills were not set up");
+
+	/* From here to SIGCONT no assertion: the daemon must never stay stopped. */
+	struct toucher t = {.b = b, .want = want, .len = len};
+	pthread_t th;
+	int st = 0;
+	bool stopped = false, started = false, in_time = false;
+	if (kill(m.pid, SIGSTOP) == 0) {
+		pid_t w = waitpid(m.pid, &st, WUNTRACED);
+		stopped = w == m.pid && WIFSTOPPED(st);
+		if (w == m.pid && !WIFSTOPPED(st))
+			m.pid = 0; /* it ended and is reaped: never signal that pid again */
+	}
+	if (stopped)
+		started = pthread_create(&th, NULL, touch_all, &t) == 0;
+	for (int i = 0; started && i < 500 && !in_time; i++) {
+		in_time = __atomic_load_n(&t.done, __ATOMIC_ACQUIRE);
+		if (!in_time)
+			msleep(10);
+	}
+	if (m.pid > 0)
+		kill(m.pid, SIGCONT);
+
+	cr_assert(stopped, "the daemon did not stop (status 0x%x)", st);
+	cr_assert(started, "pthread_create failed");
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 20;
+	int jr = pthread_timedjoin_np(th, NULL, &dl);
+	cr_assert(in_time, "touching the segment waited for the stopped daemon (%s)",
+		  jr == 0 ? "it finished after SIGCONT: fills went through FUSE"
+			  : "still not finished after SIGCONT");
+	cr_assert_eq(jr, 0);
+	cr_assert_eq(t.bad, 0, "byte %zu is 0x%02x, expected 0x%02x", t.bad - 1, b[t.bad - 1],
+		     want[t.bad - 1]);
+	struct snapseg_stats ss = stats(s);
+	cr_assert_gt(ss.faults, 0, "no faults: the pages were not filled lazily");
+	cr_assert_eq(ss.bytes_loaded, len);
+	snapseg_destroy(s);
+	close(fd);
+	free(want);
+}
+
+/* Every way the live file changes after the read (overwrite, hole punch,
+ * O_TRUNC, truncate in a block) must send the fill to the snapshot. The
+ * truncated files are extended back, so a fill that trusted the live file
+ * would read zeros of the full length rather than come up short. */
+Test(seg, direct_fill_never_shows_later_writes)
+{
+	fx_mount(NULL);
+	size_t np = 256, len = np * PGSZ;
+	unsigned char *wf = mkfile("f", len, 31), *wg = mkfile("g", len, 32),
+		      *wh = mkfile("h", len, 33);
+	int ff = openm("f", O_RDONLY), fg = openm("g", O_RDONLY), fh = openm("h", O_RDONLY);
+	struct snapseg *s = mkseg(3 * len);
+	unsigned char *b = snapseg_base(s);
+	cr_assert_eq(snapseg_read(s, b, ff, len, 0), (ssize_t)len);
+	cr_assert_eq(snapseg_read(s, b + len, fg, len, 0), (ssize_t)len);
+	cr_assert_eq(snapseg_read(s, b + 2 * len, fh, len, 0), (ssize_t)len);
+	cr_assert_eq(stats(s).bytes_loaded, 0);
+	if (geteuid() == 0)
+		cr_assert_eq(n_direct_maps(), 3, "direct fills were not set up for all three");
+
+	/* f: pages 10..20 overwritten, pages 100..109 punched out. */
+	size_t junklen = 11 * PGSZ;
+	unsigned char *junk = xmalloc(junklen);
+	for (size_t i = 0; i < junklen; i++)
+		junk[i] = (unsigned char)~wf[10 * PGSZ + i];
+	int w = openm("f", O_WRONLY);
+	pwrite_all(w, junk, junklen, 10 * PGSZ);
+	cr_assert_eq(
+	    fallocate(w, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 100 * PGSZ, 10 * PGSZ), 0,
+	    "punch: %s", strerror(errno));
+	close(w);
+	/* g: O_TRUNC, then back to the old size (zeros). */
+	w = openm("g", O_WRONLY | O_TRUNC);
+	cr_assert_eq(ftruncate(w, (off_t)len), 0);
+	close(w);
+	/* h: cut in the middle of a page, then back. */
+	size_t cut = 100 * PGSZ + 123;
+	w = openm("h", O_WRONLY);
+	cr_assert_eq(ftruncate(w, (off_t)cut), 0);
+	cr_assert_eq(ftruncate(w, (off_t)len), 0);
+	close(w);
+
+	/* The premise: the live files did change. */
+	unsigned char *live = xmalloc(len);
+	cr_assert_eq(read_path(MP("f"), live, len), (ssize_t)len);
+	expect_range("live f, overwritten", live + 10 * PGSZ, junk, junklen);
+	cr_assert_eq(live[105 * PGSZ], 0);
+	cr_assert_eq(read_path(MP("g"), live, len), (ssize_t)len);
+	cr_assert_eq(live[len / 2], 0);
+	cr_assert_eq(read_path(MP("h"), live, len), (ssize_t)len);
+	cr_assert_eq(live[cut], 0);
+
+	/* f in reverse: one page per fill, so each changed page is checked on
+	 * its own next to unchanged ones; g and h forward, in batches. */
+	char what[128];
+	for (size_t p = np; p-- > 0;) {
+		snprintf(what, sizeof(what), "f page %zu (overwritten 10..20, punched 100..109)",
+			 p);
+		expect_range(what, b + p * PGSZ, wf + p * PGSZ, PGSZ);
+	}
+	expect_range("g after O_TRUNC", b + len, wg, len);
+	expect_range("h after truncate", b + 2 * len, wh, len);
+	cr_assert_eq(stats(s).bytes_loaded, 3 * len);
+	snapseg_destroy(s);
+	cr_assert_eq(n_ephemeral(), 0);
+	close(ff);
+	close(fg);
+	close(fh);
+	free(wf);
+	free(wg);
+	free(wh);
+	free(junk);
+	free(live);
+}
+
+/* The snapshot is released by someone else (root, by id) and the live
+ * file rewritten: touching an unfilled page must end the process with
+ * SIGBUS, never show the live bytes. */
+Test(seg, released_snapshot_under_segment_sigbus)
+{
+	fx_mount(NULL);
+	size_t len = 256 * PGSZ, pg = 100;
+	unsigned char *old = mkfile("f", len, 35), *neu = xmalloc(len);
+	tu_fill(neu, len, 36);
+	int ready[2], go[2];
+	cr_assert_eq(pipe(ready), 0);
+	cr_assert_eq(pipe(go), 0);
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		close(ready[0]);
+		close(go[1]);
+		/* Before the first create: the library chains to the default action. */
+		signal(SIGBUS, SIG_DFL);
+		int fd = open(MP("f"), O_RDONLY);
+		struct snapseg *s = snapseg_create(len);
+		if (fd < 0 || !s)
+			_exit(10);
+		unsigned char *b = snapseg_base(s);
+		struct snapseg_stats st;
+		if (snapseg_read(s, b, fd, len, 0) != (ssize_t)len || snapseg_stats(s, &st) ||
+		    st.bytes_loaded)
+			_exit(11);
+		char c = 1;
+		if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(12);
+		static unsigned char page[PGSZ];
+		for (size_t i = 0; i < PGSZ; i++)
+			page[i] = ((volatile unsigned char *)b)[pg * PGSZ + i];
+		if (!memcmp(page, neu + pg * PGSZ, PGSZ))
+			_exit(0);
+		_exit(!memcmp(page, old + pg * PGSZ, PGSZ) ? 2 : 3);
+	}
+	close(ready[1]);
+	close(go[0]);
+	int status;
+	if (!pipe_wait(ready[0], 10)) {
+		wait_child(pid, 0, &status);
+		cr_assert_fail("the child failed or hung before the release (status 0x%x)", status);
+	}
+	struct snapfs_rec_snap v[64];
+	size_t n = list_snaps(v, 64), k = 0;
+	uint64_t id = 0;
+	for (size_t i = 0; i < n; i++)
+		if (v[i].kind == 1) {
+			id = v[i].id;
+			k++;
+		}
+	cr_assert_eq(k, 1, "%zu ephemeral snapshots listed, expected the child's one", k);
+	release(id);
+	cr_assert_eq(n_ephemeral(), 0, "the released snapshot is still listed");
+	int w = openm("f", O_WRONLY);
+	pwrite_all(w, neu, len, 0);
+	close(w);
+	char c = 1;
+	cr_assert_eq(write(go[1], &c, 1), 1);
+	bool ended = wait_child(pid, 10, &status);
+	close(ready[0]);
+	close(go[1]);
+	cr_assert(ended, "the child hung on an unfilled page of a released snapshot");
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		cr_assert_fail("live bytes served after release");
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 2)
+		cr_assert_fail("read-time bytes served after release (the view still reads)");
+	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS,
+		  "child ended with status 0x%x, expected SIGBUS (exit code: step)", status);
+	free(old);
+	free(neu);
+}
+
+/* The program's own SIGBUS handler, installed before the first segment:
+ * never called for segment faults, still called for its own. */
+static sigjmp_buf bus_env;
+static volatile sig_atomic_t bus_calls, bus_armed;
+static void *volatile bus_addr;
+
+static void test_bus(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	bus_calls++;
+	bus_addr = si->si_addr;
+	if (!bus_armed)
+		_exit(40); /* called for a fault that was not ours */
+	siglongjmp(bus_env, 1);
+}
+
+/* Touch all of [b, b + len) and compare; 0 when right. */
+static int touch_check(const unsigned char *b, const unsigned char *want, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (((const volatile unsigned char *)b)[i] != want[i])
+			return -1;
+	return 0;
+}
+
+Test(seg, program_sigbus_handler_still_called)
+{
+	fx_mount(NULL);
+	size_t len = 256 * PGSZ;
+	unsigned char *want = mkfile("f", len, 37);
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		struct sigaction sa = {.sa_sigaction = test_bus, .sa_flags = SA_SIGINFO};
+		sigemptyset(&sa.sa_mask);
+		if (sigaction(SIGBUS, &sa, NULL))
+			_exit(30);
+		int fd = open(MP("f"), O_RDONLY);
+		struct snapseg *s = snapseg_create(2 * len);
+		if (fd < 0 || !s)
+			_exit(31);
+		unsigned char *b = snapseg_base(s);
+		if (snapseg_read(s, b, fd, len, 0) != (ssize_t)len)
+			_exit(32);
+		if (touch_check(b, want, len))
+			_exit(33);
+		struct snapseg_stats st;
+		if (snapseg_stats(s, &st) || st.faults == 0)
+			_exit(34);
+		/* A real SIGBUS outside any segment: past the end of a memfd. */
+		int mfd = memfd_create("seg-test-bus", MFD_CLOEXEC);
+		void *p = mfd < 0 ? MAP_FAILED : mmap(NULL, PGSZ, PROT_READ, MAP_SHARED, mfd, 0);
+		if (p == MAP_FAILED)
+			_exit(35);
+		bus_armed = 1;
+		if (sigsetjmp(bus_env, 1) == 0) {
+			(void)*(volatile unsigned char *)p;
+			_exit(36); /* no SIGBUS at all */
+		}
+		bus_armed = 0;
+		if (bus_calls != 1 || bus_addr != p)
+			_exit(37);
+		/* Segment faults are still served after the jump out. */
+		if (snapseg_read(s, b + len, fd, len, 0) != (ssize_t)len ||
+		    touch_check(b + len, want, len))
+			_exit(38);
+		snapseg_destroy(s);
+		_exit(bus_calls == 1 ? 0 : 39);
+	}
+	int status;
+	bool ended = wait_child(pid, 10, &status);
+	cr_assert(ended, "the child hung");
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "child status 0x%x: exit code 33/38 wrong segment bytes, 36 no SIGBUS from "
+		  "the memfd, 37 the handler was not called for it, 40 it was called for a "
+		  "segment fault, else the step that failed",
+		  status);
+	free(want);
 }
