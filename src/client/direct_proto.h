@@ -18,7 +18,10 @@
 #ifndef DIRECT_PROTO_H
 #define DIRECT_PROTO_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
 
 #define DIRECT_TOKEN_LEN  16
 #define DIRECT_MAX_RANGES (1u << 20)
@@ -36,5 +39,27 @@ struct direct_ans {
 	uint32_t pad;
 	uint64_t written;
 };
+
+/* Send len bytes of msg with nfds (at most 2) descriptors attached; true
+ * when all of msg went. */
+static inline bool direct_send(int c, const void *msg, size_t len, const int *fds, size_t nfds)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+	} u;
+	struct iovec iov = {(void *)msg, len};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (nfds) {
+		m.msg_control = u.buf;
+		m.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+		memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
+	}
+	return sendmsg(c, &m, MSG_NOSIGNAL) == (ssize_t)len;
+}
 
 #endif

@@ -133,27 +133,6 @@ static int side_connect(const struct snaphold *h, int secs)
 	return c;
 }
 
-/* Send a request header with descriptors attached. */
-static int side_send(int c, const struct direct_msg *m, const int *fds, size_t nfds)
-{
-	union {
-		struct cmsghdr c;
-		char buf[CMSG_SPACE(2 * sizeof(int))];
-	} u;
-	struct iovec iov = {(void *)m, sizeof(*m)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-	if (nfds) {
-		mh.msg_control = u.buf;
-		mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-		memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
-	}
-	return sendmsg(c, &mh, MSG_NOSIGNAL) == (ssize_t)sizeof(*m) ? 0 : -1;
-}
-
 /* Ask the daemon for the live file and the change bitmap (daemon: direct.c). */
 static int direct_setup(struct snaphold *h)
 {
@@ -173,7 +152,7 @@ static int direct_setup(struct snaphold *h)
 	struct direct_msg q = {.type = DIRECT_HANDOVER};
 	memcpy(q.key, r->data, TOKEN_LEN);
 	h->conn = side_connect(h, 2); /* a stuck daemon: fill through the view */
-	if (h->conn < 0 || side_send(h->conn, &q, NULL, 0))
+	if (h->conn < 0 || !direct_send(h->conn, &q, sizeof(q), NULL, 0))
 		goto out;
 	unsigned char ans[1 + TOKEN_LEN] = {1};
 	union {
@@ -234,7 +213,8 @@ int snaphold_writeback(const struct snaphold *h, int fd, const uint64_t (*rg)[2]
 	int fds[2] = {fd, data};
 	struct direct_ans ans = {.status = -EIO};
 	size_t rlen = n * sizeof(*rg);
-	if (side_send(c, &q, fds, 2) == 0 && send(c, rg, rlen, MSG_NOSIGNAL) == (ssize_t)rlen &&
+	if (direct_send(c, &q, sizeof(q), fds, 2) &&
+	    send(c, rg, rlen, MSG_NOSIGNAL) == (ssize_t)rlen &&
 	    recv(c, &ans, sizeof(ans), MSG_WAITALL) != (ssize_t)sizeof(ans))
 		ans.status = -EIO;
 	close(c);

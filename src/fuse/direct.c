@@ -271,27 +271,6 @@ static int open_ro(struct direct_rec *r)
 	return fd;
 }
 
-/* Send status (and, for a handover, the write-back key and descriptors). */
-static bool reply(int c, const void *msg, size_t len, const int *fds, size_t nfds)
-{
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(2 * sizeof(int))];
-	} u;
-	struct iovec iov = {(void *)msg, len};
-	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
-	if (nfds) {
-		m.msg_control = u.buf;
-		m.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-		memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
-	}
-	return sendmsg(c, &m, MSG_NOSIGNAL) == (ssize_t)len;
-}
-
 /* DIRECT_HANDOVER: the token for the live file and the bitmap. Returns the
  * connection if the record keeps it, else -1 (the caller closes c). */
 static int handover(int c, const struct direct_msg *h, const struct ucred *cr)
@@ -311,7 +290,7 @@ static int handover(int c, const struct direct_msg *h, const struct ucred *cr)
 		memcpy(ans + 1, r->wkey, TOKEN_LEN);
 		r->handed = true;
 	}
-	bool sent = reply(c, ans, ans[0] ? 1 : sizeof(ans), fds, ans[0] ? 0 : 2);
+	bool sent = direct_send(c, ans, ans[0] ? 1 : sizeof(ans), fds, ans[0] ? 0 : 2);
 	int keep = -1;
 	if (ans[0] == 0 && sent) {
 		r->conn = c; /* open for the record's life */
@@ -439,7 +418,7 @@ static void writeback(int c, const struct direct_msg *h, const struct ucred *cr,
 	inode_forget(inode, 1);
 out:
 	free(rg);
-	reply(c, &ans, sizeof(ans), NULL, 0);
+	direct_send(c, &ans, sizeof(ans), NULL, 0);
 }
 
 static void serve(int c)

@@ -12,7 +12,7 @@
  * segment gives SIGBUS, not live bytes; a program's own SIGBUS handler,
  * installed before the first segment, still gets its faults.
  */
-#include "snaputil.h"
+#include "segutil.h"
 
 #include <grp.h>
 #include <poll.h>
@@ -21,42 +21,8 @@
 #include <pthread.h>
 #include <signal.h>
 
-#define PGSZ 4096UL
-#define MiB  (1024UL * 1024)
-
 TestSuite(seg, .init = fx_setup, .fini = fx_teardown, .timeout = 60);
 
-/* A file of len pseudo-random bytes at rel in the mount; its bytes. */
-static unsigned char *mkfile(const char *rel, size_t len, uint64_t seed)
-{
-	unsigned char *b = xmalloc(len);
-	tu_fill(b, len, seed);
-	write_path(MP(rel), b, len);
-	return b;
-}
-
-static int openm(const char *rel, int flags)
-{
-	int fd = open(MP(rel), flags);
-	cr_assert(fd >= 0, "open %s: %s", rel, strerror(errno));
-	return fd;
-}
-
-static struct snapseg_stats stats(struct snapseg *s)
-{
-	struct snapseg_stats st;
-	cr_assert_eq(snapseg_stats(s, &st), 0);
-	return st;
-}
-
-static struct snapseg *mkseg(size_t size)
-{
-	struct snapseg *s = snapseg_create(size);
-	cr_assert_not_null(s, "snapseg_create(%zu): %s", size, strerror(errno));
-	return s;
-}
-
-/* How many ephemeral snapshots the daemon lists. */
 static size_t n_ephemeral(void)
 {
 	struct snapfs_rec_snap *v = xmalloc(64 * sizeof(*v));

@@ -6,26 +6,9 @@
  * stale page in the kernel's cache of the live file, and pack unfilled
  * pages (which the kernel will not fill for a system call) correctly.
  */
-#include "snaputil.h"
-
-#define PGSZ 4096UL
+#include "segutil.h"
 
 TestSuite(wb, .init = fx_setup, .fini = fx_teardown, .timeout = 60);
-
-static unsigned char *mkfile(const char *rel, size_t len, uint64_t seed)
-{
-	unsigned char *b = xmalloc(len);
-	tu_fill(b, len, seed);
-	write_path(MP(rel), b, len);
-	return b;
-}
-
-static struct snapseg *mkseg(size_t size)
-{
-	struct snapseg *s = snapseg_create(size);
-	cr_assert_not_null(s, "snapseg_create(%zu): %s", size, strerror(errno));
-	return s;
-}
 
 /* write(2)-family calls this process made so far (/proc/self/io). */
 static uint64_t syscw(void)
