@@ -43,12 +43,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PG	     4096UL
-#define BOUNCE	     (1UL << 20) /* bounce buffers and the largest fill */
-#define FILL_FIRST   16		 /* pages of the first sequential batch (64 KiB) */
-#define FILL_MAX     (BOUNCE / PG)
-#define WB_MIN_RUNS  8		   /* write-back: fewer runs go through write() */
-#define WB_MAX_BYTES (256UL << 20) /* and so do more bytes than this */
+#define PG	      4096UL
+#define BOUNCE	      (1UL << 20) /* bounce buffers and the largest fill */
+#define FILL_FIRST    16	  /* pages of the first sequential batch (64 KiB) */
+#define FILL_MAX      (BOUNCE / PG)
+#define WB_MIN_RUNS   8		    /* write-back: fewer runs go through write() */
+#define WB_MAX_BYTES  (256UL << 20) /* and so do more bytes than this */
+#define WB_KEEP_BYTES (32UL << 20)  /* a write-back buffer this small is kept */
 
 /* One snapseg_read's snapshot and the pages that still show it. */
 struct segsnap {
@@ -71,6 +72,9 @@ struct snapseg {
 	int uffd;
 	char *fillbuf;		   /* protected by lock */
 	struct snapfs_req *relreq; /* releases in the fault handler; protected by lock */
+	pthread_mutex_t wb_lock;   /* protects wbfd, wbsize */
+	int wbfd;		   /* write-back buffer kept between calls, -1: none */
+	uint64_t wbsize;
 	pthread_mutex_t lock;
 	struct segext *ext;	 /* sorted, disjoint; protected by lock */
 	size_t next, aext;	 /* protected by lock */
@@ -460,7 +464,9 @@ struct snapseg *snapseg_create(size_t size)
 		return NULL;
 	seg->size = size;
 	seg->seq_end = UINTPTR_MAX;
+	seg->wbfd = -1;
 	pthread_mutex_init(&seg->lock, NULL);
+	pthread_mutex_init(&seg->wb_lock, NULL);
 	seg->relreq = snapfs_req_new(SNAPFS_OP_RELEASE);
 	if (!seg->relreq)
 		goto out_free;
@@ -509,6 +515,7 @@ out_free:
 	e = errno;
 	free(seg->relreq);
 	pthread_mutex_destroy(&seg->lock);
+	pthread_mutex_destroy(&seg->wb_lock);
 	free(seg);
 	errno = e;
 	return NULL;
@@ -553,7 +560,10 @@ void snapseg_destroy(struct snapseg *seg)
 	if (seg->ext)
 		munmap(seg->ext, seg->aext * sizeof(*seg->ext));
 	free(seg->relreq);
+	if (seg->wbfd >= 0)
+		close(seg->wbfd);
 	pthread_mutex_destroy(&seg->lock);
+	pthread_mutex_destroy(&seg->wb_lock);
 	free(seg);
 	errno = e;
 }
@@ -941,9 +951,36 @@ static int write_batch(struct snapseg *seg, int fd, const struct stat *st, const
 	if (h.direct_state <= 0)
 		return -ENOTSUP;
 	uint64_t(*rg)[2] = calloc(n, sizeof(*rg));
-	int data = memfd_create("snapseg-writeback", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	int rc = -ENOMEM;
-	if (!rg || data < 0 || ftruncate(data, (off_t)total))
+	/* A small batch reuses the segment's buffer (its pages stay allocated
+	 * between calls); a large one, or one while another call packs, gets
+	 * its own. Sealed against shrinking: the daemon maps it. */
+	int data = -1, rc = -ENOMEM;
+	bool kept = total <= WB_KEEP_BYTES && pthread_mutex_trylock(&seg->wb_lock) == 0;
+	if (kept) {
+		if (seg->wbfd < 0) {
+			seg->wbfd =
+			    memfd_create("snapseg-writeback", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+			seg->wbsize = 0;
+			if (seg->wbfd >= 0 && fcntl(seg->wbfd, F_ADD_SEALS, F_SEAL_SHRINK)) {
+				close(seg->wbfd);
+				seg->wbfd = -1;
+			}
+		}
+		if (seg->wbfd >= 0 && total > seg->wbsize &&
+		    ftruncate(seg->wbfd, (off_t)total) == 0)
+			seg->wbsize = total;
+		if (seg->wbfd >= 0 && seg->wbsize >= total)
+			data = seg->wbfd;
+	} else {
+		data = memfd_create("snapseg-writeback", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		if (data >= 0 &&
+		    (ftruncate(data, (off_t)total) ||
+		     fcntl(data, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL))) {
+			close(data);
+			data = -1;
+		}
+	}
+	if (!rg || data < 0)
 		goto out;
 	/* Packed by the kernel straight from the segment, up to IOV_MAX runs a
 	 * call; a run with an unfilled page (EFAULT: the kernel does not fill
@@ -978,14 +1015,11 @@ static int write_batch(struct snapseg *seg, int fd, const struct stat *st, const
 		}
 		i += k;
 	}
-	/* The daemon maps it: it must not be able to shrink under it. */
-	if (fcntl(data, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)) {
-		rc = -errno;
-		goto out;
-	}
 	rc = snaphold_writeback(&h, fd, (const uint64_t(*)[2])rg, n, data);
 out:
-	if (data >= 0)
+	if (kept)
+		pthread_mutex_unlock(&seg->wb_lock);
+	else if (data >= 0)
 		close(data);
 	free(rg);
 	return rc;
