@@ -197,6 +197,70 @@ static int zero_tail(struct blk *b, uint64_t off, uint64_t left)
 	return 0;
 }
 
+#define GATHER_BUF (4u << 20)
+
+static int write_full(struct blk *b, const char *buf, size_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t w = pwrite(b->fd, buf, len, (off_t)off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		buf += w;
+		len -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
+int blk_gather(struct blk *b, int srcfd, const uint64_t (*src)[2], size_t n, uint64_t dst)
+{
+	char *buf = malloc(GATHER_BUF);
+	if (!buf)
+		return -ENOMEM;
+	size_t used = 0;
+	int rc = 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		if (src[i][1] > GATHER_BUF) { /* a large range: copied on its own */
+			if (used && !(rc = write_full(b, buf, used, dst)))
+				dst += used;
+			used = 0;
+			if (!rc && !(rc = blk_copy(b, srcfd, src[i][0], dst, src[i][1])))
+				dst += src[i][1];
+			continue;
+		}
+		if (used + src[i][1] > GATHER_BUF) {
+			if ((rc = write_full(b, buf, used, dst)))
+				break;
+			dst += used;
+			used = 0;
+		}
+		size_t got = 0;
+		while (got < src[i][1]) {
+			ssize_t k = pread(srcfd, buf + used + got, src[i][1] - got,
+					  (off_t)(src[i][0] + got));
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k < 0) {
+				rc = -errno;
+				break;
+			}
+			if (k == 0) { /* past the end of the source */
+				memset(buf + used + got, 0, src[i][1] - got);
+				got = src[i][1];
+				break;
+			}
+			got += (size_t)k;
+		}
+		used += src[i][1];
+	}
+	if (!rc && used)
+		rc = write_full(b, buf, used, dst);
+	free(buf);
+	return rc;
+}
+
 int blk_copy(struct blk *b, int srcfd, uint64_t srcoff, uint64_t dst, uint64_t len)
 {
 	loff_t in = (loff_t)srcoff, out = (loff_t)dst;

@@ -52,6 +52,13 @@ int blk_rebuild(struct blk *b, uint64_t *start, uint64_t *n, size_t count);
  * at the source's end of file (the rest stays zero). copy_file_range, falling
  * back to pread/pwrite. */
 int blk_copy(struct blk *b, int srcfd, uint64_t srcoff, uint64_t dst, uint64_t len);
+/*
+ * Copy n source ranges src[i] = {offset, length} of srcfd, one after the
+ * other, to [dst, dst + their total) of the block file: preads into a
+ * buffer, one write per buffer-full. Faster than one copy_file_range per
+ * range when the ranges are many and small. Past the source's end: zeros.
+ */
+int blk_gather(struct blk *b, int srcfd, const uint64_t (*src)[2], size_t n, uint64_t dst);
 /* Read exactly len bytes at off (zeros past the block file's end). */
 int blk_read(struct blk *b, void *buf, uint64_t len, uint64_t off);
 int blk_sync(struct blk *b);

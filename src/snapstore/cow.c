@@ -234,14 +234,28 @@ static int cow_blocks(struct store_file *sf, int fd, const uint64_t (*br)[2], si
 		rc = -ENOSPC;
 		goto out;
 	}
+	/* Many runs: one contiguous allocation, so the copies can be gathered
+	 * into few writes (blk_gather). */
+	size_t ncopy = 0;
+	for (size_t i = 0; i < runs.n; i++)
+		ncopy += !runs.a[i].hole;
+	int gather = ncopy > 1;
+	uint64_t next = 0;
+	if (gather && !(rc = blk_alloc(&st->blk, need / st->bs, &next)))
+		next *= st->bs;
 	for (size_t i = 0; i < runs.n && !rc; i++) {
 		struct run *r = &runs.a[i];
 		uint64_t start;
 		if (r->hole)
 			continue;
-		if ((rc = blk_alloc(&st->blk, r->n, &start)))
+		if (gather) {
+			r->loc = (int64_t)next;
+			next += (uint64_t)r->n * st->bs;
+		} else if (!(rc = blk_alloc(&st->blk, r->n, &start))) {
+			r->loc = (int64_t)(start * st->bs);
+		} else {
 			break;
-		r->loc = (int64_t)(start * st->bs);
+		}
 		reserved += (uint64_t)r->n * st->bs;
 	}
 	st->reserved_bytes += reserved;
@@ -252,7 +266,23 @@ static int cow_blocks(struct store_file *sf, int fd, const uint64_t (*br)[2], si
 		goto out;
 
 	/* Copy, outside the store mutex. */
-	for (size_t i = 0; i < runs.n && !rc; i++) {
+	if (gather) {
+		uint64_t(*src)[2] = malloc(ncopy * sizeof(*src));
+		size_t k = 0, first = 0;
+		for (size_t i = 0; src && i < runs.n; i++) {
+			if (runs.a[i].hole)
+				continue;
+			if (!k)
+				first = i;
+			src[k][0] = runs.a[i].blk * st->bs;
+			src[k++][1] = (uint64_t)runs.a[i].n * st->bs;
+		}
+		rc = src ? blk_gather(&st->blk, fd, (const uint64_t(*)[2])src, k,
+				      (uint64_t)runs.a[first].loc)
+			 : -ENOMEM;
+		free(src);
+	}
+	for (size_t i = 0; i < runs.n && !rc && !gather; i++) {
 		struct run *r = &runs.a[i];
 		if (r->hole)
 			continue;

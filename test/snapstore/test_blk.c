@@ -508,6 +508,42 @@ Test(blk, copy_past_source_end_writes_zeros_for_the_rest)
 	close(sfd);
 }
 
+Test(blk, gather_packs_ranges_in_order_with_zeros_past_the_end)
+{
+	/* A source of 6 MiB + 100 bytes; ranges: two scattered blocks, one
+	 * larger than the gather buffer (4 MiB), one straddling the end. */
+	size_t slen = (6u << 20) + 100;
+	char *src = malloc(slen);
+	tu_fill(src, slen, 9);
+	char p[600];
+	tu_path(p, sizeof(p), t_root, "gsrc");
+	cr_assert_eq(tu_write_file(p, src, slen), 0);
+	int sfd = open(p, O_RDONLY);
+	cr_assert(sfd >= 0);
+	const uint64_t r[][2] = {
+	    {7 * BS, BS}, {2 * BS, 2 * BS}, {BS, (5u << 20)}, {(6u << 20), 2 * BS}};
+	uint64_t total = 0;
+	for (size_t i = 0; i < 4; i++)
+		total += r[i][1];
+	uint64_t s = alloc(total / BS);
+	cr_assert_eq(blk_gather(&t_b, sfd, r, 4, s * BS), 0);
+	char *want = calloc(1, total), *got = malloc(total);
+	uint64_t at = 0;
+	for (size_t i = 0; i < 4; i++) {
+		uint64_t n = r[i][0] + r[i][1] <= slen ? r[i][1] : slen - r[i][0];
+		memcpy(want + at, src + r[i][0], n);
+		at += r[i][1];
+	}
+	cr_assert_eq(blk_read(&t_b, got, total, s * BS), 0);
+	for (uint64_t i = 0; i < total; i++)
+		if (got[i] != want[i])
+			cr_assert_fail("byte %" PRIu64 " of the gathered copy differs", i);
+	close(sfd);
+	free(src);
+	free(want);
+	free(got);
+}
+
 Test(blk, read_past_end_of_file_gives_zeros)
 {
 	expect_alloc(1, 0);
