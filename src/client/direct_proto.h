@@ -13,7 +13,10 @@
  *    descriptors: the caller's descriptor of the file, open for writing,
  *    and a file holding the ranges' bytes packed in order. Answer: struct
  *    direct_ans. The daemon applies the writes under copy-on-write in one
- *    store transaction.
+ *    store transaction. Then nforgo more ranges may follow: byte ranges of
+ *    the file that the record's snapshot gives up first (store_snap_forgo:
+ *    the segment has no page left that shows them), so that the writes
+ *    need not preserve them for it.
  */
 #ifndef DIRECT_PROTO_H
 #define DIRECT_PROTO_H
@@ -30,7 +33,9 @@ enum { DIRECT_HANDOVER = 1, DIRECT_WRITEBACK = 2 };
 
 struct direct_msg {
 	uint32_t type;
-	uint32_t n; /* DIRECT_WRITEBACK: ranges that follow */
+	uint32_t n;	 /* DIRECT_WRITEBACK: write ranges that follow */
+	uint32_t nforgo; /* then this many ranges the snapshot gives up */
+	uint32_t pad;
 	unsigned char key[DIRECT_TOKEN_LEN];
 };
 

@@ -927,6 +927,46 @@ static int pack_slow(int data, const char *src, size_t len, uint64_t off)
 }
 
 /*
+ * The blocks of the file that r's snapshot can give up before the runs are
+ * written: whole blocks inside a run that no page of the segment still
+ * shows from r (a page never comes back to r: re-reads take new
+ * snapshots). Then the daemon need not preserve them for r. Merged byte
+ * ranges into fg (room for n); their count. Called with seg->lock held.
+ */
+static size_t forgo_plan(struct snapseg *seg, struct segsnap *r, off_t off, const struct wrun *runs,
+			 size_t n, uint64_t (*fg)[2])
+{
+	uint64_t bs = 1ull << r->h.bshift;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t fs = (uint64_t)off + runs[i].at, fe = (uint64_t)off + runs[i].end;
+		for (uint64_t b = (fs + bs - 1) / bs; (b + 1) * bs <= fe; b++) {
+			/* r's pages for block b: addresses b * bs - delta onwards. */
+			int64_t a0 = (int64_t)(b * bs) - r->delta, a1 = a0 + (int64_t)bs;
+			int64_t lo = (int64_t)(uintptr_t)seg->base, hi = lo + (int64_t)seg->size;
+			bool shown = false;
+			if (a1 > lo && a0 < hi) {
+				uintptr_t p0 = (uintptr_t)((a0 > lo ? a0 : lo) - lo) / PG;
+				uintptr_t p1 =
+				    (uintptr_t)(((a1 < hi ? a1 : hi) - lo) + (int64_t)PG - 1) / PG;
+				for (size_t x = ext_find(seg, p0);
+				     x < seg->next && seg->ext[x].s < p1 && !shown; x++)
+					shown = seg->ext[x].r == r;
+			}
+			if (shown)
+				continue;
+			if (k && fg[k - 1][0] + fg[k - 1][1] == b * bs)
+				fg[k - 1][1] += bs;
+			else if (k < n) {
+				fg[k][0] = b * bs;
+				fg[k++][1] = bs;
+			}
+		}
+	}
+	return k;
+}
+
+/*
  * Many scattered runs of a file this segment reads directly: hand them to
  * the daemon in one request (one copy-on-write transaction, no FUSE write
  * per run). The bytes are packed into a memfd by memcpy, in user mode, so
@@ -941,16 +981,20 @@ static int write_batch(struct snapseg *seg, int fd, const struct stat *st, const
 	if (n < WB_MIN_RUNS || total > WB_MAX_BYTES)
 		return -ENOTSUP;
 	struct snaphold h = {.direct_state = 0};
+	uint64_t(*rg)[2] = calloc(2 * n, sizeof(*rg)), (*fg)[2] = rg ? rg + n : NULL;
+	size_t nfg = 0;
 	pthread_mutex_lock(&seg->lock);
-	for (struct segsnap *r = seg->snaps; r; r = r->next)
+	for (struct segsnap *r = seg->snaps; rg && r; r = r->next)
 		if (r->h.dev == st->st_dev && r->h.ino == st->st_ino && r->h.direct_state > 0) {
 			h = r->h;
+			nfg = forgo_plan(seg, r, off, runs, n, fg);
 			break;
 		}
 	pthread_mutex_unlock(&seg->lock);
-	if (h.direct_state <= 0)
+	if (h.direct_state <= 0) {
+		free(rg);
 		return -ENOTSUP;
-	uint64_t(*rg)[2] = calloc(n, sizeof(*rg));
+	}
 	/* A small batch reuses the segment's buffer (its pages stay allocated
 	 * between calls); a large one, or one while another call packs, gets
 	 * its own. Sealed against shrinking: the daemon maps it. */
@@ -1015,7 +1059,8 @@ static int write_batch(struct snapseg *seg, int fd, const struct stat *st, const
 		}
 		i += k;
 	}
-	rc = snaphold_writeback(&h, fd, (const uint64_t(*)[2])rg, n, data);
+	rc = snaphold_writeback(&h, fd, (const uint64_t(*)[2])rg, n, (const uint64_t(*)[2])fg, nfg,
+				data);
 out:
 	if (kept)
 		pthread_mutex_unlock(&seg->wb_lock);

@@ -54,10 +54,12 @@ ssize_t snaphold_pread(struct snaphold *h, void *buf, size_t len, uint64_t off);
  * Write n ranges rg[i] = {off, len} (increasing, disjoint) of fd's file,
  * which must be h's file open for writing, with their bytes packed in order
  * in the file data: the daemon applies them under copy-on-write in one
- * store transaction. 0, or -errno (-ENOTSUP: no direct channel; the caller
- * then writes them itself).
+ * store transaction. Before that, h's snapshot gives up the byte ranges
+ * fg[i] = {off, len} (whole blocks inside; the caller shows them no more).
+ * 0, or -errno (-ENOTSUP: no direct channel; the caller then writes them
+ * itself).
  */
 int snaphold_writeback(const struct snaphold *h, int fd, const uint64_t (*rg)[2], size_t n,
-		       int data);
+		       const uint64_t (*fg)[2], size_t nfg, int data);
 
 #endif

@@ -317,7 +317,8 @@ static dev_t fuse_dev(void)
 }
 
 /* Write the ranges' bytes from data into the file, under copy-on-write. */
-static int wb_apply(struct sfs_inode *inode, int data, const uint64_t (*rg)[2], uint32_t n)
+static int wb_apply(struct sfs_inode *inode, uint64_t snap, int data, const uint64_t (*rg)[2],
+		    uint32_t n, const uint64_t (*fg)[2], uint32_t nfg)
 {
 	char proc[64];
 	inode_procpath(inode, proc);
@@ -348,6 +349,10 @@ static int wb_apply(struct sfs_inode *inode, int data, const uint64_t (*rg)[2], 
 	}
 	struct store_file *sf = cow_sf(inode);
 	cow_lock(inode, sf);
+	/* What the segment's snapshot gives up, it gives up before the writes
+	 * (only its own snapshot: a failure just means more copying). */
+	for (uint32_t i = 0; i < nfg && sf; i++)
+		(void)store_snap_forgo(sfs.store, snap, store_file_fid(sf), fg[i][0], fg[i][1]);
 	rc = cow_ranges(inode, sf, rg, n);
 	uint64_t doff = 0;
 	for (uint32_t i = 0; i < n && !rc; i++) {
@@ -376,10 +381,12 @@ static void writeback(int c, const struct direct_msg *h, const struct ucred *cr,
 	struct direct_ans ans = {.status = -EINVAL};
 	uint64_t(*rg)[2] = NULL;
 	struct sfs_inode *inode = NULL;
-	if (h->n == 0 || h->n > DIRECT_MAX_RANGES || fds[0] < 0 || fds[1] < 0)
+	if (h->n == 0 || h->n > DIRECT_MAX_RANGES || h->nforgo > DIRECT_MAX_RANGES || fds[0] < 0 ||
+	    fds[1] < 0)
 		goto out;
-	rg = malloc(h->n * sizeof(*rg));
-	if (!rg || recv(c, rg, h->n * sizeof(*rg), MSG_WAITALL) != (ssize_t)(h->n * sizeof(*rg)))
+	size_t nall = (size_t)h->n + h->nforgo;
+	rg = malloc(nall * sizeof(*rg));
+	if (!rg || recv(c, rg, nall * sizeof(*rg), MSG_WAITALL) != (ssize_t)(nall * sizeof(*rg)))
 		goto out;
 	uint64_t total = 0;
 	for (uint32_t i = 0; i < h->n; i++) {
@@ -403,8 +410,10 @@ static void writeback(int c, const struct direct_msg *h, const struct ucred *cr,
 	struct direct_rec *r = d.recs;
 	while (r && (!r->handed || memcmp(r->wkey, h->key, TOKEN_LEN)))
 		r = r->next;
+	uint64_t snap = 0;
 	if (r && (cr->uid == 0 || cr->uid == r->uid) && r->inode->ino == st.st_ino) {
 		inode = r->inode;
+		snap = r->id;
 		pthread_mutex_lock(&sfs.mutex);
 		inode->nlookup++; /* kept while we write */
 		pthread_mutex_unlock(&sfs.mutex);
@@ -412,7 +421,8 @@ static void writeback(int c, const struct direct_msg *h, const struct ucred *cr,
 	pthread_mutex_unlock(&d.mutex);
 	if (!inode)
 		goto out;
-	ans.status = wb_apply(inode, fds[1], (const uint64_t(*)[2])rg, h->n);
+	ans.status = wb_apply(inode, snap, fds[1], (const uint64_t(*)[2])rg, h->n,
+			      (const uint64_t(*)[2])(rg + h->n), h->nforgo);
 	if (ans.status == 0)
 		ans.written = total;
 	inode_forget(inode, 1);

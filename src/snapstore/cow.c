@@ -51,11 +51,17 @@ static int plan(struct store *st, uint64_t fid, uint32_t maxn, const struct cove
 		uint64_t b0, uint64_t b1, struct runs *out)
 {
 	uint64_t *from = malloc(PLAN_CHUNK * sizeof(*from));
+	const struct snapforgo **fg = calloc(nc ? nc : 1, sizeof(*fg));
 	struct ext *ex = NULL;
 	size_t nex = 0, capex = 0;
 	int rc = 0;
-	if (!from)
+	if (!from || !fg) {
+		free(from);
+		free(fg);
 		return -ENOMEM;
+	}
+	for (size_t i = 0; i < nc; i++) /* blocks a snapshot gave up: not needed by it */
+		fg[i] = store_forgo_get(st, c[i].snap, fid);
 	struct run cur = {0};
 	for (uint64_t c0 = b0; c0 < b1 && !rc; c0 += PLAN_CHUNK) {
 		uint64_t c1 = c0 + PLAN_CHUNK < b1 ? c0 + PLAN_CHUNK : b1;
@@ -75,7 +81,8 @@ static int plan(struct store *st, uint64_t fid, uint32_t maxn, const struct cove
 			uint64_t f = from[b - c0];
 			int need = 0;
 			for (size_t i = 0; i < nc && !need; i++)
-				need = c[i].epoch >= f && b * st->bs < c[i].size;
+				need = c[i].epoch >= f && b * st->bs < c[i].size &&
+				       !store_forgone(fg[i], b);
 			if (!need)
 				continue;
 			if (cur.n && cur.blk + cur.n == b && cur.efrom == f &&
@@ -91,6 +98,7 @@ static int plan(struct store *st, uint64_t fid, uint32_t maxn, const struct cove
 	if (!rc && cur.n)
 		rc = runs_push(out, &cur);
 	free(from);
+	free(fg);
 	free(ex);
 	return rc;
 }

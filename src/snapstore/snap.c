@@ -579,6 +579,11 @@ ssize_t store_snap_read(struct store *st, uint64_t id, uint64_t fid, void *buf, 
 	pthread_mutex_lock(&st->mu);
 	struct store_file *sf2;
 	rc = find_cover(st, id, fid, &sf2, &c); /* released meanwhile? */
+	/* Blocks the snapshot gave up were not preserved: never the live bytes. */
+	const struct snapforgo *fg = rc ? NULL : store_forgo_get(st, id, fid);
+	for (uint64_t b = off / bs; fg && b < (end + bs - 1) / bs && !rc; b++)
+		if (store_forgone(fg, b))
+			rc = -EIO;
 	if (!rc)
 		rc = extidx_ext_range(st->x, fid, off / bs, (end + bs - 1) / bs, c.epoch,
 				      sf->maxnblk, &ex, &nex, &capex);
@@ -652,7 +657,17 @@ int store_snap_changed(struct store *st, uint64_t id, uint64_t fid,
 	store_file_rdlock(sf);
 	pthread_mutex_lock(&st->mu);
 	int detached = sf->detached, livefd = -1;
-	rc = extidx_ext_fid(st->x, fid, c.epoch, &ex, &nex, &capex);
+	/* Forgone blocks count as changed: nothing says they are not. */
+	uint64_t *fgbits = NULL, fgn = 0;
+	const struct snapforgo *fg = store_forgo_get(st, id, fid);
+	if (fg && (fgbits = malloc((fg->nblk + 63) / 64 * 8))) {
+		memcpy(fgbits, fg->bits, (fg->nblk + 63) / 64 * 8);
+		fgn = fg->nblk;
+	} else if (fg) {
+		rc = -ENOMEM;
+	}
+	if (!rc)
+		rc = extidx_ext_fid(st->x, fid, c.epoch, &ex, &nex, &capex);
 	if (!rc && !detached)
 		livefd = store_live_fd(sf);
 	if (!rc && livefd < 0 && !detached)
@@ -667,9 +682,16 @@ int store_snap_changed(struct store *st, uint64_t id, uint64_t fid,
 			cur = (uint64_t)sb.st_size;
 	}
 	store_file_unlock(sf);
-	size_t nr = 0;
-	if (!rc && !(r = calloc(nex + 1, sizeof(*r))))
+	size_t nr = 0, nfg = 0;
+	for (uint64_t b = 0; b < fgn; b++)
+		nfg += fgbits[b / 64] >> (b & 63) & 1;
+	if (!rc && !(r = calloc(nex + 1 + nfg, sizeof(*r))))
 		rc = -ENOMEM;
+	for (uint64_t b = 0; !rc && b < fgn; b++)
+		if (fgbits[b / 64] >> (b & 63) & 1 && b * st->bs < c.size)
+			r[nr++] = (struct range){
+			    b * st->bs, (b + 1) * st->bs < c.size ? (b + 1) * st->bs : c.size};
+	free(fgbits);
 	if (!rc && detached) {
 		if (c.size)
 			r[nr++] = (struct range){0, c.size};
@@ -699,5 +721,43 @@ int store_snap_changed(struct store *st, uint64_t id, uint64_t fid,
 	free(r);
 	free(ex);
 	store_file_put(sf);
+	return rc;
+}
+
+int store_snap_forgo(struct store *st, uint64_t id, uint64_t fid, uint64_t off, uint64_t len)
+{
+	uint64_t bs = st->bs;
+	uint64_t b0 = (off + bs - 1) / bs, b1 = off + len < off ? UINT64_MAX : (off + len) / bs;
+	pthread_mutex_lock(&st->mu);
+	struct snapmem *sm = store_snap_find(st, id);
+	struct store_file *sf = NULL;
+	struct cover c;
+	int rc = !sm			       ? -ENOENT
+		 : sm->kind != STORE_EPHEMERAL ? -EINVAL
+					       : find_cover(st, id, fid, &sf, &c);
+	struct snapforgo *f = NULL;
+	for (f = rc ? NULL : sm->forgo; f && f->fid != fid; f = f->next)
+		;
+	uint64_t nblk = (c.size + bs - 1) / bs;
+	if (!rc && !f) {
+		f = calloc(1, sizeof(*f));
+		if (f)
+			f->bits = calloc((nblk + 63) / 64 + 1, 8);
+		if (!f || !f->bits) {
+			if (f)
+				free(f);
+			rc = -ENOMEM;
+		} else {
+			f->fid = fid;
+			f->nblk = nblk;
+			f->next = sm->forgo;
+			sm->forgo = f;
+		}
+	}
+	if (b1 > nblk)
+		b1 = nblk;
+	for (uint64_t b = b0; !rc && b < b1; b++)
+		f->bits[b / 64] |= 1ull << (b & 63);
+	pthread_mutex_unlock(&st->mu);
 	return rc;
 }

@@ -210,6 +210,16 @@ ssize_t store_snap_read(struct store *st, uint64_t id, uint64_t fid, void *buf, 
 int store_snap_changed(struct store *st, uint64_t id, uint64_t fid,
 		       int (*fn)(void *arg, uint64_t off, uint64_t len), void *arg);
 
+/*
+ * Ephemeral snapshot id no longer needs the whole blocks of file fid inside
+ * [off, off + len): from now on they are not preserved for it (when no
+ * other snapshot needs them, copy-on-write skips them), reading them from
+ * it fails with -EIO, and store_snap_changed reports them as changed. For
+ * a holder that will never read them again (a segment's detached pages).
+ * -EINVAL for a pinned snapshot, -ENOENT for an unknown one.
+ */
+int store_snap_forgo(struct store *st, uint64_t id, uint64_t fid, uint64_t off, uint64_t len);
+
 struct store_stats {
 	uint64_t bytes_on_disk;	  /* index + WAL + allocated block-file space */
 	uint64_t bytes_preserved; /* sum of extents with data */

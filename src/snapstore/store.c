@@ -318,8 +318,28 @@ void store_snap_del(struct store *st, uint64_t id)
 	if (!s)
 		return;
 	size_t i = (size_t)(s - st->snaps);
+	store_forgo_free(s);
 	memmove(&st->snaps[i], &st->snaps[i + 1], (st->nsnaps - i - 1) * sizeof(*s));
 	st->nsnaps--;
+}
+
+void store_forgo_free(struct snapmem *sm)
+{
+	while (sm->forgo) {
+		struct snapforgo *f = sm->forgo;
+		sm->forgo = f->next;
+		free(f->bits);
+		free(f);
+	}
+}
+
+const struct snapforgo *store_forgo_get(struct store *st, uint64_t snap, uint64_t fid)
+{
+	struct snapmem *sm = store_snap_find(st, snap);
+	for (struct snapforgo *f = sm ? sm->forgo : NULL; f; f = f->next)
+		if (f->fid == fid)
+			return f;
+	return NULL;
 }
 
 /* ---- recovery ---- */
@@ -564,6 +584,8 @@ static void free_all(struct store *st)
 		sf->ncov = 0;
 		store_file_maybe_free(sf);
 	}
+	for (size_t i = 0; i < st->nsnaps; i++)
+		store_forgo_free(&st->snaps[i]);
 	free(st->snaps);
 	blk_release(&st->blk);
 	extidx_close(st->x);

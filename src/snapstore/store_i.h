@@ -51,10 +51,18 @@ RB_HEAD(sf_by_handle, store_file);
 RB_HEAD(sf_by_fid, store_file);
 
 /* A live snapshot as the store keeps it in memory. */
+/* Blocks of one file an ephemeral snapshot gave up (store_snap_forgo). */
+struct snapforgo {
+	uint64_t fid, nblk;
+	uint64_t *bits; /* bit b: block b is forgone */
+	struct snapforgo *next;
+};
+
 struct snapmem {
 	uint64_t id, epoch;
 	int64_t expires;
 	int kind, state;
+	struct snapforgo *forgo; /* mu; ephemeral snapshots only */
 };
 
 struct store {
@@ -86,6 +94,13 @@ struct store_file *store_file_by_fid(struct store *st, uint64_t fid);
 void store_file_set_fid(struct store_file *sf, uint64_t fid); /* mu held */
 void store_file_maybe_free(struct store_file *sf); /* mu held; frees an unused, untracked sf */
 struct snapmem *store_snap_find(struct store *st, uint64_t id);
+/* The forgone-blocks bitmap of (snapshot, file), or NULL (mu held). */
+const struct snapforgo *store_forgo_get(struct store *st, uint64_t snap, uint64_t fid);
+static inline int store_forgone(const struct snapforgo *f, uint64_t b)
+{
+	return f && b < f->nblk && (f->bits[b / 64] >> (b & 63) & 1);
+}
+void store_forgo_free(struct snapmem *sm);
 int store_snap_add(struct store *st, const struct snapmem *s);
 void store_snap_del(struct store *st, uint64_t id);
 int store_cover_add(struct store_file *sf, const struct cover *c);

@@ -146,3 +146,104 @@ Test(wb, append_descriptor_is_not_batched)
 	close(rd);
 	free(orig);
 }
+
+/* After a write-back, the segment's snapshot gives up the blocks of the
+ * pages it wrote (no page shows them any more): with no other snapshot,
+ * nothing is copied; every page still reads right, and so does the file. */
+Test(wb, written_blocks_no_page_shows_are_not_preserved)
+{
+	fx_mount(NULL);
+	const size_t np = 256, len = np * PGSZ;
+	unsigned char *orig = mkfile("f", len, 75);
+	unsigned char *want = xmalloc(len);
+	memcpy(want, orig, len);
+	int fd = open(MP("f"), O_RDWR);
+	cr_assert(fd >= 0);
+	struct snapseg *s = mkseg(len);
+	unsigned char *b = snapseg_base(s);
+	cr_assert_eq(snapseg_read(s, b, fd, len, 0), (ssize_t)len);
+	for (size_t p = 3; p < np; p += 8) {
+		b[p * PGSZ + 1] ^= 0x33;
+		want[p * PGSZ + 1] ^= 0x33;
+	}
+	struct snapfs_rec_stats st0 = get_stats();
+	cr_assert_eq(snapseg_write(s, b, fd, len, 0), (ssize_t)len);
+	struct snapfs_rec_stats st1 = get_stats();
+	cr_assert_eq(st1.cow_bytes, st0.cow_bytes,
+		     "%llu bytes preserved for blocks no page of the segment shows",
+		     (unsigned long long)(st1.cow_bytes - st0.cow_bytes));
+	for (size_t i = 0; i < len; i++)
+		if (b[i] != want[i])
+			cr_assert_fail("segment byte %zu (page %zu) wrong after write-back", i,
+				       i / PGSZ);
+	expect_file("live after", MP("f"), want, len);
+	snapseg_destroy(s);
+	close(fd);
+	free(orig);
+	free(want);
+}
+
+/* Unaligned: each page shows parts of two blocks, so a written page's
+ * blocks are still shown by its unfilled neighbours. They must be kept
+ * (copied) and the neighbours must fill with the read-time bytes. */
+Test(wb, blocks_still_shown_by_other_pages_are_kept)
+{
+	fx_mount(NULL);
+	const size_t np = 128, len = np * PGSZ, skew = 100;
+	unsigned char *orig = mkfile("f", len + PGSZ, 76);
+	int fd = open(MP("f"), O_RDWR);
+	cr_assert(fd >= 0);
+	struct snapseg *s = mkseg(len + PGSZ);
+	unsigned char *b = snapseg_base(s);
+	/* dst page-aligned, file offset skewed: page p shows [p*4096+100, ...). */
+	cr_assert_eq(snapseg_read(s, b, fd, len, (off_t)skew), (ssize_t)len);
+	unsigned char *want = xmalloc(len + PGSZ);
+	memcpy(want, orig, len + PGSZ);
+	for (size_t p = 4; p < np - 1; p += 8) { /* 16 single-page runs */
+		b[p * PGSZ + 9] ^= 0x44;
+		want[skew + p * PGSZ + 9] ^= 0x44;
+	}
+	struct snapfs_rec_stats st0 = get_stats();
+	cr_assert_eq(snapseg_write(s, b, fd, len, (off_t)skew), (ssize_t)len);
+	struct snapfs_rec_stats st1 = get_stats();
+	cr_assert(st1.cow_bytes > st0.cow_bytes,
+		  "blocks the unfilled neighbours still show were not preserved");
+	/* The neighbours (never touched) fill from the snapshot. */
+	for (size_t p = 3; p < np; p += 8)
+		for (size_t i = 0; i < PGSZ; i++)
+			if (b[p * PGSZ + i] != orig[skew + p * PGSZ + i])
+				cr_assert_fail("page %zu byte %zu: not the read-time byte", p, i);
+	expect_file("live after", MP("f"), want, len + PGSZ);
+	snapseg_destroy(s);
+	close(fd);
+	free(orig);
+	free(want);
+}
+
+/* The file read twice into one segment (two snapshots, two regions): a
+ * write-back from the first region must not let the second region's
+ * snapshot give up blocks its unfilled pages still show. */
+Test(wb, blocks_the_other_region_shows_are_kept)
+{
+	fx_mount(NULL);
+	const size_t np = 64, len = np * PGSZ;
+	unsigned char *orig = mkfile("f", len, 77);
+	int fd = open(MP("f"), O_RDWR);
+	cr_assert(fd >= 0);
+	struct snapseg *s = mkseg(2 * len);
+	unsigned char *a = snapseg_base(s), *b2 = a + len;
+	cr_assert_eq(snapseg_read(s, a, fd, len, 0), (ssize_t)len);
+	cr_assert_eq(snapseg_read(s, b2, fd, len, 0), (ssize_t)len);
+	for (size_t p = 0; p < np; p += 4) /* 16 runs */
+		a[p * PGSZ + 3] ^= 0x21;
+	cr_assert_eq(snapseg_write(s, a, fd, len, 0), (ssize_t)len);
+	/* The second region was never touched: its pages show the read-time
+	 * file, including the blocks just overwritten. */
+	for (size_t i = 0; i < len; i++)
+		if (b2[i] != orig[i])
+			cr_assert_fail("second region byte %zu (page %zu): not the read-time byte",
+				       i, i / PGSZ);
+	snapseg_destroy(s);
+	close(fd);
+	free(orig);
+}

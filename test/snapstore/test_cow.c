@@ -414,3 +414,65 @@ Test(cow, ranges_preserve_every_range_in_one_call)
 	free(a);
 	free(live);
 }
+
+static int changed_collect(void *arg, uint64_t off, uint64_t len)
+{
+	uint64_t(*v)[2] = arg;
+	size_t i = 0;
+	while (v[i][1])
+		i++;
+	v[i][0] = off;
+	v[i][1] = len;
+	return 0;
+}
+
+/* store_snap_forgo: an ephemeral snapshot gives up blocks. They are not
+ * preserved for it (unless another snapshot needs them), reading them from
+ * it fails with EIO (never the changed live bytes), DIFF calls them changed,
+ * the rest of the snapshot reads right; a pinned snapshot cannot forgo. */
+Test(cow, forgone_blocks_are_not_preserved_and_never_read)
+{
+	enum { NB = 16 };
+	char a[NB * BS], b[BS];
+	tu_fill(a, sizeof(a), 51);
+	tu_fill(b, sizeof(b), 52);
+	int fd = fx_file("f");
+	fx_pwrite(fd, a, sizeof(a), 0);
+	struct store_file *sf = get(fd);
+	uint64_t eph = fx_pin1(sf, fd, "f", STORE_EPHEMERAL);
+	uint64_t fid = store_file_fid(sf);
+	cr_assert_eq(store_snap_forgo(fx_st, eph + 1000, fid, 0, BS), -ENOENT);
+	/* Blocks 2 and 3 (the partial blocks around them stay). */
+	cr_assert_eq(store_snap_forgo(fx_st, eph, fid, 2 * BS - 10, 2 * BS + 20), 0);
+	cr_assert_eq(fx_cow_write(sf, fd, b, BS, 2 * BS), 0);
+	cr_assert_eq(fx_stats().cow_bytes, 0, "a forgone block was preserved");
+	cr_assert_eq(fx_cow_write(sf, fd, b, BS, 5 * BS), 0);
+	cr_assert_eq(fx_stats().cow_bytes, BS, "block 5 must be preserved");
+	char got[NB * BS];
+	cr_assert_eq(store_snap_read(fx_st, eph, fid, got, BS, 2 * BS), -EIO);
+	cr_assert_eq(store_snap_read(fx_st, eph, fid, got, 3 * BS, BS), -EIO);
+	cr_assert_eq(store_snap_read(fx_st, eph, fid, got, BS, 5 * BS), BS);
+	cr_assert_arr_eq(got, a + 5 * BS, BS);
+	cr_assert_eq(store_snap_read(fx_st, eph, fid, got, BS, 4 * BS), BS);
+	cr_assert_arr_eq(got, a + 4 * BS, BS);
+	uint64_t ch[8][2] = {{0}};
+	cr_assert_eq(store_snap_changed(fx_st, eph, fid, changed_collect, ch), 0);
+	cr_assert(ch[0][0] == 2 * BS && ch[0][1] == 2 * BS && ch[1][0] == 5 * BS &&
+		      ch[1][1] == BS && ch[2][1] == 0,
+		  "changed: [%lu,+%lu) [%lu,+%lu) [%lu,+%lu)", (unsigned long)ch[0][0],
+		  (unsigned long)ch[0][1], (unsigned long)ch[1][0], (unsigned long)ch[1][1],
+		  (unsigned long)ch[2][0], (unsigned long)ch[2][1]);
+	/* A pinned snapshot taken now needs block 3 again: it is preserved. */
+	uint64_t pin = fx_pin1(sf, fd, "f", STORE_PINNED);
+	cr_assert_eq(store_snap_forgo(fx_st, pin, fid, 0, BS), -EINVAL);
+	char live[NB * BS];
+	cr_assert_eq(pread(fd, live, sizeof(live), 0), (ssize_t)sizeof(live));
+	uint64_t before = fx_stats().cow_bytes;
+	cr_assert_eq(fx_cow_write(sf, fd, b, BS, 3 * BS), 0);
+	cr_assert_eq(fx_stats().cow_bytes, before + BS);
+	fx_expect_snap(pin, fid, live, sizeof(live));
+	cr_assert_eq(store_release(fx_st, eph), 0);
+	fx_check();
+	store_file_put(sf);
+	close(fd);
+}
