@@ -5,7 +5,8 @@
 #
 #   bench/run.sh [BUILD_DIR]        (defaults: build; SIZE=1g RUNTIME=5 REPS=3)
 #
-# Then the cost of snapshots through the mount (bench/snapbench.c) and the
+# Then the cost of snapshots through the mount (bench/snapbench.c), the
+# deferred-I/O segment (bench/segbench.c; SEG_MIB, SEG_REPS) and the
 # store's own benchmarks (bench/store/bench_store.c, no FUSE).
 set -euo pipefail
 build=${1:-build}
@@ -80,6 +81,10 @@ echo
 echo "| snapshots through the mount (snapbench, ${SNAP_MIB:-256} MiB files) | value | ratio |"
 echo "|---|---|---|"
 "$(dirname "$snapfs")/../../bench/snapbench" "$work/mnt" "${SNAP_MIB:-256}"
+
+echo
+echo "deferred-I/O segment (segbench, ${SEG_MIB:-1024} MiB, ${SEG_REPS:-5} runs):"
+"$(dirname "$snapfs")/../../bench/segbench" "$work/mnt" "${SEG_MIB:-1024}" "${SEG_REPS:-5}"
 
 echo
 "$(dirname "$snapfs")/../../bench/store/bench_store" ${STORE_BENCH:-pin cow}
