@@ -230,6 +230,42 @@ static void done(sqlite3_stmt *s)
 	sqlite3_clear_bindings(s);
 }
 
+/* A result set collected into a growing array. */
+struct rows {
+	void *a;
+	size_t n, cap;
+};
+
+/*
+ * Step s to the end, appending one element of elem bytes per row, filled by
+ * row() (0, or -errno: then the element is not counted and the walk stops).
+ * The statement is finished either way; the caller owns r->a.
+ */
+static int rows(struct extidx *x, sqlite3_stmt *s, struct rows *r, size_t elem,
+		int (*row)(sqlite3_stmt *s, void *out))
+{
+	int rc, ret = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (r->n == r->cap) {
+			size_t nc = r->cap ? r->cap * 2 : 16;
+			void *na = reallocarray(r->a, nc, elem);
+			if (!na) {
+				ret = -ENOMEM;
+				break;
+			}
+			r->a = na;
+			r->cap = nc;
+		}
+		if ((ret = row(s, (char *)r->a + r->n * elem)))
+			break;
+		r->n++;
+	}
+	if (!ret && rc != SQLITE_DONE)
+		ret = map_rc(x, rc);
+	done(s);
+	return ret;
+}
+
 static int exec(struct extidx *x, const char *sql)
 {
 	int rc = sqlite3_exec(x->db, sql, NULL, NULL, NULL);
@@ -527,50 +563,37 @@ int extidx_file_delete(struct extidx *x, uint64_t fid)
 	return run(x, s);
 }
 
+static int file_row(sqlite3_stmt *s, void *out)
+{
+	struct extidx_file *f = out;
+	memset(f, 0, sizeof(*f));
+	f->fid = (uint64_t)sqlite3_column_int64(s, 0);
+	int hl = sqlite3_column_bytes(s, 1);
+	if (hl < 0 || (size_t)hl > sizeof(f->handle))
+		return -EIO;
+	memcpy(f->handle, sqlite3_column_blob(s, 1), (size_t)hl);
+	f->hlen = (uint32_t)hl;
+	f->state = sqlite3_column_int(s, 2);
+	f->ino = (uint64_t)sqlite3_column_int64(s, 3);
+	f->size = (uint64_t)sqlite3_column_int64(s, 4);
+	f->mtime_ns = sqlite3_column_int64(s, 5);
+	f->ctime_ns = sqlite3_column_int64(s, 6);
+	return 0;
+}
+
 int extidx_files_all(struct extidx *x, struct extidx_file **out, size_t *n)
 {
 	sqlite3_stmt *s = stmt(x, S_FILE_ALL);
 	if (!s)
 		return -EIO;
-	struct extidx_file *a = NULL;
-	size_t len = 0, cap = 0;
-	int rc, ret = 0;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (len == cap) {
-			size_t nc = cap ? cap * 2 : 16;
-			struct extidx_file *na = reallocarray(a, nc, sizeof(*a));
-			if (!na) {
-				ret = -ENOMEM;
-				break;
-			}
-			a = na;
-			cap = nc;
-		}
-		struct extidx_file *f = &a[len++];
-		memset(f, 0, sizeof(*f));
-		f->fid = (uint64_t)sqlite3_column_int64(s, 0);
-		int hl = sqlite3_column_bytes(s, 1);
-		if (hl < 0 || (size_t)hl > sizeof(f->handle)) {
-			ret = -EIO;
-			break;
-		}
-		memcpy(f->handle, sqlite3_column_blob(s, 1), (size_t)hl);
-		f->hlen = (uint32_t)hl;
-		f->state = sqlite3_column_int(s, 2);
-		f->ino = (uint64_t)sqlite3_column_int64(s, 3);
-		f->size = (uint64_t)sqlite3_column_int64(s, 4);
-		f->mtime_ns = sqlite3_column_int64(s, 5);
-		f->ctime_ns = sqlite3_column_int64(s, 6);
-	}
-	if (!ret && rc != SQLITE_DONE)
-		ret = map_rc(x, rc);
-	done(s);
+	struct rows r = {0};
+	int ret = rows(x, s, &r, sizeof(**out), file_row);
 	if (ret) {
-		free(a);
+		free(r.a);
 		return ret;
 	}
-	*out = a;
-	*n = len;
+	*out = r.a;
+	*n = r.n;
 	return 0;
 }
 
@@ -646,36 +669,25 @@ int extidx_snap_get(struct extidx *x, uint64_t id, struct extidx_snap *out)
 	return ret;
 }
 
+static int snap_row_v(sqlite3_stmt *s, void *out)
+{
+	snap_row(s, out);
+	return 0;
+}
+
 int extidx_snaps_all(struct extidx *x, struct extidx_snap **out, size_t *n)
 {
 	sqlite3_stmt *s = stmt(x, S_SNAP_ALL);
 	if (!s)
 		return -EIO;
-	struct extidx_snap *a = NULL;
-	size_t len = 0, cap = 0;
-	int rc, ret = 0;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (len == cap) {
-			size_t nc = cap ? cap * 2 : 16;
-			struct extidx_snap *na = reallocarray(a, nc, sizeof(*a));
-			if (!na) {
-				ret = -ENOMEM;
-				break;
-			}
-			a = na;
-			cap = nc;
-		}
-		snap_row(s, &a[len++]);
-	}
-	if (!ret && rc != SQLITE_DONE)
-		ret = map_rc(x, rc);
-	done(s);
+	struct rows r = {0};
+	int ret = rows(x, s, &r, sizeof(**out), snap_row_v);
 	if (ret) {
-		free(a);
+		free(r.a);
 		return ret;
 	}
-	*out = a;
-	*n = len;
+	*out = r.a;
+	*n = r.n;
 	return 0;
 }
 
@@ -712,6 +724,15 @@ static void sfile_row(sqlite3_stmt *s, struct extidx_sfile *o)
 	o->ino = (uint64_t)sqlite3_column_int64(s, 10);
 }
 
+static int sfile_row_path(sqlite3_stmt *s, void *out)
+{
+	struct extidx_sfile *f = out;
+	sfile_row(s, f);
+	const unsigned char *p = sqlite3_column_text(s, 1);
+	f->path = strdup(p ? (const char *)p : "");
+	return f->path ? 0 : -ENOMEM;
+}
+
 int extidx_sfiles(struct extidx *x, uint64_t snap, struct extidx_sfile **out, size_t *n)
 {
 	sqlite3_stmt *s = stmt(x, snap ? S_SF_OF : S_SF_ALL);
@@ -719,39 +740,14 @@ int extidx_sfiles(struct extidx *x, uint64_t snap, struct extidx_sfile **out, si
 		return -EIO;
 	if (snap)
 		sqlite3_bind_int64(s, 1, (int64_t)snap);
-	struct extidx_sfile *a = NULL;
-	size_t len = 0, cap = 0;
-	int rc, ret = 0;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (len == cap) {
-			size_t nc = cap ? cap * 2 : 16;
-			struct extidx_sfile *na = reallocarray(a, nc, sizeof(*a));
-			if (!na) {
-				ret = -ENOMEM;
-				break;
-			}
-			a = na;
-			cap = nc;
-		}
-		struct extidx_sfile *f = &a[len];
-		sfile_row(s, f);
-		const unsigned char *p = sqlite3_column_text(s, 1);
-		f->path = strdup(p ? (const char *)p : "");
-		if (!f->path) {
-			ret = -ENOMEM;
-			break;
-		}
-		len++;
-	}
-	if (!ret && rc != SQLITE_DONE)
-		ret = map_rc(x, rc);
-	done(s);
+	struct rows r = {0};
+	int ret = rows(x, s, &r, sizeof(**out), sfile_row_path);
 	if (ret) {
-		extidx_sfiles_free(a, len);
+		extidx_sfiles_free(r.a, r.n);
 		return ret;
 	}
-	*out = a;
-	*n = len;
+	*out = r.a;
+	*n = r.n;
 	return 0;
 }
 
@@ -846,35 +842,26 @@ int extidx_ext_delete(struct extidx *x, uint64_t fid, uint64_t blk, uint64_t efr
 	return run(x, s);
 }
 
-static void ext_row(sqlite3_stmt *s, struct ext *e)
+static int ext_row(sqlite3_stmt *s, void *out)
 {
+	struct ext *e = out;
 	e->fid = (uint64_t)sqlite3_column_int64(s, 0);
 	e->blk = (uint64_t)sqlite3_column_int64(s, 1);
 	e->efrom = (uint64_t)sqlite3_column_int64(s, 2);
 	e->eto = (uint64_t)sqlite3_column_int64(s, 3);
 	e->nblk = (uint32_t)sqlite3_column_int64(s, 4);
 	e->loc = sqlite3_column_type(s, 5) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 5);
+	return 0;
 }
 
+/* Extent rows appended to the caller's array (*a, *n, *cap). */
 static int collect(struct extidx *x, sqlite3_stmt *s, struct ext **a, size_t *n, size_t *cap)
 {
-	int rc, ret = 0;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (*n == *cap) {
-			size_t nc = *cap ? *cap * 2 : 32;
-			struct ext *na = reallocarray(*a, nc, sizeof(**a));
-			if (!na) {
-				ret = -ENOMEM;
-				break;
-			}
-			*a = na;
-			*cap = nc;
-		}
-		ext_row(s, &(*a)[(*n)++]);
-	}
-	if (!ret && rc != SQLITE_DONE)
-		ret = map_rc(x, rc);
-	done(s);
+	struct rows r = {*a, *n, *cap};
+	int ret = rows(x, s, &r, sizeof(**a), ext_row);
+	*a = r.a;
+	*n = r.n;
+	*cap = r.cap;
 	return ret;
 }
 
