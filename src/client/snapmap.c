@@ -236,15 +236,15 @@ static bool direct_clean(const struct snaphold *h, uint64_t off, uint64_t len)
 	return poll(&p, 1, 0) == 0;
 }
 
-static ssize_t pread_all(int fd, char *buf, size_t len, uint64_t off)
+ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off)
 {
 	size_t got = 0;
 	while (got < len) {
-		ssize_t k = pread(fd, buf + got, len - got, (off_t)(off + got));
+		ssize_t k = pread(fd, (char *)buf + got, len - got, (off_t)(off + got));
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0)
-			return -1;
+			return got ? (ssize_t)got : -1;
 		if (k == 0)
 			break;
 		got += (size_t)k;
@@ -265,10 +265,10 @@ ssize_t snaphold_pread(struct snaphold *h, void *buf, size_t len, uint64_t off)
 		return 0;
 	if (len > h->size - off)
 		len = (size_t)(h->size - off);
-	if (h->direct_state > 0 && len && pread_all(h->direct, buf, len, off) == (ssize_t)len &&
+	if (h->direct_state > 0 && len && pread_full(h->direct, buf, len, off) == (ssize_t)len &&
 	    direct_clean(h, off, len))
 		return (ssize_t)len;
-	return pread_all(h->view, buf, len, off);
+	return pread_full(h->view, buf, len, off);
 }
 
 struct snapmap {

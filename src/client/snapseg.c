@@ -592,23 +592,6 @@ static void seg_put(struct snapseg *seg, char *dst, const char *buf, size_t n)
 	}
 }
 
-/* pread of exactly up to n bytes; the count, or -1. */
-static ssize_t pread_full(int fd, char *buf, size_t n, off_t off)
-{
-	size_t got = 0;
-	while (got < n) {
-		ssize_t k = pread(fd, buf + got, n - got, off + (off_t)got);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return got ? (ssize_t)got : -1;
-		if (k == 0)
-			break;
-		got += (size_t)k;
-	}
-	return (ssize_t)got;
-}
-
 /* Eager read of [off, off + len) from fd into dst through a bounce buffer. */
 static ssize_t read_eager(struct snapseg *seg, char *dst, int fd, size_t len, off_t off)
 {
@@ -631,7 +614,7 @@ static ssize_t read_eager(struct snapseg *seg, char *dst, int fd, size_t len, of
 	size_t done = 0;
 	while (done < len) {
 		size_t n = len - done < BOUNCE ? len - done : BOUNCE;
-		ssize_t k = pread_full(fd, buf, n, off + (off_t)done);
+		ssize_t k = pread_full(fd, buf, n, (uint64_t)off + done);
 		if (k < 0) {
 			int e = errno;
 			free(buf);

@@ -50,6 +50,9 @@ int snaphold_direct(struct snaphold *h);
  * Async-signal-safe; one reader at a time per h.
  */
 ssize_t snaphold_pread(struct snaphold *h, void *buf, size_t len, uint64_t off);
+/* pread until len bytes, end of file or an error: the count (short at the
+ * end or after a late error), or -1 when nothing was read. */
+ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off);
 /*
  * Write n ranges rg[i] = {off, len} (increasing, disjoint) of fd's file,
  * which must be h's file open for writing, with their bytes packed in order

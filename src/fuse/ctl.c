@@ -430,7 +430,7 @@ void sfs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 		case SNAPFS_OP_DIRECT:
 			rc = fi && inode->kind == SFS_REAL && S_ISREG(inode->type) &&
 				     file_of(fi)->ref_snap == r->id && r->id
-				 ? direct_register(req, inode, r->id, r)
+				 ? direct_register(inode, r->id, r)
 				 : -EINVAL;
 			break;
 		case SNAPFS_OP_LIST:

@@ -145,7 +145,7 @@ static void rec_free(struct direct_rec *r)
 	free(r);
 }
 
-int direct_register(fuse_req_t req, struct sfs_inode *inode, uint64_t id, struct snapfs_req *out)
+int direct_register(struct sfs_inode *inode, uint64_t id, struct snapfs_req *out)
 {
 	if (d.listen < 0)
 		return -ENOTSUP;
@@ -206,7 +206,6 @@ int direct_register(fuse_req_t req, struct sfs_inode *inode, uint64_t id, struct
 	r->next = d.recs;
 	d.recs = r;
 	pthread_mutex_unlock(&d.mutex);
-	(void)req;
 	out->id = id;
 	out->count = (uint32_t)bs;
 	memcpy(out->data, r->token, TOKEN_LEN);

@@ -225,7 +225,7 @@ int direct_start(void);
 void direct_stop(void);
 /* Register the ephemeral snapshot id, frozen on inode, for direct fills;
  * out gets the token, socket name and block size. 0 or -errno. */
-int direct_register(fuse_req_t req, struct sfs_inode *inode, uint64_t id, struct snapfs_req *out);
+int direct_register(struct sfs_inode *inode, uint64_t id, struct snapfs_req *out);
 /* The snapshot is being released: its records end. */
 void direct_forget(uint64_t id);
 /* Under the inode's write lock, before [off, off + len) changes in the
