@@ -347,7 +347,7 @@ static int cow_blocks(struct store_file *sf, int fd, const uint64_t (*br)[2], si
 		pthread_mutex_unlock(&st->mu);
 		goto out;
 	}
-	rc = extidx_begin(st->x, full || (detach && store_sync_mode(sf->cov, sf->ncov)));
+	rc = store_begin(st, full || (detach && store_sync_mode(sf->cov, sf->ncov)));
 	for (size_t i = 0; i < runs.n && !rc; i++) {
 		struct run *r = &runs.a[i];
 		if (!store_ext_needed(sf->cov, sf->ncov, st->bs, r->blk, r->efrom, E))
@@ -366,7 +366,7 @@ static int cow_blocks(struct store_file *sf, int fd, const uint64_t (*br)[2], si
 	if (!rc && detach)
 		rc = extidx_file_set_state(st->x, fid, 1);
 	if (!rc)
-		rc = extidx_commit(st->x);
+		rc = store_commit(st);
 	else
 		extidx_rollback(st->x);
 	if (rc) {

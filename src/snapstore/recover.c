@@ -106,7 +106,7 @@ int store_recover(struct store *st)
 	    (rc = extidx_meta_get(st->x, "epoch", &epoch)))
 		return rc == -ENOENT ? -EIO : rc;
 	st->epoch = (uint64_t)epoch;
-	if ((rc = extidx_begin(st->x, 1)))
+	if ((rc = store_begin(st, 1)))
 		return rc;
 
 	/* 1. Ephemeral snapshots die with the daemon; expired ones are released. */
@@ -245,7 +245,7 @@ int store_recover(struct store *st)
 	if ((rc = extidx_meta_set(st->x, "clean", 0)) ||
 	    (rc = extidx_meta_set(st->x, "alive_until", store_now_ns() + STORE_ALIVE_GRACE_NS)))
 		goto out;
-	if ((rc = extidx_commit(st->x)))
+	if ((rc = store_commit(st)))
 		goto out;
 	for (struct store_file *sf = store_file_first(st); sf; sf = store_file_next(sf))
 		assert(store_cover_sanity(sf));

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/tree.h>
 #include <time.h>
 
@@ -87,8 +88,11 @@ struct store {
 	pthread_rwlock_t snaplock;
 	struct snapmem *snaps; /* sorted by id */
 	size_t nsnaps, capsnaps;
-	struct sf_by_handle files_h; /* mu */
-	struct sf_by_fid files_f;    /* mu */
+	struct sf_by_handle files_h;   /* mu */
+	struct sf_by_fid files_f;      /* mu */
+	int reservefd, marksfd, genfd; /* side files (disk.c) */
+	int reserve_held;	       /* mu */
+	uint64_t gen;		       /* mu: the index's last committed write transaction */
 	/* counters since open; mu */
 	uint64_t cow_copies, cow_bytes, store_reads, store_read_bytes;
 };
@@ -108,6 +112,19 @@ static inline struct timespec store_ns_ts(int64_t v)
 {
 	return (struct timespec){.tv_sec = v / 1000000000, .tv_nsec = v % 1000000000};
 }
+
+/* ---- disk.c: side files of the store directory, and transactions ---- */
+int store_disk_open(struct store *st); /* after every refusal check: creates them */
+void store_disk_close(struct store *st);
+int store_reserve_make(struct store *st); /* best effort: 0 or -errno */
+int store_reserve_drop(struct store *st); /* 1 if it gave space back (then retry) */
+void store_mark_write(struct store *st, uint64_t fid, const struct stat *sb);
+int store_mark_matches(struct store *st, uint64_t fid, const struct stat *sb);
+uint64_t store_gen_read(struct store *st);
+void store_gen_write(struct store *st, uint64_t gen);
+/* A write transaction that counts in st->gen (mu held). */
+int store_begin(struct store *st, int full);
+int store_commit(struct store *st);
 
 /* ---- snaptab.c: the snapshot table (mu held unless said otherwise) ---- */
 struct snapmem *store_snap_find(struct store *st, uint64_t id); /* mu or snaplock held */
