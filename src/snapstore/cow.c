@@ -25,6 +25,7 @@ struct run {
 	uint32_t n;
 	int hole;
 	int64_t loc; /* bytes, data runs only, once allocated */
+	size_t sumi; /* data runs: index of its first block's checksum */
 };
 
 struct runs {
@@ -211,6 +212,7 @@ static int cow_blocks(struct store_file *sf, int fd, const uint64_t (*br)[2], si
 	struct store *st = sf->st;
 	struct runs planned = {0}, runs = {0};
 	struct cover *c = NULL;
+	uint32_t *sums = NULL;
 	size_t nc;
 	uint64_t fid, E, reserved = 0;
 	int rc = 0, full = 0;
@@ -329,6 +331,17 @@ static int cow_blocks(struct store_file *sf, int fd, const uint64_t (*br)[2], si
 	}
 	for (size_t i = 0; i < runs.n && !full; i++)
 		full = run_pinned(st, &runs.a[i], c, nc, E);
+	/* Checksums of what the block file now holds, for the rows. */
+	if (!rc && need && !(sums = malloc(need / st->bs * sizeof(*sums))))
+		rc = -ENOMEM;
+	for (size_t i = 0, k = 0; i < runs.n && !rc; i++) {
+		struct run *r = &runs.a[i];
+		if (r->hole)
+			continue;
+		r->sumi = k;
+		rc = blk_sums(&st->blk, (uint64_t)r->loc, r->n, fid, r->blk, r->efrom, E, sums + k);
+		k += r->n;
+	}
 	if (!rc && full && need)
 		rc = blk_sync(&st->blk);
 	if (rc) {
@@ -358,7 +371,7 @@ static int cow_blocks(struct store_file *sf, int fd, const uint64_t (*br)[2], si
 				.eto = E,
 				.nblk = r->n,
 				.loc = r->hole ? -1 : r->loc};
-		rc = extidx_ext_insert(st->x, &e);
+		rc = extidx_ext_insert(st->x, &e, r->hole ? NULL : sums + r->sumi);
 		r->hole |= 2; /* inserted */
 		if (r->n > sf->maxnblk)
 			sf->maxnblk = r->n; /* harmless if the transaction rolls back */
@@ -398,6 +411,7 @@ static int cow_blocks(struct store_file *sf, int fd, const uint64_t (*br)[2], si
 	pthread_mutex_unlock(&st->mu);
 	store_test_point("cow:committed");
 out:
+	free(sums);
 	free(planned.a);
 	free(runs.a);
 	free(c);

@@ -36,6 +36,17 @@ static int collect_ext(void *arg, const struct ext *e)
 	return 0;
 }
 
+/* Snapshot snap is unreadable because the store itself was damaged. */
+static void mark_damaged(struct store *st, struct snapmem *s, const char *why)
+{
+	if (s->damaged)
+		return;
+	if (s->state != STORE_STALE)
+		store_snap_set_state(st, s, STORE_STALE);
+	s->damaged = 1;
+	store_logf(3, "snapstore: snapshot %" PRIu64 " is stale: %s", s->id, why);
+}
+
 static void mark_stale(struct store *st, uint64_t snap)
 {
 	struct snapmem *s = store_snap_find(st, snap);
@@ -106,6 +117,26 @@ int store_recover(struct store *st)
 	    (rc = extidx_meta_get(st->x, "epoch", &epoch)))
 		return rc == -ENOENT ? -EIO : rc;
 	st->epoch = (uint64_t)epoch;
+	int64_t gen = 0, sums_all = 0;
+	if ((rc = extidx_meta_get(st->x, "sums", &sums_all)) && rc != -ENOENT)
+		return rc;
+	st->sums_all = sums_all == 1;
+	if ((rc = extidx_meta_get(st->x, "gen", &gen)) && rc != -ENOENT)
+		return rc;
+	st->gen = (uint64_t)gen;
+	/* The gen file counts commits outside the index: more than the index
+	 * knows means committed transactions were lost (a deleted WAL). */
+	uint64_t fgen = store_gen_read(st);
+	int lost = fgen > st->gen;
+	if (lost) {
+		store_logf(3,
+			   "snapstore: the index lost %" PRIu64
+			   " committed transactions (its WAL was deleted or is damaged): "
+			   "every snapshot is marked stale; run check",
+			   fgen - st->gen);
+		st->lost_tx = fgen - st->gen;
+		st->gen = fgen; /* count on from there */
+	}
 	if ((rc = store_begin(st, 1)))
 		return rc;
 
@@ -122,7 +153,8 @@ int store_recover(struct store *st)
 		}
 		if (s->epoch >= st->epoch ||
 		    (s->kind != STORE_PINNED && s->kind != STORE_EPHEMERAL) ||
-		    (s->state != STORE_VALID && s->state != STORE_STALE) ||
+		    (s->state != STORE_VALID && s->state != STORE_STALE &&
+		     s->state != STORE_STATE_DAMAGED) ||
 		    (st->nsnaps && (s->epoch <= st->snaps[st->nsnaps - 1].epoch))) {
 			store_logf(3,
 				   "snapstore: index inconsistent: snapshot %" PRIu64
@@ -137,7 +169,8 @@ int store_recover(struct store *st)
 				    .expires = s->expires,
 				    .uid = s->uid,
 				    .kind = s->kind,
-				    .state = s->state};
+				    .state = s->state == STORE_VALID ? STORE_VALID : STORE_STALE,
+				    .damaged = s->state == STORE_STATE_DAMAGED};
 		if ((rc = store_snap_add(st, &m)))
 			goto out;
 	}
@@ -171,7 +204,38 @@ int store_recover(struct store *st)
 			goto out;
 	}
 
-	/* 3. Files changed while nobody watched make their snapshots stale. */
+	/* 3. Damage: every snapshot, when the index lost transactions; those that
+	 * need an extent lying past the block file's end (a truncated block file:
+	 * never read back as zeros). */
+	if ((rc = extidx_ext_each(st->x, collect_ext, &ex)))
+		goto out;
+	for (size_t i = 0; lost && i < st->nsnaps; i++)
+		mark_damaged(st, &st->snaps[i], "the index lost committed transactions");
+	struct stat bsb;
+	if (fstat(st->blk.fd, &bsb)) {
+		rc = -errno;
+		goto out;
+	}
+	uint64_t cut = 0;
+	for (size_t i = 0; i < ex.n; i++) {
+		struct ext *e = &ex.a[i];
+		struct store_file *sf = store_file_by_fid(st, e->fid);
+		if (e->loc < 0 ||
+		    (uint64_t)e->loc + (uint64_t)e->nblk * st->bs <= (uint64_t)bsb.st_size)
+			continue;
+		cut++;
+		for (size_t j = 0; sf && j < sf->ncov; j++)
+			if (store_ext_needed(&sf->cov[j], 1, st->bs, e->blk, e->efrom, e->eto))
+				mark_damaged(st, store_snap_find(st, sf->cov[j].snap),
+					     "the block file is shorter than its extents");
+	}
+	if (cut)
+		store_logf(3,
+			   "snapstore: %" PRIu64 " extents lie past the end of the block file "
+			   "(%" PRIu64 " bytes): it was truncated",
+			   cut, (uint64_t)bsb.st_size);
+
+	/* 4. Files changed while nobody watched make their snapshots stale. */
 	for (size_t i = 0; i < nfiles; i++) {
 		struct store_file *sf = store_file_by_fid(st, files[i].fid);
 		if (!sf->ncov || sf->detached)
@@ -187,13 +251,14 @@ int store_recover(struct store *st)
 		struct snapmem *s = &st->snaps[i];
 		if (s->state != STORE_STALE)
 			continue;
-		if ((rc = extidx_snap_set_state(st->x, s->id, STORE_STALE)))
+		if ((rc = extidx_snap_set_state(st->x, s->id,
+						s->damaged ? STORE_STATE_DAMAGED : STORE_STALE)))
 			goto out;
 		for (size_t j = 0; j < nfiles; j++)
 			store_cover_del(store_file_by_fid(st, files[j].fid), s->id);
 	}
 
-	/* 4. File rows no snapshot names any more go; the in-memory table keeps
+	/* 5. File rows no snapshot names any more go; the in-memory table keeps
 	 * the tracked files only. */
 	for (size_t i = 0; i < nfiles; i++) {
 		struct store_file *sf = store_file_by_fid(st, files[i].fid);
@@ -207,9 +272,7 @@ int store_recover(struct store *st)
 		}
 	}
 
-	/* 5. GC: every extent no valid snapshot needs; the rest is the used space. */
-	if ((rc = extidx_ext_each(st->x, collect_ext, &ex)))
-		goto out;
+	/* 6. GC: every extent no valid snapshot needs; the rest is the used space. */
 	ustart = malloc((ex.n + 1) * sizeof(*ustart));
 	un = malloc((ex.n + 1) * sizeof(*un));
 	if (!ustart || !un) {
@@ -250,7 +313,7 @@ int store_recover(struct store *st)
 	for (struct store_file *sf = store_file_first(st); sf; sf = store_file_next(sf))
 		assert(store_cover_sanity(sf));
 	assert(store_snaps_sanity(st, 1));
-	/* 6. Only now (rows durable) may unreferenced space be punched. */
+	/* 7. Only now (rows durable) may unreferenced space be punched. */
 	rc = blk_rebuild(&st->blk, ustart, un, nused);
 	if (rc == -EIO)
 		store_logf(3, "snapstore: two extents share block-file space: run check");

@@ -60,12 +60,18 @@ struct snapforgo {
 	struct snapforgo *next;
 };
 
+/* The index's state of a snapshot made stale by damage to the store (a
+ * truncated block file, lost index transactions); in memory: STORE_STALE
+ * with damaged set. store_check reports these. */
+#define STORE_STATE_DAMAGED 2
+
 /* A live snapshot as the store keeps it in memory. */
 struct snapmem {
 	uint64_t id, epoch;
 	int64_t created, expires;
 	uint32_t uid;
 	int kind, state;
+	int damaged;		 /* stale because the store was damaged (index state 2) */
 	struct snapforgo *forgo; /* mu; ephemeral snapshots only */
 };
 
@@ -93,6 +99,8 @@ struct store {
 	int reservefd, marksfd, genfd; /* side files (disk.c) */
 	int reserve_held;	       /* mu */
 	uint64_t gen;		       /* mu: the index's last committed write transaction */
+	int sums_all;		       /* every data extent carries checksums (meta "sums") */
+	uint64_t lost_tx;	       /* committed transactions the index lost (found at open) */
 	/* counters since open; mu */
 	uint64_t cow_copies, cow_bytes, store_reads, store_read_bytes;
 };
