@@ -429,7 +429,10 @@ static int cur_size(int fd, uint64_t *size)
 
 int store_cow_range(struct store_file *sf, int fd, uint64_t off, uint64_t len)
 {
-	if (!store_file_tracked(sf) || !len)
+	if (!store_file_tracked(sf))
+		return 0;
+	sf->hooked = 1; /* under the write lock: store_file_unlock records the change */
+	if (!len)
 		return 0;
 	uint64_t size;
 	int rc = cur_size(fd, &size);
@@ -447,7 +450,10 @@ int store_cow_range(struct store_file *sf, int fd, uint64_t off, uint64_t len)
 
 int store_cow_ranges(struct store_file *sf, int fd, const uint64_t (*r)[2], size_t n)
 {
-	if (!store_file_tracked(sf) || !n)
+	if (!store_file_tracked(sf))
+		return 0;
+	sf->hooked = 1;
+	if (!n)
 		return 0;
 	uint64_t size;
 	int rc = cur_size(fd, &size);
@@ -487,6 +493,7 @@ int store_cow_truncate(struct store_file *sf, int fd, uint64_t new_size)
 {
 	if (!store_file_tracked(sf))
 		return 0;
+	sf->hooked = 1;
 	uint64_t size;
 	int rc = cur_size(fd, &size);
 	if (rc)

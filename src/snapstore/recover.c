@@ -59,11 +59,17 @@ static void mark_stale(struct store *st, uint64_t snap)
 
 /*
  * Staleness of one attached file: clean close -> any difference of size,
- * mtime, ctime or inode from the recorded stat; after a crash -> a ctime later
- * than alive_until, the time up to which the store had promised to be alive
- * (each tick promises STORE_ALIVE_GRACE_NS ahead, and the daemon ticks every
- * second), so the daemon's own last writes are trusted. The cost: a change
- * made from outside within that grace after a crash is not detected.
+ * mtime, ctime or inode from the recorded stat. After a crash the store
+ * cannot know what the daemon did last, so a change is trusted only when
+ * the daemon can vouch for it: the file's ctime is not after the last tick
+ * (alive_ns: the tick's time on the coarse clock that stamps ctime: a later
+ * change gets a ctime at or after it), or it is exactly as at the last pin,
+ * or it shows exactly the ctime,
+ * mtime and size the daemon recorded right after its last write under the
+ * file's lock (the marks file). Anything else, in particular a change made
+ * from outside within seconds of the crash, makes the file's snapshots
+ * stale; a daemon write cut short by the crash does too (false stale, never
+ * wrong bytes).
  */
 static int check_file(struct store *st, struct store_file *sf, const struct extidx_file *row,
 		      int clean, int64_t alive_ns, int *stale)
@@ -85,12 +91,14 @@ static int check_file(struct store *st, struct store_file *sf, const struct exti
 		close(fd);
 		return -e;
 	}
+	int same = (uint64_t)sb.st_size == row->size && (uint64_t)sb.st_ino == row->ino &&
+		   store_ts_ns(&sb.st_mtim) == row->mtime_ns &&
+		   store_ts_ns(&sb.st_ctim) == row->ctime_ns;
 	if (clean)
-		*stale = (uint64_t)sb.st_size != row->size || (uint64_t)sb.st_ino != row->ino ||
-			 store_ts_ns(&sb.st_mtim) != row->mtime_ns ||
-			 store_ts_ns(&sb.st_ctim) != row->ctime_ns;
-	else
-		*stale = store_ts_ns(&sb.st_ctim) > alive_ns;
+		*stale = !same;
+	else /* as at the last pin, or not after the last tick, or as the daemon left it */
+		*stale = !same && store_ts_ns(&sb.st_ctim) >= alive_ns &&
+			 !store_mark_matches(st, row->fid, &sb);
 	int rc = 0;
 	if (!*stale)
 		rc =
@@ -112,11 +120,19 @@ int store_recover(struct store *st)
 	uint64_t *ustart = NULL, *un = NULL;
 	size_t nused = 0;
 
+	int64_t alive_at = 0;
+	if ((rc = extidx_meta_get(st->x, "alive_at", &alive_at)) && rc != -ENOENT)
+		return rc;
 	if ((rc = extidx_meta_get(st->x, "clean", &clean)) ||
 	    (rc = extidx_meta_get(st->x, "alive_until", &alive)) ||
 	    (rc = extidx_meta_get(st->x, "epoch", &epoch)))
 		return rc == -ENOENT ? -EIO : rc;
 	st->epoch = (uint64_t)epoch;
+	if (alive_at)
+		alive =
+		    alive_at; /* a store ticked by this code: the tick's time, not its promise */
+	else
+		alive++; /* older stores: a change is stale from just after the promise */
 	int64_t gen = 0, sums_all = 0;
 	if ((rc = extidx_meta_get(st->x, "sums", &sums_all)) && rc != -ENOENT)
 		return rc;
@@ -306,6 +322,7 @@ int store_recover(struct store *st)
 	}
 
 	if ((rc = extidx_meta_set(st->x, "clean", 0)) ||
+	    (rc = extidx_meta_set(st->x, "alive_at", store_coarse_now_ns())) ||
 	    (rc = extidx_meta_set(st->x, "alive_until", store_now_ns() + STORE_ALIVE_GRACE_NS)))
 		goto out;
 	if ((rc = store_commit(st)))

@@ -242,7 +242,7 @@ static int record_alive(struct store *st)
 	int rc = store_begin(st, 0);
 	if (rc)
 		return rc;
-	if ((rc = extidx_meta_set(st->x, "alive_at", now)) ||
+	if ((rc = extidx_meta_set(st->x, "alive_at", store_coarse_now_ns())) ||
 	    (rc = extidx_meta_set(st->x, "alive_until", now + STORE_ALIVE_GRACE_NS))) {
 		extidx_rollback(st->x);
 		return rc;

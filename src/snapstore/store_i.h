@@ -45,6 +45,7 @@ struct store_file {
 	struct cover *cov;     /* st->mu; sorted by epoch */
 	size_t ncov, capcov;   /* st->mu */
 	int tracked;	       /* ncov != 0, read atomically without the lock */
+	int hooked;	       /* lock (write): a hook ran under this hold of the write lock */
 	uint32_t maxnblk; /* st->mu; >= nblk of every extent of the file (range-query window) */
 	uint32_t hlen;
 	unsigned char handle[STORE_HANDLE_MAX];
@@ -110,6 +111,8 @@ void store_logf(int level, const char *fmt, ...) __attribute__((format(printf, 2
 void store_vlogf(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 void store_test_point(const char *point);
 int64_t store_now_ns(void);
+/* The wall clock the kernel stamps ctime from (CLOCK_REALTIME_COARSE). */
+int64_t store_coarse_now_ns(void);
 
 static inline int64_t store_ts_ns(const struct timespec *t)
 {
