@@ -39,9 +39,13 @@ static int open_side(struct store *st, const char *name)
 	return fd < 0 ? -errno : fd;
 }
 
-int store_disk_open(struct store *st)
+int store_disk_open(struct store *st, int fresh)
 {
 	int fd;
+	if (fresh) { /* left over from an earlier store in this directory: not ours */
+		unlinkat(st->dirfd, "marks", 0);
+		unlinkat(st->dirfd, "gen", 0);
+	}
 	if ((fd = open_side(st, "reserve")) < 0)
 		return fd;
 	st->reservefd = fd;

@@ -178,7 +178,7 @@ int store_open(const char *dir, int source_fd, const struct store_opts *o, struc
 	st->bs = bs;
 	int bfd = st->blk.fd;
 	blk_init(&st->blk, bfd, bs);
-	if ((rc = store_disk_open(st)) || (rc = extidx_upgrade(st->x)))
+	if ((rc = store_disk_open(st, !exists)) || (rc = extidx_upgrade(st->x)))
 		goto out_free;
 	rc = store_recover(st);
 	if (rc == -ENOSPC && store_reserve_drop(st)) {

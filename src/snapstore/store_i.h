@@ -125,7 +125,9 @@ static inline struct timespec store_ns_ts(int64_t v)
 }
 
 /* ---- disk.c: side files of the store directory, and transactions ---- */
-int store_disk_open(struct store *st); /* after every refusal check: creates them */
+/* After every refusal check: opens (creates) them; fresh: a new store, so
+ * marks and gen left by an earlier store in the directory are dropped. */
+int store_disk_open(struct store *st, int fresh);
 void store_disk_close(struct store *st);
 int store_reserve_make(struct store *st); /* best effort: 0 or -errno */
 int store_reserve_drop(struct store *st); /* 1 if it gave space back (then retry) */
