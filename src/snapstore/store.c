@@ -290,8 +290,8 @@ int store_stats(struct store *st, struct store_stats *out)
 	out->block_size = st->bs;
 	out->cow_copies = st->cow_copies;
 	out->cow_bytes = st->cow_bytes;
-	out->store_reads = st->store_reads;
-	out->store_read_bytes = st->store_read_bytes;
+	out->store_reads = __atomic_load_n(&st->store_reads, __ATOMIC_RELAXED);
+	out->store_read_bytes = __atomic_load_n(&st->store_read_bytes, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&st->mu);
 	return 0;
 }

@@ -3,7 +3,7 @@
  * Private shared state of the snapstore: struct store, struct store_file and
  * the helpers the store's modules call on each other. Everything here is
  * protected by st->mu unless a field says otherwise; the lock order is
- * file rwlocks -> st->space -> st->mu (see docs/SNAPSTORE.md).
+ * file rwlocks -> st->space -> st->mu -> st->snaplock (see docs/SNAPSTORE.md).
  */
 #ifndef STORE_I_H
 #define STORE_I_H
@@ -102,8 +102,9 @@ struct store {
 	uint64_t gen;		       /* mu: the index's last committed write transaction */
 	int sums_all;		       /* every data extent carries checksums (meta "sums") */
 	uint64_t lost_tx;	       /* committed transactions the index lost (found at open) */
-	/* counters since open; mu */
-	uint64_t cow_copies, cow_bytes, store_reads, store_read_bytes;
+	/* counters since open */
+	uint64_t cow_copies, cow_bytes;		/* mu */
+	uint64_t store_reads, store_read_bytes; /* atomic (__atomic_*), no lock */
 };
 
 /* ---- log.c: the bottom floor ---- */
