@@ -8,6 +8,7 @@
  * answers ENOENT, so nothing through the mount can open, rename or delete it.
  */
 #include "sfs_i.h"
+#include "snapstore.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +23,56 @@ static size_t hash_of(dev_t dev, ino_t ino, size_t size)
 {
 	uint64_t h = (uint64_t)ino * 0x9e3779b97f4a7c15ull ^ (uint64_t)dev * 0xc2b2ae3d27d4eb4full;
 	return (h >> 17) & (size - 1);
+}
+
+struct store_file *inode_sf(struct sfs_inode *inode)
+{
+	struct store_file *sf = __atomic_load_n(&inode->sf, __ATOMIC_ACQUIRE);
+	if (sf || inode->kind != SFS_REAL || !S_ISREG(inode->type) || !sfs.store)
+		return sf;
+	if (store_file_get(sfs.store, inode->fd, &sf))
+		return NULL;
+	pthread_mutex_lock(&sfs.mutex);
+	if (inode->sf) {
+		pthread_mutex_unlock(&sfs.mutex);
+		store_file_put(sf);
+		return inode->sf;
+	}
+	__atomic_store_n(&inode->sf, sf, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&sfs.mutex);
+	return sf;
+}
+
+int inode_rfd(struct sfs_inode *inode)
+{
+	int fd = __atomic_load_n(&inode->rfd, __ATOMIC_ACQUIRE);
+	if (fd >= 0)
+		return fd;
+	char proc[64];
+	inode_procpath(inode, proc);
+	fd = open(proc, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	pthread_mutex_lock(&sfs.mutex);
+	if (inode->rfd >= 0) {
+		pthread_mutex_unlock(&sfs.mutex);
+		close(fd);
+		return inode->rfd;
+	}
+	__atomic_store_n(&inode->rfd, fd, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&sfs.mutex);
+	return fd;
+}
+
+/* Drop what an entry holds besides its O_PATH descriptor. */
+static void inode_detach(struct sfs_inode *inode)
+{
+	if (inode->sf)
+		store_file_put(inode->sf);
+	if (inode->rfd >= 0)
+		close(inode->rfd);
+	inode->sf = NULL;
+	inode->rfd = -1;
 }
 
 int inode_table_init(struct sfs *fs)
@@ -41,7 +92,7 @@ void inode_table_release(struct sfs *fs)
 		struct sfs_inode *n = fs->htab[i];
 		while (n) {
 			struct sfs_inode *next = n->hnext;
-			cow_inode_release(n);
+			inode_detach(n);
 			close(n->fd);
 			pthread_rwlock_destroy(&n->rwlock);
 			free(n);
@@ -194,10 +245,6 @@ void inode_forget(struct sfs_inode *inode, uint64_t n)
 {
 	if (inode == &sfs.root)
 		return;
-	if (sfs_virtual(inode)) {
-		snapview_forget(inode, n);
-		return;
-	}
 	struct sfs *fs = &sfs;
 	pthread_mutex_lock(&fs->mutex);
 	if (n > inode->nlookup)
@@ -215,7 +262,7 @@ void inode_forget(struct sfs_inode *inode, uint64_t n)
 		*pp = inode->hnext;
 	fs->count--;
 	pthread_mutex_unlock(&fs->mutex);
-	cow_inode_release(inode);
+	inode_detach(inode);
 	close(inode->fd);
 	pthread_rwlock_destroy(&inode->rwlock);
 	free(inode);

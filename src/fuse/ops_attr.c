@@ -62,6 +62,48 @@ static int set_times(struct sfs_inode *inode, struct fuse_file_info *fi, const s
 	return utimensat(AT_FDCWD, proc, tv, 0);
 }
 
+static ssize_t truncate_apply(void *arg, struct gate_op *op)
+{
+	return ftruncate(op->fd, (off_t)op->off) ? -errno : 0;
+}
+
+/* Whether mode is the file's mode with only set-id bits taken away: what
+ * the kernel asks (SETATTR with the mode) before it lets a write or
+ * truncate through, when the daemon does not kill privileges itself. */
+static int kills_priv_only(struct sfs_inode *inode, mode_t mode)
+{
+	struct stat st;
+	if (!S_ISREG(inode->type) || fstat(inode->fd, &st))
+		return 0;
+	mode_t now = st.st_mode & 07777, want = mode & 07777;
+	return want != now && (now & ~want & ~(mode_t)(S_ISUID | S_ISGID)) == 0 &&
+	       (want & ~now) == 0;
+}
+
+/* Clear set-id bits for a caller who may write the file but does not own
+ * it: as write(2) does on the kernel's own filesystems, which clear them
+ * for any writer. Running as the caller, the write permission is checked
+ * first; the chmod then runs with the daemon's credentials. */
+static int kill_priv_chmod(fuse_req_t req, struct sfs_cred *c, struct sfs_inode *inode, mode_t mode,
+			   int valid)
+{
+	char proc[64];
+	inode_procpath(inode, proc);
+	if (faccessat(AT_FDCWD, proc, W_OK, AT_EACCESS)) {
+		/* A truncate's answer is its own permission error; a chmod's
+		 * by one who does not own the file is EPERM. */
+		if (!(valid & FUSE_SET_ATTR_SIZE))
+			errno = EPERM;
+		return -1;
+	}
+	cred_leave(c);
+	int rc = fchmodat(AT_FDCWD, proc, mode & 07777, 0);
+	int e = errno;
+	int rc2 = cred_enter(req, c);
+	errno = rc ? e : -rc2;
+	return rc || rc2 ? -1 : 0;
+}
+
 void sfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 		 struct fuse_file_info *fi)
 {
@@ -79,6 +121,8 @@ void sfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 	if (valid & FUSE_SET_ATTR_MODE) {
 		rc = fi ? fchmod(file_of(fi)->fd, attr->st_mode)
 			: fchmodat(AT_FDCWD, proc, attr->st_mode, 0);
+		if (rc && errno == EPERM && kills_priv_only(inode, attr->st_mode))
+			rc = kill_priv_chmod(req, &c, inode, attr->st_mode, valid);
 		if (rc)
 			goto out_errno;
 	}
@@ -89,29 +133,20 @@ void sfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 			goto out_errno;
 	}
 	if (valid & FUSE_SET_ATTR_SIZE) {
-		int fd = fi ? file_of(fi)->fd : open(proc, O_WRONLY);
+		int fd = fi ? file_of(fi)->fd : open(proc, O_WRONLY | O_CLOEXEC);
 		if (fd < 0)
 			goto out_errno;
-		struct store_file *sf = cow_sf(inode);
-		cow_lock(inode, sf);
-		rc = cow_truncate(inode, sf, (uint64_t)attr->st_size);
-		int e = -rc;
-		if (rc == 0) {
-			rc = ftruncate(fd, attr->st_size);
-			e = errno;
-		}
-		if (rc == 0 && fuse_req_ctx(req)->uid != 0) {
-			struct stat st;
-			if (fstat(fd, &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID)))
-				fchmod(fd, st.st_mode & 07777 & ~(S_ISUID | S_ISGID));
-		}
-		cow_unlock(inode, sf);
+		struct gate_op op = {.what = GATE_TRUNCATE,
+				     .off = (uint64_t)attr->st_size,
+				     .fd = fd,
+				     .caller = fuse_req_ctx(req)->uid,
+				     .req = req,
+				     .apply = truncate_apply};
+		rc = (int)gate_write(inode, &op);
 		if (!fi)
 			close(fd);
-		if (rc) {
-			errno = e;
-			goto out_errno;
-		}
+		if (rc)
+			goto out;
 	}
 	if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
 		     FUSE_SET_ATTR_MTIME_NOW)) {

@@ -71,16 +71,25 @@ void sfs_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 		fuse_reply_entry(req, &e);
 }
 
+/* The kernel's forget reaches the table the node lives in. */
+static void node_forget(struct sfs_inode *inode, uint64_t n)
+{
+	if (sfs_virtual(inode))
+		snapview_forget(inode, n);
+	else
+		inode_forget(inode, n);
+}
+
 void sfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	inode_forget(inode_get(ino), nlookup);
+	node_forget(inode_get(ino), nlookup);
 	fuse_reply_none(req);
 }
 
 void sfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
 	for (size_t i = 0; i < count; i++)
-		inode_forget(inode_get(forgets[i].ino), forgets[i].nlookup);
+		node_forget(inode_get(forgets[i].ino), forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 

@@ -45,7 +45,6 @@ int snapview_init(struct sfs *fs)
 	r->vst.st_nlink = 2;
 	r->vst.st_ino = VINO_BIT | 1;
 	pthread_rwlock_init(&r->rwlock, NULL);
-	pthread_mutex_init(&fs->eph_mutex, NULL);
 	return 0;
 }
 
@@ -68,14 +67,6 @@ void snapview_release(struct sfs *fs)
 	}
 	free(fs->vtab);
 	fs->vtab = NULL;
-	free(fs->eph);
-	fs->eph = NULL;
-}
-
-static int may_see(fuse_req_t req, const struct store_snap *s)
-{
-	uid_t uid = fuse_req_ctx(req)->uid;
-	return uid == 0 || uid == s->uid;
 }
 
 /* Find or make the virtual node (snap, path) and take a lookup reference. */
@@ -90,8 +81,7 @@ static struct sfs_inode *vnode_get(uint64_t snap, const char *path, enum sfs_kin
 		if (n->snap == snap && n->kind == kind && strcmp(n->vpath, path) == 0)
 			break;
 	if (n) {
-		n->nlookup++;
-		n->vst = *st;
+		n->nlookup++; /* its attributes were set at creation and never change */
 		pthread_mutex_unlock(&fs->mutex);
 		return n;
 	}
@@ -136,7 +126,7 @@ void snapview_forget(struct sfs_inode *inode, uint64_t n)
 	vnode_free(inode);
 }
 
-static void dir_stat(const struct store_snap *s, struct stat *st, const char *path)
+static void dir_stat(const struct store_snap_meta *s, struct stat *st, const char *path)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_mode = S_IFDIR | 0555;
@@ -149,10 +139,14 @@ static void dir_stat(const struct store_snap *s, struct stat *st, const char *pa
 	st->st_atim.tv_sec = st->st_mtim.tv_sec = st->st_ctim.tv_sec = s->created;
 }
 
-static void file_stat(const struct store_snap *s, const struct store_snap_file *f, struct stat *st)
+/* A snapshot never grants a privilege: set-id bits are not shown (so never
+ * honoured by exec, whatever the mount's nosuid), and file capabilities
+ * are not served (the view has no xattrs). */
+static void file_stat(const struct store_snap_meta *s, const struct store_snap_file *f,
+		      struct stat *st)
 {
 	*st = f->st;
-	st->st_mode &= ~(S_IWUSR | S_IWGRP | S_IWOTH);
+	st->st_mode &= ~(S_IWUSR | S_IWGRP | S_IWOTH | S_ISUID | S_ISGID);
 	st->st_nlink = 1;
 	st->st_ino = VINO_BIT | (1ull << 62) | (s->id << 32) | (f->fid & 0xffffffffull);
 	st->st_blocks = (f->st.st_size + 511) / 512;
@@ -173,17 +167,17 @@ int snapview_lookup(fuse_req_t req, struct sfs_inode *parent, const char *name,
 		    struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(e[0]));
-	struct store_snap s;
+	struct store_snap_meta s;
 	struct sfs_inode *n = NULL;
 	if (parent->kind == SFS_VROOT) {
 		const char *err;
 		long long id = strtonum(name, 1, LLONG_MAX, &err);
-		if (err || store_snap_get(sfs.store, (uint64_t)id, &s) || !may_see(req, &s))
+		if (err || !hold_visible(req, (uint64_t)id, &s))
 			return -ENOENT;
 		dir_stat(&s, &e->attr, "");
 		n = vnode_get(s.id, "", SFS_VDIR, 0, &e->attr);
 	} else if (parent->kind == SFS_VDIR) {
-		if (store_snap_get(sfs.store, parent->snap, &s) || !may_see(req, &s))
+		if (!hold_visible(req, parent->snap, &s))
 			return -ENOENT;
 		char path[PATH_MAX];
 		int len = *parent->vpath
@@ -216,8 +210,8 @@ int snapview_lookup(fuse_req_t req, struct sfs_inode *parent, const char *name,
 
 void snapview_getattr(fuse_req_t req, struct sfs_inode *inode)
 {
-	struct store_snap s;
-	if (inode->kind != SFS_VROOT && store_snap_get(sfs.store, inode->snap, &s)) {
+	struct store_snap_meta s;
+	if (inode->kind != SFS_VROOT && store_snap_meta(sfs.store, inode->snap, &s)) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
@@ -272,7 +266,7 @@ struct list_arg {
 static int list_snaps_cb(void *arg, const struct store_snap *s)
 {
 	struct list_arg *a = arg;
-	if (!may_see(a->req, s))
+	if (!hold_may_see(fuse_req_ctx(a->req)->uid, s->uid))
 		return 0;
 	char name[32];
 	int len = snprintf(name, sizeof(name), "%llu", (unsigned long long)s->id);
@@ -318,9 +312,8 @@ void snapview_opendir(fuse_req_t req, struct sfs_inode *inode, struct fuse_file_
 	if (rc == 0 && inode->kind == SFS_VROOT) {
 		rc = store_snap_list(sfs.store, list_snaps_cb, &a);
 	} else if (rc == 0) {
-		struct store_snap s;
-		rc = store_snap_get(sfs.store, inode->snap, &s);
-		if (rc == 0 && !may_see(req, &s))
+		struct store_snap_meta s;
+		if (!hold_visible(req, inode->snap, &s))
 			rc = -ENOENT;
 		if (rc == 0)
 			rc = store_snap_files(sfs.store, inode->snap, list_files_cb, &a);
@@ -400,8 +393,8 @@ void snapview_open(fuse_req_t req, struct sfs_inode *inode, struct fuse_file_inf
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	struct store_snap s;
-	if (store_snap_get(sfs.store, inode->snap, &s) || !may_see(req, &s)) {
+	struct store_snap_meta s;
+	if (!hold_visible(req, inode->snap, &s)) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
@@ -418,12 +411,12 @@ void snapview_open(fuse_req_t req, struct sfs_inode *inode, struct fuse_file_inf
 	f->flags = fi->flags;
 	f->snap = inode->snap;
 	f->fid = inode->fid;
-	if (s.kind == STORE_EPHEMERAL && eph_ref(s.id) == 0)
+	if (s.kind == STORE_EPHEMERAL && hold_ref(s.id) == 0)
 		f->ref_snap = s.id;
 	fi->fh = (uintptr_t)f;
 	fi->keep_cache = 1; /* a snapshot file never changes */
 	if (fuse_reply_open(req, fi) == -ENOENT)
-		sfs_release(NULL, (uintptr_t)inode, fi);
+		hold_file_free(f); /* the opener was interrupted */
 }
 
 void snapview_read(fuse_req_t req, uint64_t snap, uint64_t fid, size_t size, off_t off)

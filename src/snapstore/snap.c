@@ -446,6 +446,24 @@ int store_snap_get(struct store *st, uint64_t id, struct store_snap *out)
 	return rc;
 }
 
+int store_snap_meta(struct store *st, uint64_t id, struct store_snap_meta *out)
+{
+	pthread_mutex_lock(&st->mu);
+	struct snapmem *sm = store_snap_find(st, id);
+	struct extidx_snap row;
+	int rc = sm ? extidx_snap_get(st->x, sm->id, &row) : -ENOENT;
+	if (rc == 0)
+		*out = (struct store_snap_meta){.id = row.id,
+						.epoch = row.epoch,
+						.created = row.created,
+						.expires = row.expires,
+						.uid = row.uid,
+						.kind = sm->kind,
+						.state = sm->state};
+	pthread_mutex_unlock(&st->mu);
+	return rc;
+}
+
 int store_snap_list(struct store *st, int (*fn)(void *arg, const struct store_snap *s), void *arg)
 {
 	pthread_mutex_lock(&st->mu);

@@ -181,6 +181,17 @@ struct store_snap_file {
 	struct stat st;	  /* as at pin time: size, mode, uid, gid, atime, mtime, ctime, ino */
 };
 
+struct store_snap_meta {
+	uint64_t id, epoch;
+	int64_t created, expires;
+	uint32_t uid;
+	enum store_kind kind;
+	enum store_state state;
+};
+/* A snapshot's identity, owner, kind and state, without the costly summary
+ * of store_snap_get (no scan of its files or extents); -ENOENT if unknown. */
+int store_snap_meta(struct store *st, uint64_t id, struct store_snap_meta *out);
+
 /* Calls fn for every live snapshot in increasing id order; stops and returns
  * fn's value if non-zero. */
 int store_snap_list(struct store *st, int (*fn)(void *arg, const struct store_snap *s), void *arg);
