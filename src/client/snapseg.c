@@ -28,22 +28,20 @@
 #include "client_i.h"
 #include "snapseg_i.h"
 #include "segment_i.h"
+#include "fullio.h"
+#include "vec.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 /* ---- the association map ---- */
@@ -161,12 +159,19 @@ static void ext_insert(struct snapseg *seg, uintptr_t s, uintptr_t e, struct seg
  * buffer allocated beforehand, and its memory is freed later (zombies).
  */
 
-/* Segments on_bus serves, and the SIGBUS disposition found before ours. */
+/*
+ * The process-wide state of the library's segments: the segments on_bus
+ * serves, and the SIGBUS disposition found before ours. on_bus takes
+ * reg_lock for reading; old_bus is written once, under reg_lock for
+ * writing, before our handler is installed, and only read after that.
+ */
 static pthread_rwlock_t reg_lock = PTHREAD_RWLOCK_INITIALIZER;
-static struct snapseg **reg; /* protected by reg_lock */
-static size_t nreg, areg;    /* protected by reg_lock */
-static struct sigaction old_bus;
-static bool bus_installed; /* protected by reg_lock */
+static struct {
+	struct snapseg **v;
+	size_t n, alloc;
+} reg;				 /* protected by reg_lock */
+static struct sigaction old_bus; /* see above */
+static bool bus_installed;	 /* protected by reg_lock */
 
 static void wake(struct snapseg *seg, uintptr_t pg)
 {
@@ -327,8 +332,8 @@ static void on_bus(int sig, siginfo_t *si, void *uc)
 	uintptr_t a = (uintptr_t)si->si_addr;
 	if (si->si_code > 0) {
 		pthread_rwlock_rdlock(&reg_lock);
-		for (size_t i = 0; i < nreg && !ours; i++) {
-			struct snapseg *seg = reg[i];
+		for (size_t i = 0; i < reg.n && !ours; i++) {
+			struct snapseg *seg = reg.v[i];
 			if (a - (uintptr_t)seg->base >= seg->size)
 				continue;
 			ours = true;
@@ -360,17 +365,10 @@ static int reg_add(struct snapseg *seg)
 		}
 		bus_installed = true;
 	}
-	if (nreg == areg) {
-		size_t n = areg ? areg * 2 : 8;
-		struct snapseg **v = reallocarray(reg, n, sizeof(*v));
-		if (!v) {
-			rc = -1;
-			goto out;
-		}
-		reg = v;
-		areg = n;
+	if (vec_push(&reg, seg)) {
+		errno = ENOMEM;
+		rc = -1;
 	}
-	reg[nreg++] = seg;
 out:
 	pthread_rwlock_unlock(&reg_lock);
 	return rc;
@@ -379,9 +377,9 @@ out:
 static void reg_remove(struct snapseg *seg)
 {
 	pthread_rwlock_wrlock(&reg_lock);
-	for (size_t i = 0; i < nreg; i++)
-		if (reg[i] == seg) {
-			reg[i] = reg[--nreg];
+	for (size_t i = 0; i < reg.n; i++)
+		if (reg.v[i] == seg) {
+			reg.v[i] = reg.v[--reg.n];
 			break;
 		}
 	pthread_rwlock_unlock(&reg_lock);
@@ -614,11 +612,10 @@ static ssize_t read_eager(struct snapseg *seg, char *dst, int fd, size_t len, of
 	size_t done = 0;
 	while (done < len) {
 		size_t n = len - done < BOUNCE ? len - done : BOUNCE;
-		ssize_t k = pread_full(fd, buf, n, (uint64_t)off + done);
+		ssize_t k = pread_full(fd, buf, n, off + (off_t)done);
 		if (k < 0) {
-			int e = errno;
 			free(buf);
-			errno = e;
+			errno = (int)-k;
 			return -1;
 		}
 		seg_put(seg, dst + done, buf, (size_t)k);
