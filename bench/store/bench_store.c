@@ -7,7 +7,9 @@
  *   index    1,000,000 extents: snapshot-read lookup latency, reopen, release+GC
  *   bs       random 4 KiB writes under a snapshot at block sizes 4/16/64 KiB:
  *            bytes copied per byte written and index rows
- * Usage: bench_store [pin|cow|index|bs]...  (none: all). Prints Markdown.
+ *   dir      lookups (meta, one file by path, isdir) and readdir of a 13-entry
+ *            directory in snapshots of 13 .. 100,000 files: flat in n
+ * Usage: bench_store [pin|cow|index|bs|dir]...  (none: all). Prints Markdown.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -319,6 +321,92 @@ static void bench_bs(void)
 	}
 }
 
+static int count_ent(void *arg, const char *name, int is_dir, uint64_t fid, const struct stat *st)
+{
+	(void)name, (void)is_dir, (void)fid, (void)st;
+	++*(int *)arg;
+	return 0;
+}
+
+static double median(double *t, int n)
+{
+	qsort(t, (size_t)n, sizeof(*t), cmpd);
+	return t[n / 2];
+}
+
+/* A snapshot of n paths: the 13 files of directory d, the rest spread over
+ * t/NNN/. Then the view's per-request costs, median of 2,001. */
+static void bench_dir(void)
+{
+	printf("\n### Snapshot view lookups against snapshot size (median of 2,001, µs)\n\n"
+	       "| files in snapshot | store_snap_meta | store_snap_file d/e07 | "
+	       "store_snap_isdir d | readdir d (13 entries) | store_snap_get (old lookup) |\n"
+	       "|---|---|---|---|---|---|\n");
+	static const int sizes[] = {13, 10000, 100000};
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(*sizes); k++) {
+		int n = sizes[k];
+		struct store *st = fresh(4096);
+		int fd = mkfile("f", 4096, 1);
+		struct store_file *sf;
+		store_file_get(st, fd, &sf);
+		struct store_pin_file *pf = calloc((size_t)n, sizeof(*pf));
+		char(*names)[32] = calloc((size_t)n, sizeof(*names));
+		for (int i = 0; i < n; i++) {
+			if (i < 13)
+				snprintf(names[i], sizeof(names[i]), "d/e%02d", i);
+			else
+				snprintf(names[i], sizeof(names[i]), "t/%03d/%06d", i % 997, i);
+			pf[i] = (struct store_pin_file){sf, fd, names[i]};
+		}
+		struct store_pin p = {.kind = STORE_PINNED};
+		uint64_t id;
+		int rc = store_pin(st, &p, pf, (size_t)n, &id);
+		if (rc)
+			die("store_pin", rc);
+		enum { R = 2001 };
+		static double t[5][R];
+		char pb[256];
+		for (int r = 0; r < R; r++) {
+			struct store_snap_meta m;
+			struct store_snap_file f;
+			struct store_snap s;
+			int cnt = 0;
+			double t0 = now();
+			if (store_snap_meta(st, id, &m))
+				die("meta", EIO);
+			double t1 = now();
+			if (store_snap_file(st, id, "d/e07", &f, pb, sizeof(pb)))
+				die("snap_file", EIO);
+			double t2 = now();
+			if (store_snap_isdir(st, id, "d") != 1)
+				die("isdir", EIO);
+			double t3 = now();
+			if (store_snap_readdir(st, id, "d", NULL, count_ent, &cnt) || cnt != 13)
+				die("readdir", EIO);
+			double t4 = now();
+			t[0][r] = (t1 - t0) * 1e6;
+			t[1][r] = (t2 - t1) * 1e6;
+			t[2][r] = (t3 - t2) * 1e6;
+			t[3][r] = (t4 - t3) * 1e6;
+			if (r < 21 || n <= 10000) {
+				double t5 = now();
+				store_snap_get(st, id, &s);
+				t[4][r] = (now() - t5) * 1e6;
+			}
+		}
+		printf("| %d | %.2f | %.1f | %.1f | %.1f | %.0f |\n", n, median(t[0], R),
+		       median(t[1], R), median(t[2], R), median(t[3], R),
+		       median(t[4], n <= 10000 ? R : 21));
+		fflush(stdout);
+		store_release(st, id);
+		store_file_put(sf);
+		close(fd);
+		store_close(st);
+		free(pf);
+		free(names);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	snprintf(root, sizeof(root), "/dev/shm/snapfs-bench-store-XXXXXX");
@@ -339,6 +427,8 @@ int main(int argc, char **argv)
 			bench_bs();
 		if (all || !strcmp(w, "index"))
 			bench_index();
+		if (all || !strcmp(w, "dir"))
+			bench_dir();
 		if (all)
 			break;
 	}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Snapstore benchmarks: builds bench_store in its own build directory (no
 # change to the root CMakeLists needed) and prints Markdown tables.
-#   bench/store/run.sh [pin|cow|bs|index]...
+#   bench/store/run.sh [pin|cow|bs|index|dir]...
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)

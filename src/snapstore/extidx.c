@@ -42,6 +42,8 @@ enum {
 	S_SF_OF,
 	S_SF_ALL,
 	S_SF_PATH,
+	S_SF_NEXT_GT,
+	S_SF_NEXT_GE,
 	S_SF_COUNT,
 	S_SF_FIDREFS,
 	S_EXT_INS,
@@ -89,6 +91,13 @@ static const char *const sql_text[S_N] = {
 		 "ino FROM snap_files ORDER BY snap, path",
     [S_SF_PATH] = "SELECT snap, path, fid, size, mode, uid, gid, atime_ns, mtime_ns, "
 		  "ctime_ns, ino FROM snap_files WHERE snap = ?1 AND path = ?2",
+    /* ?3 is a text upper bound, or an empty blob: every text sorts below a blob. */
+    [S_SF_NEXT_GT] = "SELECT snap, path, fid, size, mode, uid, gid, atime_ns, mtime_ns, "
+		     "ctime_ns, ino FROM snap_files WHERE snap = ?1 AND path > ?2 AND path < ?3 "
+		     "ORDER BY path LIMIT 1",
+    [S_SF_NEXT_GE] = "SELECT snap, path, fid, size, mode, uid, gid, atime_ns, mtime_ns, "
+		     "ctime_ns, ino FROM snap_files WHERE snap = ?1 AND path >= ?2 AND path < ?3 "
+		     "ORDER BY path LIMIT 1",
     [S_SF_COUNT] = "SELECT count(*) FROM snap_files WHERE snap = ?1",
     [S_SF_FIDREFS] = "SELECT count(*) FROM snap_files WHERE fid = ?1",
     [S_EXT_INS] = "INSERT INTO extents(fid, blk, efrom, eto, nblk, loc) "
@@ -751,14 +760,10 @@ int extidx_sfiles(struct extidx *x, uint64_t snap, struct extidx_sfile **out, si
 	return 0;
 }
 
-int extidx_sfile_by_path(struct extidx *x, uint64_t snap, const char *path,
-			 struct extidx_sfile *out, char *pathbuf, size_t len)
+/* One row of s (bound) into out and pathbuf: 0, -ENOENT (no row), -ENAMETOOLONG. */
+static int sfile_one(struct extidx *x, sqlite3_stmt *s, struct extidx_sfile *out, char *pathbuf,
+		     size_t len)
 {
-	sqlite3_stmt *s = stmt(x, S_SF_PATH);
-	if (!s)
-		return -EIO;
-	sqlite3_bind_int64(s, 1, (int64_t)snap);
-	sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(s), ret = 0;
 	if (rc == SQLITE_ROW) {
 		sfile_row(s, out);
@@ -775,6 +780,34 @@ int extidx_sfile_by_path(struct extidx *x, uint64_t snap, const char *path,
 	}
 	done(s);
 	return ret;
+}
+
+int extidx_sfile_by_path(struct extidx *x, uint64_t snap, const char *path,
+			 struct extidx_sfile *out, char *pathbuf, size_t len)
+{
+	sqlite3_stmt *s = stmt(x, S_SF_PATH);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, (int64_t)snap);
+	sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC);
+	return sfile_one(x, s, out, pathbuf, len);
+}
+
+int extidx_sfile_next(struct extidx *x, uint64_t snap, const char *lo, size_t lolen, int incl,
+		      const char *hi, size_t hilen, struct extidx_sfile *out, char *pathbuf,
+		      size_t len)
+{
+	static const char empty[1];
+	sqlite3_stmt *s = stmt(x, incl ? S_SF_NEXT_GE : S_SF_NEXT_GT);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, (int64_t)snap);
+	sqlite3_bind_text(s, 2, lo, (int)lolen, SQLITE_STATIC);
+	if (hi)
+		sqlite3_bind_text(s, 3, hi, (int)hilen, SQLITE_STATIC);
+	else
+		sqlite3_bind_blob(s, 3, empty, 0, SQLITE_STATIC);
+	return sfile_one(x, s, out, pathbuf, len);
 }
 
 void extidx_sfiles_free(struct extidx_sfile *a, size_t n)

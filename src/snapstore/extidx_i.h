@@ -93,6 +93,12 @@ int extidx_sfile_insert(struct extidx *x, const struct extidx_sfile *f);
 int extidx_sfiles(struct extidx *x, uint64_t snap, struct extidx_sfile **out, size_t *n);
 int extidx_sfile_by_path(struct extidx *x, uint64_t snap, const char *path,
 			 struct extidx_sfile *out, char *pathbuf, size_t len);
+/* The first file of snapshot snap whose path is above lo[0..lolen) (or equal
+ * when incl) and below hi[0..hilen) (hi NULL: no upper bound), in byte order:
+ * one index seek. -ENOENT if there is none. */
+int extidx_sfile_next(struct extidx *x, uint64_t snap, const char *lo, size_t lolen, int incl,
+		      const char *hi, size_t hilen, struct extidx_sfile *out, char *pathbuf,
+		      size_t len);
 void extidx_sfiles_free(struct extidx_sfile *a, size_t n);
 int extidx_sfile_count(struct extidx *x, uint64_t snap, uint64_t *n);
 /* How many snap_files rows (of any snapshot) name fid. */

@@ -277,16 +277,8 @@ int store_pin(struct store *st, const struct store_pin *p, const struct store_pi
 			}
 		}
 	}
-	if (!rc && st->nsnaps == st->capsnaps) {
-		size_t nc = st->capsnaps ? st->capsnaps * 2 : 16;
-		struct snapmem *na = reallocarray(st->snaps, nc, sizeof(*na));
-		if (!na)
-			rc = -ENOMEM;
-		else {
-			st->snaps = na;
-			st->capsnaps = nc;
-		}
-	}
+	if (!rc)
+		rc = store_snap_reserve(st, 1);
 	if (rc || (rc = extidx_begin(st->x, p->kind == STORE_PINNED)))
 		goto out_mu;
 	uint64_t E = st->epoch;
@@ -352,7 +344,10 @@ int store_pin(struct store *st, const struct store_pin *p, const struct store_pi
 		goto out_mu;
 	store_test_point("pin:committed");
 	st->epoch = E + 1;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t k = 0; k < n; k++) {
+		if (k && ord[k].sf == ord[k - 1].sf)
+			continue; /* one file under several paths: one cover */
+		size_t i = ord[k].idx;
 		struct store_file *sf = files[i].sf;
 		if (!sf->fid)
 			store_file_set_fid(sf, fid[i]);
@@ -360,7 +355,12 @@ int store_pin(struct store *st, const struct store_pin *p, const struct store_pi
 		    .snap = sid, .epoch = E, .size = (uint64_t)sb[i].st_size, .kind = p->kind};
 		store_cover_add(sf, &c); /* room reserved above */
 	}
-	struct snapmem m = {.id = sid, .epoch = E, .expires = p->expires, .kind = p->kind};
+	struct snapmem m = {.id = sid,
+			    .epoch = E,
+			    .created = row.created,
+			    .expires = p->expires,
+			    .uid = p->uid,
+			    .kind = p->kind};
 	store_snap_add(st, &m);
 	*id = sid;
 out_mu:
@@ -446,24 +446,6 @@ int store_snap_get(struct store *st, uint64_t id, struct store_snap *out)
 	return rc;
 }
 
-int store_snap_meta(struct store *st, uint64_t id, struct store_snap_meta *out)
-{
-	pthread_mutex_lock(&st->mu);
-	struct snapmem *sm = store_snap_find(st, id);
-	struct extidx_snap row;
-	int rc = sm ? extidx_snap_get(st->x, sm->id, &row) : -ENOENT;
-	if (rc == 0)
-		*out = (struct store_snap_meta){.id = row.id,
-						.epoch = row.epoch,
-						.created = row.created,
-						.expires = row.expires,
-						.uid = row.uid,
-						.kind = sm->kind,
-						.state = sm->state};
-	pthread_mutex_unlock(&st->mu);
-	return rc;
-}
-
 int store_snap_list(struct store *st, int (*fn)(void *arg, const struct store_snap *s), void *arg)
 {
 	pthread_mutex_lock(&st->mu);
@@ -479,7 +461,7 @@ int store_snap_list(struct store *st, int (*fn)(void *arg, const struct store_sn
 	return rc;
 }
 
-static void sfile_stat(const struct extidx_sfile *f, struct store_snap_file *o)
+void store_sfile_stat(const struct extidx_sfile *f, struct store_snap_file *o)
 {
 	memset(&o->st, 0, sizeof(o->st));
 	o->fid = f->fid;
@@ -505,7 +487,7 @@ int store_snap_files(struct store *st, uint64_t id,
 	pthread_mutex_unlock(&st->mu);
 	for (size_t i = 0; i < n && !rc; i++) {
 		struct store_snap_file f;
-		sfile_stat(&sfs[i], &f);
+		store_sfile_stat(&sfs[i], &f);
 		f.path = sfs[i].path;
 		rc = fn(arg, &f);
 	}
@@ -524,7 +506,7 @@ int store_snap_file(struct store *st, uint64_t id, const char *path, struct stor
 	pthread_mutex_unlock(&st->mu);
 	if (rc)
 		return rc;
-	sfile_stat(&f, out);
+	store_sfile_stat(&f, out);
 	out->path = f.path;
 	return 0;
 }
@@ -749,7 +731,7 @@ int store_snap_forgo(struct store *st, uint64_t id, uint64_t fid, uint64_t off, 
 	pthread_mutex_lock(&st->mu);
 	struct snapmem *sm = store_snap_find(st, id);
 	struct store_file *sf = NULL;
-	struct cover c;
+	struct cover c = {0};
 	int rc = !sm			       ? -ENOENT
 		 : sm->kind != STORE_EPHEMERAL ? -EINVAL
 					       : find_cover(st, id, fid, &sf, &c);

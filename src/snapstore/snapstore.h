@@ -181,28 +181,55 @@ struct store_snap_file {
 	struct stat st;	  /* as at pin time: size, mode, uid, gid, atime, mtime, ctime, ino */
 };
 
+/*
+ * The cheap lookup: a snapshot's identity, owner, kind and state, without
+ * its file count or held bytes. No I/O, no scan: an in-memory table kept in
+ * step with pin, release, staleness, expiry and recovery, read under a lock
+ * that no SQL work holds (binary search). For the daemon's lookups, getattr,
+ * open and control checks. -ENOENT if unknown.
+ */
 struct store_snap_meta {
 	uint64_t id, epoch;
-	int64_t created, expires;
+	int64_t created, expires; /* unix time; expires 0: never */
 	uint32_t uid;
 	enum store_kind kind;
 	enum store_state state;
 };
-/* A snapshot's identity, owner, kind and state, without the costly summary
- * of store_snap_get (no scan of its files or extents); -ENOENT if unknown. */
 int store_snap_meta(struct store *st, uint64_t id, struct store_snap_meta *out);
 
 /* Calls fn for every live snapshot in increasing id order; stops and returns
  * fn's value if non-zero. */
 int store_snap_list(struct store *st, int (*fn)(void *arg, const struct store_snap *s), void *arg);
-/* One snapshot's summary; -ENOENT if unknown. */
+/* One snapshot's summary; -ENOENT if unknown. Costly (counts its files and
+ * held bytes under the store mutex): for list/show, not for lookups. */
 int store_snap_get(struct store *st, uint64_t id, struct store_snap *out);
 /* The files of a snapshot, in path order. */
 int store_snap_files(struct store *st, uint64_t id,
 		     int (*fn)(void *arg, const struct store_snap_file *f), void *arg);
-/* One file of a snapshot by path (relative, no leading slash): -ENOENT. */
+/* One file of a snapshot by path (relative, no leading slash): -ENOENT.
+ * One index seek on (snapshot, path): O(log n). */
 int store_snap_file(struct store *st, uint64_t id, const char *path, struct store_snap_file *out,
 		    char *pathbuf, size_t pathbuf_len);
+
+/*
+ * The entries directly under directory dir ("" = the root; no leading
+ * slash) of snapshot id, in bytewise name order, starting after the name
+ * `after` (NULL or "": from the start). Directories are implied by file
+ * paths (a path a/b/c implies directories a and a/b); a name that is both a
+ * file and a directory prefix (impossible for paths taken from one tree) is
+ * listed once, as the file. fn(arg, name, is_dir, fid or 0, stat at pin or
+ * NULL for a directory) is called with no lock held and returns non-zero to
+ * stop (that value is returned). Costs O(log n) index seeks per returned
+ * entry, independent of the number of files in the snapshot. -ENOENT
+ * (unknown snapshot or directory), -ENOTDIR (dir is a file).
+ */
+int store_snap_readdir(struct store *st, uint64_t id, const char *dir, const char *after,
+		       int (*fn)(void *arg, const char *name, int is_dir, uint64_t fid,
+				 const struct stat *st),
+		       void *arg);
+/* 1 if path ("" = the root) is a directory of snapshot id (implied by a
+ * file under it), 0 if not, -ENOENT for an unknown snapshot. O(log n). */
+int store_snap_isdir(struct store *st, uint64_t id, const char *path);
 
 /*
  * Read [off, off + len) of file fid as of snapshot id, clipped to its size

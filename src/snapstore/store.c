@@ -292,16 +292,29 @@ struct snapmem *store_snap_find(struct store *st, uint64_t id)
 	return NULL;
 }
 
-int store_snap_add(struct store *st, const struct snapmem *s)
+int store_snap_reserve(struct store *st, size_t more)
 {
-	if (st->nsnaps == st->capsnaps) {
-		size_t nc = st->capsnaps ? st->capsnaps * 2 : 16;
-		struct snapmem *na = reallocarray(st->snaps, nc, sizeof(*na));
-		if (!na)
-			return -ENOMEM;
+	if (st->capsnaps - st->nsnaps >= more)
+		return 0;
+	size_t nc = st->capsnaps ? st->capsnaps * 2 : 16;
+	if (nc < st->nsnaps + more)
+		nc = st->nsnaps + more;
+	pthread_rwlock_wrlock(&st->snaplock);
+	struct snapmem *na = reallocarray(st->snaps, nc, sizeof(*na));
+	if (na) {
 		st->snaps = na;
 		st->capsnaps = nc;
 	}
+	pthread_rwlock_unlock(&st->snaplock);
+	return na ? 0 : -ENOMEM;
+}
+
+int store_snap_add(struct store *st, const struct snapmem *s)
+{
+	int rc = store_snap_reserve(st, 1);
+	if (rc)
+		return rc;
+	pthread_rwlock_wrlock(&st->snaplock);
 	size_t i = st->nsnaps;
 	while (i && st->snaps[i - 1].id > s->id) {
 		st->snaps[i] = st->snaps[i - 1];
@@ -309,7 +322,15 @@ int store_snap_add(struct store *st, const struct snapmem *s)
 	}
 	st->snaps[i] = *s;
 	st->nsnaps++;
+	pthread_rwlock_unlock(&st->snaplock);
 	return 0;
+}
+
+void store_snap_set_state(struct store *st, struct snapmem *sm, int state)
+{
+	pthread_rwlock_wrlock(&st->snaplock);
+	sm->state = state;
+	pthread_rwlock_unlock(&st->snaplock);
 }
 
 void store_snap_del(struct store *st, uint64_t id)
@@ -319,8 +340,26 @@ void store_snap_del(struct store *st, uint64_t id)
 		return;
 	size_t i = (size_t)(s - st->snaps);
 	store_forgo_free(s);
+	pthread_rwlock_wrlock(&st->snaplock);
 	memmove(&st->snaps[i], &st->snaps[i + 1], (st->nsnaps - i - 1) * sizeof(*s));
 	st->nsnaps--;
+	pthread_rwlock_unlock(&st->snaplock);
+}
+
+int store_snap_meta(struct store *st, uint64_t id, struct store_snap_meta *out)
+{
+	pthread_rwlock_rdlock(&st->snaplock);
+	const struct snapmem *sm = store_snap_find(st, id);
+	if (sm)
+		*out = (struct store_snap_meta){.id = sm->id,
+						.epoch = sm->epoch,
+						.created = sm->created,
+						.expires = sm->expires,
+						.uid = sm->uid,
+						.kind = (enum store_kind)sm->kind,
+						.state = (enum store_state)sm->state};
+	pthread_rwlock_unlock(&st->snaplock);
+	return sm ? 0 : -ENOENT;
 }
 
 void store_forgo_free(struct snapmem *sm)
@@ -369,7 +408,7 @@ static void mark_stale(struct store *st, uint64_t snap)
 	struct snapmem *s = store_snap_find(st, snap);
 	if (!s || s->state == STORE_STALE)
 		return;
-	s->state = STORE_STALE;
+	store_snap_set_state(st, s, STORE_STALE);
 	store_logf(4, "snapstore: snapshot %" PRIu64 " is stale: a file changed while unmounted",
 		   snap);
 }
@@ -449,7 +488,9 @@ static int recover(struct store *st)
 		}
 		struct snapmem m = {.id = s->id,
 				    .epoch = s->epoch,
+				    .created = s->created,
 				    .expires = s->expires,
+				    .uid = s->uid,
 				    .kind = s->kind,
 				    .state = s->state};
 		if ((rc = store_snap_add(st, &m)))
@@ -597,6 +638,7 @@ static void free_all(struct store *st)
 		close(st->dirfd);
 	pthread_mutex_destroy(&st->mu);
 	pthread_rwlock_destroy(&st->space);
+	pthread_rwlock_destroy(&st->snaplock);
 	free(st);
 }
 
@@ -660,6 +702,7 @@ int store_open(const char *dir, int source_fd, const struct store_opts *o, struc
 	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&st->space, &ra);
 	pthread_rwlockattr_destroy(&ra);
+	pthread_rwlock_init(&st->snaplock, NULL);
 	RB_INIT(&st->files_h);
 	RB_INIT(&st->files_f);
 

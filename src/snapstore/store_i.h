@@ -60,7 +60,8 @@ struct snapforgo {
 
 struct snapmem {
 	uint64_t id, epoch;
-	int64_t expires;
+	int64_t created, expires;
+	uint32_t uid;
 	int kind, state;
 	struct snapforgo *forgo; /* mu; ephemeral snapshots only */
 };
@@ -78,7 +79,11 @@ struct store {
 	uint64_t preserved_bytes; /* mu: data bytes of all extents */
 	uint64_t reserved_bytes;  /* mu: allocated by hooks in flight */
 	uint64_t nextents;	  /* mu */
-	struct snapmem *snaps;	  /* mu; sorted by id */
+	/* The snapshot table: written with mu and snaplock (write) held; read with
+	 * either (store_snap_meta takes only snaplock, so it never waits for
+	 * SQL work done under mu). */
+	pthread_rwlock_t snaplock;
+	struct snapmem *snaps; /* sorted by id */
 	size_t nsnaps, capsnaps;
 	struct sf_by_handle files_h; /* mu */
 	struct sf_by_fid files_f;    /* mu */
@@ -103,6 +108,8 @@ static inline int store_forgone(const struct snapforgo *f, uint64_t b)
 void store_forgo_free(struct snapmem *sm);
 int store_snap_add(struct store *st, const struct snapmem *s);
 void store_snap_del(struct store *st, uint64_t id);
+int store_snap_reserve(struct store *st, size_t more); /* room for more adds without failing */
+void store_snap_set_state(struct store *st, struct snapmem *sm, int state);
 int store_cover_add(struct store_file *sf, const struct cover *c);
 void store_cover_del(struct store_file *sf, uint64_t snap);
 int store_live_fd(struct store_file *sf); /* mu held: the cached live fd, or -errno */
@@ -118,6 +125,9 @@ static inline int store_ext_needed(const struct cover *c, size_t n, uint32_t bs,
 			return 1;
 	return 0;
 }
+
+/* snap.c: a snapshot file row as the API shows it. */
+void store_sfile_stat(const struct extidx_sfile *f, struct store_snap_file *o);
 
 /* snap.c: release one snapshot's hold and GC the extents nobody needs; mu and the
  * space write lock held; commits with FULL sync when full != 0. */
