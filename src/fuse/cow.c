@@ -21,6 +21,7 @@
  */
 #include "sfs_i.h"
 #include "snapstore.h"
+#include "path.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -188,9 +189,8 @@ int cow_victim(struct sfs_inode *parent, const char *name, struct store_file **h
 	store_file_wrlock(sf);
 	/* Re-check under the lock: a link made meanwhile keeps the bytes alive. */
 	if (fstat(fd, &st) == 0 && st.st_nlink == 1 && store_file_tracked(sf)) {
-		char proc[64];
-		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-		int rfd = open(proc, O_RDONLY | O_CLOEXEC);
+		char proc[PROCFD_PATH_LEN];
+		int rfd = open(procfd_path(fd, proc), O_RDONLY | O_CLOEXEC);
 		if (rfd < 0)
 			rc = -errno;
 		else {

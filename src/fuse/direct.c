@@ -35,6 +35,8 @@
 #include "snapstore.h"
 #include "snapfs_proto.h"
 #include "direct_proto.h"
+#include "fullio.h"
+#include "path.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -207,7 +209,7 @@ static int handover(int c, const struct direct_msg *h, const struct ucred *cr)
 		r = r->next;
 	if (r && !r->handed && hold_may_see(cr->uid, r->uid)) {
 		char proc[64];
-		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", bits_memfd(r->bits));
+		procfd_path(bits_memfd(r->bits), proc);
 		fds[0] = open_ro(r);
 		fds[1] = open(proc, O_RDONLY | O_CLOEXEC);
 		ans[0] = fds[0] >= 0 && fds[1] >= 0 ? 0 : (unsigned char)errno;
@@ -272,7 +274,7 @@ static ssize_t wb_write(void *arg, struct gate_op *op)
 	struct wb *w = arg;
 	uint64_t doff = 0;
 	for (size_t i = 0; i < op->n; i++) {
-		int rc = pwrite_full(op->fd, w->buf + doff, op->r[i][1], op->r[i][0]);
+		int rc = pwrite_full(op->fd, w->buf + doff, op->r[i][1], (off_t)op->r[i][0]);
 		if (rc)
 			return rc;
 		doff += op->r[i][1];

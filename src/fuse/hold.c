@@ -11,6 +11,8 @@
  */
 #include "sfs_i.h"
 #include "snapstore.h"
+#include "path.h"
+#include "vec.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -40,7 +42,7 @@ static int inode_relpath(struct sfs_inode *inode, char *out, size_t len)
 	char proc[64], abs[PATH_MAX], root[PATH_MAX];
 	inode_procpath(inode, proc);
 	ssize_t n = readlink(proc, abs, sizeof(abs) - 1);
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", sfs.source_fd);
+	procfd_path(sfs.source_fd, proc);
 	ssize_t m = readlink(proc, root, sizeof(root) - 1);
 	if (n < 0 || m < 0)
 		return -ENOENT;
@@ -72,17 +74,7 @@ int hold_ref(uint64_t id)
 			h.v[i].refs++;
 			goto out;
 		}
-	if (h.n == h.alloc) {
-		size_t n = h.alloc ? h.alloc * 2 : 16;
-		struct hold *v = reallocarray(h.v, n, sizeof(*v));
-		if (!v) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		h.v = v;
-		h.alloc = n;
-	}
-	h.v[h.n++] = (struct hold){id, 1};
+	rc = vec_push(&h, (struct hold){id, 1});
 out:
 	pthread_mutex_unlock(&h.mutex);
 	return rc;

@@ -9,6 +9,7 @@
  */
 #include "sfs_i.h"
 #include "snapstore.h"
+#include "path.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -162,7 +163,7 @@ void inode_hide_store_nlink(struct stat *st)
 
 void inode_procpath(const struct sfs_inode *inode, char buf[64])
 {
-	snprintf(buf, 64, "/proc/self/fd/%d", inode->fd);
+	procfd_path(inode->fd, buf);
 }
 
 void sfs_fill_attr_timeouts(struct fuse_entry_param *e)

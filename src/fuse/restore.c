@@ -17,6 +17,8 @@
 #include "ctl_i.h"
 #include "snapstore.h"
 #include "snapfs_proto.h"
+#include "fullio.h"
+#include "rec.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -110,20 +112,13 @@ static int target_get(fuse_req_t req, const char *path, const struct stat *pst,
 	return rc;
 }
 
+/* Past the end reads as the zeros a resize brings. */
 static int pread_zero(int fd, char *p, size_t len, uint64_t off)
 {
-	size_t got = 0;
-	while (got < len) {
-		ssize_t k = pread(fd, p + got, len - got, (off_t)(off + got));
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -errno;
-		if (k == 0)
-			break;
-		got += (size_t)k;
-	}
-	memset(p + got, 0, len - got); /* past the end reads as the zeros a resize brings */
+	ssize_t got = pread_full(fd, p, len, (off_t)off);
+	if (got < 0)
+		return (int)got;
+	memset(p + got, 0, len - (size_t)got);
 	return 0;
 }
 
@@ -176,8 +171,8 @@ static ssize_t chunk_write(void *arg, struct gate_op *op)
 {
 	struct chunk *c = arg;
 	for (size_t i = 0; i < op->n; i++) {
-		int rc =
-		    pwrite_full(op->fd, c->snap + (op->r[i][0] - c->off), op->r[i][1], op->r[i][0]);
+		int rc = pwrite_full(op->fd, c->snap + (op->r[i][0] - c->off), op->r[i][1],
+				     (off_t)op->r[i][0]);
 		if (rc)
 			return rc;
 		c->written += op->r[i][1];
@@ -338,12 +333,9 @@ int ctl_restore(fuse_req_t req, struct snapfs_req *r)
 			r->cursor = i;
 			break;
 		}
-		struct snapfs_rec_restore rec = {.reclen =
-						     (uint32_t)((head + plen + 7) & ~(size_t)7)};
+		struct snapfs_rec_restore rec = {0};
 		rec.status = restore_file(req, r->id, f, &rec);
-		char *p = rec_room(r, head + plen);
-		memcpy(p, &rec, head);
-		memcpy(p + head, f->path, plen);
+		rc = rec_put_restore(r, &rec, f->path);
 	}
 	sfiles_release(&fl);
 	free(filt);

@@ -175,7 +175,7 @@ struct store_file *inode_sf(struct sfs_inode *inode);
 /* A read descriptor on the inode for the store's copies (owned by the
  * inode, closed when it is forgotten); -errno. */
 int inode_rfd(struct sfs_inode *inode);
-/* "/proc/self/fd/N" for an inode's O_PATH fd. */
+/* "/proc/self/fd/N" for an inode's O_PATH fd (procfd_path). */
 void inode_procpath(const struct sfs_inode *inode, char buf[64]);
 void sfs_fill_attr_timeouts(struct fuse_entry_param *e);
 /* Tell the kernel to drop its cached attributes and pages [off, off + len)
@@ -235,10 +235,6 @@ ssize_t gate_write(struct sfs_inode *inode, struct gate_op *op);
  * backing call. */
 int cow_victim(struct sfs_inode *parent, const char *name, struct store_file **held);
 void cow_victim_done(struct store_file *held);
-
-/* io.c: whole-buffer I/O (EINTR and short counts); 0 or -errno (-EIO at
- * an unexpected end). */
-int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 
 /* bits.c: change bitmaps for segments' direct fills */
 /* A bitmap for a file of size bytes, all clear; -errno. */
