@@ -23,7 +23,9 @@
 #define WB_MAX_BYTES  (256UL << 20) /* and so do more bytes than this */
 #define WB_KEEP_BYTES (32UL << 20)  /* a write-back buffer this small is kept */
 
-/* One snapseg_read's snapshot and the pages that still show it. */
+/* One snapseg_read's snapshot and the pages that still show it. h and
+ * delta are set before it is linked into seg->snaps and not changed after
+ * (the fault handler reads h under seg->lock: one reader at a time). */
 struct segsnap {
 	struct snaphold h;
 	int64_t delta;	      /* file offset of a byte = its address + delta */
@@ -39,7 +41,7 @@ struct segext {
 };
 
 struct snapseg {
-	char *base;
+	char *base; /* base, size, uffd: set by snapseg_create, then constant */
 	size_t size;
 	int uffd;
 	char *fillbuf;		   /* protected by lock */
