@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Private to the segment (snapseg.c: faults, reads, discard; snapseg_wb.c:
- * write-back): its structures and the helpers both use. See the top of
+ * Private to the segment (snapseg.c: faults, reads, discard; snapseg_map.c:
+ * the association map; snapseg_wb.c: write-back): its structures and the
+ * helpers they share. See the top of
  * snapseg.c for the design and docs/SEGMENT.md.
  */
 #ifndef SEGMENT_I_H
@@ -59,8 +60,26 @@ struct snapseg {
 	struct snapseg_stats st; /* protected by lock */
 };
 
-/* Index of the first extent with e > pg. Called with seg->lock held. */
+/* ---- the association map (snapseg_map.c) ---- */
+/* All of these are called with seg->lock held and are async-signal-safe. */
+
+/* Index of the first extent with e > pg. */
 size_t seg_ext_find(const struct snapseg *seg, uintptr_t pg);
+/* The extent holding page pg, or NULL. */
+struct segext *seg_ext_lookup(struct snapseg *seg, uintptr_t pg);
+/* Room for more extents (mmap/mremap): 0 or -ENOMEM. */
+int seg_ext_room(struct snapseg *seg, size_t more);
+/* Detach pages [s, e). Needs room for one more extent (a split). */
+void seg_ext_clear(struct snapseg *seg, uintptr_t s, uintptr_t e);
+/* Pages [s, e) now show r (after seg_ext_clear of the same range). */
+void seg_ext_insert(struct snapseg *seg, uintptr_t s, uintptr_t e, struct segsnap *r);
+/* Release the snapshots no page shows any more; they become zombies. */
+void seg_snaps_reap(struct snapseg *seg);
+/* Free the zombies. Not in the fault handler (free). */
+void seg_zombies_free(struct snapseg *seg);
+/* The map's invariants hold (sorted, disjoint, counted): for assert(). */
+bool seg_sanity(const struct snapseg *seg);
+
 /* [p, p + len) lies inside the segment. */
 bool seg_inside(const struct snapseg *seg, const void *p, size_t len);
 /* Full pages of [p, p + len) as page indices [*s, *e); *e <= *s when none. */
