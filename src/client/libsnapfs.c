@@ -9,6 +9,7 @@
 #include "snapfs.h"
 #include "snapfs_proto.h"
 #include "client_i.h"
+#include "path.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -180,13 +181,8 @@ int snapfs_release(const char *path_in_mount, uint64_t id)
 
 int snapfs_freeze(int fd, uint64_t *id)
 {
-	char proc[64], path[PATH_MAX], root[PATH_MAX], view[2 * PATH_MAX];
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	ssize_t n = readlink(proc, path, sizeof(path) - 1);
-	if (n < 0)
-		return -1;
-	path[n] = 0;
-	if (snapfs_locate(proc, root, sizeof(root), NULL, 0))
+	char proc[PROCFD_PATH_LEN], root[PATH_MAX], view[2 * PATH_MAX];
+	if (snapfs_locate(procfd_path(fd, proc), root, sizeof(root), NULL, 0))
 		return -1;
 	struct snapfs_req *r = snapfs_req_new(SNAPFS_OP_FREEZE);
 	if (!r)

@@ -13,6 +13,8 @@
 #include "client_i.h"
 #include "snapseg_i.h"
 #include "direct_proto.h"
+#include "fullio.h"
+#include "path.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,7 +36,7 @@
 
 int snaphold_take(int fd, struct snaphold *h)
 {
-	char proc[64], root[PATH_MAX], view[PATH_MAX + SNAPFS_PROTO_DATA];
+	char proc[PROCFD_PATH_LEN], root[PATH_MAX], view[PATH_MAX + SNAPFS_PROTO_DATA];
 	struct stat st;
 	h->holder = h->view = h->direct = h->conn = -1;
 	h->id = 0;
@@ -46,8 +48,7 @@ int snaphold_take(int fd, struct snaphold *h)
 		errno = ENOTSUP;
 		return -1;
 	}
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	if (snapfs_locate(proc, root, sizeof(root), NULL, 0))
+	if (snapfs_locate(procfd_path(fd, proc), root, sizeof(root), NULL, 0))
 		return -1;
 	struct snapfs_req *r = snapfs_req_new(SNAPFS_OP_FREEZE);
 	if (!r)
@@ -114,7 +115,6 @@ void snaphold_drop(struct snaphold *h, struct snapfs_req *req)
 	errno = e;
 }
 
-/* Ask the daemon for the live file and the change bitmap (daemon: direct.c). */
 /* A connection to the daemon's side channel, with timeouts. */
 static int side_connect(const struct snaphold *h, int secs)
 {
@@ -236,22 +236,6 @@ static bool direct_clean(const struct snaphold *h, uint64_t off, uint64_t len)
 	return poll(&p, 1, 0) == 0;
 }
 
-ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	size_t got = 0;
-	while (got < len) {
-		ssize_t k = pread(fd, (char *)buf + got, len - got, (off_t)(off + got));
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return got ? (ssize_t)got : -1;
-		if (k == 0)
-			break;
-		got += (size_t)k;
-	}
-	return (ssize_t)got;
-}
-
 int snaphold_direct(struct snaphold *h)
 {
 	if (h->direct_state == 0)
@@ -265,10 +249,16 @@ ssize_t snaphold_pread(struct snaphold *h, void *buf, size_t len, uint64_t off)
 		return 0;
 	if (len > h->size - off)
 		len = (size_t)(h->size - off);
-	if (h->direct_state > 0 && len && pread_full(h->direct, buf, len, off) == (ssize_t)len &&
+	if (h->direct_state > 0 && len &&
+	    pread_full(h->direct, buf, len, (off_t)off) == (ssize_t)len &&
 	    direct_clean(h, off, len))
 		return (ssize_t)len;
-	return pread_full(h->view, buf, len, off);
+	ssize_t k = pread_full(h->view, buf, len, (off_t)off);
+	if (k < 0) {
+		errno = (int)-k;
+		return -1;
+	}
+	return k;
 }
 
 struct snapmap {

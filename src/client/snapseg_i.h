@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Private to the deferred-I/O part of libsnapfs (snapseg.c, snapmap.c):
- * taking an ephemeral snapshot of an open file and holding it through two
- * descriptors, the "holder" (a second open of the live file, which owns
- * the snapshot: closing it releases it) and the "view" (the read-only
- * snapshot file MNT/<snapdir>/ID/path, which the bytes are read from).
+ * Private to the deferred-I/O part of libsnapfs (snapseg.c, snapseg_wb.c,
+ * snapmap.c): taking an ephemeral snapshot of an open file and holding it
+ * through two descriptors, the "holder" (a second open of the live file,
+ * which owns the snapshot: closing it releases it) and the "view" (the
+ * read-only snapshot file MNT/<snapdir>/ID/path, which the bytes are read
+ * from).
  */
 #ifndef SNAPSEG_I_H
 #define SNAPSEG_I_H
@@ -12,6 +13,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* Not locked: one owner at a time (a struct segsnap under its segment's
+ * lock, or a struct snapmap). */
 struct snaphold {
 	int holder;  /* open of the live file that owns the snapshot */
 	int view;    /* the snapshot's file, read-only */
@@ -44,15 +47,12 @@ void snaphold_drop(struct snaphold *h, struct snapfs_req *req);
  * give them (then reads go through the view). Not in a signal handler. */
 int snaphold_direct(struct snaphold *h);
 /*
- * pread of the snapshot: len bytes at off, fewer only at the pin-time end.
- * Reads the live file directly after snaphold_direct() succeeded, where no
- * block read changed since the snapshot; else the view through FUSE.
- * Async-signal-safe; one reader at a time per h.
+ * pread of the snapshot: len bytes at off, fewer only at the pin-time end,
+ * or -1 with errno. Reads the live file directly after snaphold_direct()
+ * succeeded, where no block read changed since the snapshot; else the view
+ * through FUSE. Async-signal-safe; one reader at a time per h.
  */
 ssize_t snaphold_pread(struct snaphold *h, void *buf, size_t len, uint64_t off);
-/* pread until len bytes, end of file or an error: the count (short at the
- * end or after a late error), or -1 when nothing was read. */
-ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off);
 /*
  * Write n ranges rg[i] = {off, len} (increasing, disjoint) of fd's file,
  * which must be h's file open for writing, with their bytes packed in order

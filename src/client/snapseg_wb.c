@@ -10,6 +10,9 @@
 #include "snapfs_proto.h"
 #include "client_i.h"
 #include "segment_i.h"
+#include "fullio.h"
+#include "rec.h"
+#include "vec.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,11 +27,12 @@
 
 /* ---- write-back ---- */
 
-/* The ranges of r's file changed since its snapshot, sorted; from DIFF. */
+/* The ranges of r's file changed since its snapshot, sorted; from DIFF.
+ * v, n, alloc: a vector (vec.h). */
 struct changed {
 	struct segsnap *r;
 	struct snapfs_range *v;
-	size_t n;
+	size_t n, alloc;
 	bool all; /* the daemon could not tell: everything counts as changed */
 };
 
@@ -43,7 +47,6 @@ static int changed_load(struct changed *c)
 	struct snapfs_req *q = snapfs_req_new(SNAPFS_OP_DIFF);
 	if (!q)
 		return -ENOMEM;
-	size_t alloc = 0;
 	int rc = 0;
 	do {
 		q->op = SNAPFS_OP_DIFF;
@@ -53,31 +56,18 @@ static int changed_load(struct changed *c)
 			rc = -errno;
 			break;
 		}
-		size_t at = 0;
-		for (uint32_t i = 0; i < q->count && at + sizeof(struct snapfs_rec_diff) <= q->len;
-		     i++) {
-			struct snapfs_rec_diff d;
-			memcpy(&d, q->data + at, sizeof(d));
-			if (d.reclen < sizeof(d) || at + d.reclen > q->len ||
-			    d.nranges > (d.reclen - sizeof(d)) / sizeof(struct snapfs_range)) {
-				rc = -EPROTO;
-				break;
-			}
+		struct rec_iter it;
+		struct snapfs_rec_diff d;
+		const void *ranges;
+		const char *path;
+		rec_iter_init(&it, q);
+		while ((rc = rec_next_diff(&it, &d, &ranges, &path)) > 0) {
 			if (d.status)
 				c->all = true;
-			if (c->n + d.nranges > alloc) {
-				size_t na = (c->n + d.nranges) * 2;
-				struct snapfs_range *v = reallocarray(c->v, na, sizeof(*v));
-				if (!v) {
-					rc = -ENOMEM;
-					break;
-				}
-				c->v = v;
-				alloc = na;
-			}
-			memcpy(c->v + c->n, q->data + at + sizeof(d), d.nranges * sizeof(*c->v));
-			c->n += d.nranges;
-			at += d.reclen;
+			if ((rc = vec_reserve(c, d.nranges)))
+				break;
+			for (uint32_t k = 0; k < d.nranges; k++)
+				c->v[c->n++] = rec_range(ranges, k);
 		}
 	} while (!rc && q->cursor);
 	free(q);
@@ -105,21 +95,6 @@ static bool changed_hit(const struct changed *c, uint64_t off, uint64_t len)
 	return false;
 }
 
-static int pwrite_full(int fd, const char *buf, size_t n, off_t off)
-{
-	while (n) {
-		ssize_t k = pwrite(fd, buf, n, off);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return k < 0 ? -errno : -EIO;
-		buf += k;
-		n -= (size_t)k;
-		off += k;
-	}
-	return 0;
-}
-
 /* Write src[a, b) at off + a, through a bounce buffer: the copy runs in
  * user mode, so unfilled pages are faulted in by the handler. */
 static int write_run(int fd, const char *src, size_t a, size_t b, off_t off, char *bounce)
@@ -137,6 +112,11 @@ static int write_run(int fd, const char *src, size_t a, size_t b, off_t off, cha
 
 struct wrun {
 	size_t at, end; /* bytes [at, end) of the source */
+};
+
+struct wruns {
+	struct wrun *v;
+	size_t n, alloc;
 };
 
 /* Copy len bytes from the segment into the file data at off through a
@@ -393,8 +373,8 @@ ssize_t snapseg_write(struct snapseg *seg, const void *src, int fd, size_t len, 
 		}
 	}
 	/* Walk [0, len) as runs of bytes to write, jumping over skipped pages. */
-	struct wrun *runs = NULL;
-	size_t nruns = 0, aruns = 0, at = 0;
+	struct wruns runs = {0};
+	size_t at = 0;
 	while (!rc && at < len) {
 		size_t end = at;
 		while (end < len) {
@@ -409,20 +389,8 @@ ssize_t snapseg_write(struct snapseg *seg, const void *src, int fd, size_t len, 
 			if (end > len)
 				end = len;
 		}
-		if (end > at) {
-			if (nruns == aruns) {
-				size_t na = aruns ? 2 * aruns : 64;
-				struct wrun *v = reallocarray(runs, na, sizeof(*v));
-				if (!v) {
-					rc = -ENOMEM;
-					break;
-				}
-				runs = v;
-				aruns = na;
-			}
-			runs[nruns].at = at;
-			runs[nruns++].end = end;
-		}
+		if (end > at && (rc = vec_push(&runs, (struct wrun){at, end})))
+			break;
 		at = end;
 		while (at < len) { /* skipped pages */
 			uintptr_t pg = ((uintptr_t)(p + at) - (uintptr_t)seg->base) / PG;
@@ -432,8 +400,8 @@ ssize_t snapseg_write(struct snapseg *seg, const void *src, int fd, size_t len, 
 		}
 	}
 	if (!rc)
-		rc = write_runs(seg, fd, &st, p, off, runs, nruns);
-	free(runs);
+		rc = write_runs(seg, fd, &st, p, off, runs.v, runs.n);
+	vec_release(&runs);
 	free(skip);
 	if (rc) {
 		errno = -rc;

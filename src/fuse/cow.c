@@ -1,120 +1,186 @@
 // SPDX-License-Identifier: MIT
 /*
- * The daemon's side of copy-on-write: every path that changes a regular
- * file's bytes takes the inode's byte lock (cow_lock: the inode's rwlock,
- * then the store file's) and asks the store to preserve what live
- * snapshots still need before it changes anything. Files no snapshot
- * covers cost one flag test. Also the reference counts that tie ephemeral
- * snapshots to the open files holding them.
+ * The write gate: every change of a regular file's bytes, whoever makes it
+ * (a FUSE write, truncate, fallocate, copy_file_range, snapctl restore, a
+ * segment's batched write-back), goes through gate_write(), which does the
+ * same steps in the same order for all of them:
+ *
+ *   lock      the inode's rwlock for writing (and a copy source's for
+ *             reading, both in address order), then the store file's lock;
+ *   prepare   the writer's own step under the lock (a segment gives up
+ *             blocks its snapshot no longer shows);
+ *   mark      the segments' change bitmaps (bits.c), before any byte moves;
+ *   preserve  ask the store to keep what live snapshots still need;
+ *   kill      set-id bits and file capabilities, as write(2) does;
+ *   apply     the change itself, on the backing descriptor;
+ *   unlock.
+ *
+ * Files no snapshot covers cost one flag test in the preserve step. Also
+ * here: preserving a file's bytes before its last link goes (unlink, rename
+ * over it), which is a copy-on-write of the whole file.
  */
 #include "sfs_i.h"
 #include "snapstore.h"
+#include "path.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
-struct store_file *cow_sf(struct sfs_inode *inode)
+/* Take the locks of op: the target's rwlock for writing, a distinct copy
+ * source's for reading, in address order so two opposite copies cannot
+ * deadlock; then the store file's lock. */
+static void gate_lock(struct sfs_inode *inode, struct sfs_inode *src, struct store_file *sf)
 {
-	struct store_file *sf = __atomic_load_n(&inode->sf, __ATOMIC_ACQUIRE);
-	if (sf || inode->kind != SFS_REAL || !S_ISREG(inode->type) || !sfs.store)
-		return sf;
-	if (store_file_get(sfs.store, inode->fd, &sf))
-		return NULL;
-	pthread_mutex_lock(&sfs.mutex);
-	if (inode->sf) {
-		pthread_mutex_unlock(&sfs.mutex);
-		store_file_put(sf);
-		return inode->sf;
+	if (!src || src == inode) {
+		pthread_rwlock_wrlock(&inode->rwlock);
+	} else if (src < inode) {
+		pthread_rwlock_rdlock(&src->rwlock);
+		pthread_rwlock_wrlock(&inode->rwlock);
+	} else {
+		pthread_rwlock_wrlock(&inode->rwlock);
+		pthread_rwlock_rdlock(&src->rwlock);
 	}
-	__atomic_store_n(&inode->sf, sf, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&sfs.mutex);
-	return sf;
-}
-
-int cow_rfd(struct sfs_inode *inode)
-{
-	int fd = __atomic_load_n(&inode->rfd, __ATOMIC_ACQUIRE);
-	if (fd >= 0)
-		return fd;
-	char proc[64];
-	inode_procpath(inode, proc);
-	fd = open(proc, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	pthread_mutex_lock(&sfs.mutex);
-	if (inode->rfd >= 0) {
-		pthread_mutex_unlock(&sfs.mutex);
-		close(fd);
-		return inode->rfd;
-	}
-	__atomic_store_n(&inode->rfd, fd, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&sfs.mutex);
-	return fd;
-}
-
-void cow_inode_release(struct sfs_inode *inode)
-{
-	if (inode->sf)
-		store_file_put(inode->sf);
-	if (inode->rfd >= 0)
-		close(inode->rfd);
-	inode->sf = NULL;
-	inode->rfd = -1;
-}
-
-void cow_lock(struct sfs_inode *inode, struct store_file *sf)
-{
-	pthread_rwlock_wrlock(&inode->rwlock);
 	if (sf)
 		store_file_wrlock(sf);
 }
 
-void cow_unlock(struct sfs_inode *inode, struct store_file *sf)
+static void gate_unlock(struct sfs_inode *inode, struct sfs_inode *src, struct store_file *sf)
 {
 	if (sf)
 		store_file_unlock(sf);
 	pthread_rwlock_unlock(&inode->rwlock);
+	if (src && src != inode)
+		pthread_rwlock_unlock(&src->rwlock);
 }
 
-int cow_range(struct sfs_inode *inode, struct store_file *sf, uint64_t off, uint64_t len)
+/* Mark and preserve what op is about to change. */
+static int gate_preserve(struct sfs_inode *inode, struct store_file *sf, struct gate_op *op)
 {
-	direct_mark(inode, off, len);
-	if (!sf || !store_file_tracked(sf) || len == 0)
+	int tracked = sf && store_file_tracked(sf);
+	switch (op->what) {
+	case GATE_NONE:
 		return 0;
-	int fd = cow_rfd(inode);
-	return fd < 0 ? fd : store_cow_range(sf, fd, off, len);
+	case GATE_APPEND: {
+		/* The backing O_APPEND write lands at its end of file. */
+		struct stat st;
+		if (fstat(op->fd, &st))
+			return -errno;
+		op->off = (uint64_t)st.st_size;
+		op->what = GATE_RANGE;
+	}
+		/* fall through */
+	case GATE_RANGE:
+		bits_mark(inode, op->off, op->len);
+		tracked = tracked && op->len;
+		break;
+	case GATE_RANGES:
+		for (size_t i = 0; i < op->n; i++)
+			bits_mark(inode, op->r[i][0], op->r[i][1]);
+		tracked = tracked && op->n;
+		break;
+	case GATE_TRUNCATE:
+	case GATE_TAIL:
+		bits_mark(inode, op->off, UINT64_MAX);
+		break;
+	}
+	if (!tracked)
+		return 0;
+	/* The store copies from a read descriptor of the file. */
+	int fd = inode_rfd(inode), rc;
+	if (fd < 0)
+		return fd;
+	switch (op->what) {
+	case GATE_RANGE:
+		rc = store_cow_range(sf, fd, op->off, op->len);
+		break;
+	case GATE_RANGES:
+		rc = store_cow_ranges(sf, fd, op->r, op->n);
+		break;
+	case GATE_TRUNCATE:
+		rc = store_cow_truncate(sf, fd, op->off);
+		break;
+	case GATE_TAIL:
+		rc = store_cow_tail(sf, fd, op->off);
+		break;
+	default:
+		rc = -EINVAL;
+	}
+	close(fd);
+	return rc;
 }
 
-int cow_ranges(struct sfs_inode *inode, struct store_file *sf, const uint64_t (*r)[2], size_t n)
+/* Whether the writer of op is in group g. */
+static int in_group(const struct gate_op *op, gid_t g)
 {
-	for (size_t i = 0; i < n; i++)
-		direct_mark(inode, r[i][0], r[i][1]);
-	if (!sf || !store_file_tracked(sf) || n == 0)
+	if (op->req) {
+		const struct fuse_ctx *c = fuse_req_ctx(op->req);
+		if (c->gid == g)
+			return 1;
+		gid_t v[64];
+		int n = fuse_req_getgroups(op->req, 64, v);
+		for (int i = 0; i < n && i < 64; i++)
+			if (v[i] == g)
+				return 1;
 		return 0;
-	int fd = cow_rfd(inode);
-	return fd < 0 ? fd : store_cow_ranges(sf, fd, r, n);
+	}
+	if (op->gid == g)
+		return 1;
+	for (int i = 0; i < op->ngroups; i++)
+		if (op->groups[i] == g)
+			return 1;
+	return 0;
 }
 
-int cow_truncate(struct sfs_inode *inode, struct store_file *sf, uint64_t size)
+/*
+ * What the kernel's write path (file_remove_privs) does for a writer
+ * without CAP_FSETID (uid 0 here has it): clear set-user-ID; clear
+ * set-group-ID when the file is group-executable or the writer is not in
+ * its group; and drop file capabilities always. Done with the daemon's
+ * own credentials: the writer's right is the right to write, which it has
+ * shown; clearing the bits of a file one may write is not a chmod one must
+ * own the file for.
+ */
+static void gate_kill_priv(struct sfs_inode *inode, int fd, const struct gate_op *op)
 {
-	direct_mark(inode, size, UINT64_MAX);
-	if (!sf || !store_file_tracked(sf))
-		return 0;
-	int fd = cow_rfd(inode);
-	return fd < 0 ? fd : store_cow_truncate(sf, fd, size);
+	struct stat st;
+	if (op->caller != 0 && fstat(fd, &st) == 0) {
+		mode_t kill = 0;
+		if (st.st_mode & S_ISUID)
+			kill |= S_ISUID;
+		if ((st.st_mode & S_ISGID) && ((st.st_mode & S_IXGRP) || !in_group(op, st.st_gid)))
+			kill |= S_ISGID;
+		if (kill && fchmod(fd, st.st_mode & 07777 & ~kill))
+			sfs_log(SFS_LOG_WARNING, "clearing set-id bits of inode %llu: %s",
+				(unsigned long long)inode->ino, strerror(errno));
+	}
+	if (!__atomic_load_n(&inode->nocaps, __ATOMIC_RELAXED) &&
+	    fremovexattr(fd, "security.capability") && errno == ENODATA)
+		__atomic_store_n(&inode->nocaps, 1, __ATOMIC_RELAXED);
 }
 
-int cow_tail(struct sfs_inode *inode, struct store_file *sf, uint64_t off)
+ssize_t gate_write(struct sfs_inode *inode, struct gate_op *op)
 {
-	direct_mark(inode, off, UINT64_MAX);
-	if (!sf || !store_file_tracked(sf))
-		return 0;
-	int fd = cow_rfd(inode);
-	return fd < 0 ? fd : store_cow_tail(sf, fd, off);
+	struct store_file *sf = inode_sf(inode);
+	gate_lock(inode, op->src, sf);
+	ssize_t rc = op->prepare ? op->prepare(op->arg, op, sf) : 0;
+	if (rc == 0)
+		rc = gate_preserve(inode, sf, op);
+	int changes = op->what != GATE_NONE && !(op->what == GATE_RANGES && op->n == 0);
+	int fd = op->fd;
+	if (rc == 0 && changes && fd >= 0)
+		gate_kill_priv(inode, fd, op);
+	if (rc == 0)
+		rc = op->apply(op->arg, op);
+	/* A change made by an open (O_TRUNC) kills through what it opened. */
+	if (rc >= 0 && changes && fd < 0 && op->fd >= 0)
+		gate_kill_priv(inode, op->fd, op);
+	gate_unlock(inode, op->src, sf);
+	return rc;
 }
 
 int cow_victim(struct sfs_inode *parent, const char *name, struct store_file **held)
@@ -122,7 +188,11 @@ int cow_victim(struct sfs_inode *parent, const char *name, struct store_file **h
 	*held = NULL;
 	if (!sfs.store)
 		return 0;
-	int fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	int pfd = inode_fd(parent);
+	if (pfd < 0)
+		return 0; /* the backing call reports it */
+	int fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	inode_fd_put(parent);
 	if (fd < 0)
 		return 0; /* nothing there: the backing call reports it */
 	struct stat st;
@@ -133,9 +203,8 @@ int cow_victim(struct sfs_inode *parent, const char *name, struct store_file **h
 	store_file_wrlock(sf);
 	/* Re-check under the lock: a link made meanwhile keeps the bytes alive. */
 	if (fstat(fd, &st) == 0 && st.st_nlink == 1 && store_file_tracked(sf)) {
-		char proc[64];
-		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-		int rfd = open(proc, O_RDONLY | O_CLOEXEC);
+		char proc[PROCFD_PATH_LEN];
+		int rfd = open(procfd_path(fd, proc), O_RDONLY | O_CLOEXEC);
 		if (rfd < 0)
 			rc = -errno;
 		else {
@@ -159,54 +228,5 @@ void cow_victim_done(struct store_file *held)
 	if (held) {
 		store_file_unlock(held);
 		store_file_put(held);
-	}
-}
-
-int eph_ref(uint64_t id)
-{
-	struct sfs *fs = &sfs;
-	int rc = 0;
-	pthread_mutex_lock(&fs->eph_mutex);
-	for (size_t i = 0; i < fs->neph; i++)
-		if (fs->eph[i].id == id) {
-			fs->eph[i].refs++;
-			goto out;
-		}
-	if (fs->neph == fs->aeph) {
-		size_t n = fs->aeph ? fs->aeph * 2 : 16;
-		struct sfs_eph *e = reallocarray(fs->eph, n, sizeof(*e));
-		if (!e) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		fs->eph = e;
-		fs->aeph = n;
-	}
-	fs->eph[fs->neph++] = (struct sfs_eph){id, 1};
-out:
-	pthread_mutex_unlock(&fs->eph_mutex);
-	return rc;
-}
-
-void eph_unref(uint64_t id)
-{
-	struct sfs *fs = &sfs;
-	int release = 0;
-	pthread_mutex_lock(&fs->eph_mutex);
-	for (size_t i = 0; i < fs->neph; i++)
-		if (fs->eph[i].id == id) {
-			if (--fs->eph[i].refs == 0) {
-				fs->eph[i] = fs->eph[--fs->neph];
-				release = 1;
-			}
-			break;
-		}
-	pthread_mutex_unlock(&fs->eph_mutex);
-	if (release) {
-		direct_forget(id);
-		int rc = store_release(fs->store, id);
-		if (rc && rc != -ENOENT)
-			sfs_log(SFS_LOG_WARNING, "release of ephemeral snapshot %llu: %s",
-				(unsigned long long)id, strerror(-rc));
 	}
 }

@@ -10,8 +10,11 @@
  * records with a cursor to go on from.
  */
 #include "sfs_i.h"
+#include "ctl_i.h"
 #include "snapstore.h"
 #include "snapfs_proto.h"
+#include "rec.h"
+#include "vec.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -24,18 +27,25 @@
 
 /* The files of one pin being assembled. */
 struct pinset {
-	struct store_pin_file *files;
+	struct store_pin_file *v;
 	size_t n, alloc;
+	char problem[PATH_MAX]; /* the path a failed pin stopped at */
 };
+
+static void pin_problem(struct pinset *ps, const char *path)
+{
+	if (!ps->problem[0])
+		strlcpy(ps->problem, *path ? path : ".", sizeof(ps->problem));
+}
 
 static void pinset_release(struct pinset *ps)
 {
 	for (size_t i = 0; i < ps->n; i++) {
-		store_file_put(ps->files[i].sf);
-		close(ps->files[i].fd);
-		free((char *)ps->files[i].path);
+		store_file_put(ps->v[i].sf);
+		close(ps->v[i].fd);
+		free((char *)ps->v[i].path);
 	}
-	free(ps->files);
+	vec_release(ps);
 }
 
 /* Adds fd (taken over) as path; checks the caller may read it. */
@@ -49,27 +59,16 @@ static int pinset_add(fuse_req_t req, struct pinset *ps, int fd, const char *pat
 	struct store_file *sf = NULL;
 	if (rc == 0)
 		rc = store_file_get(sfs.store, fd, &sf);
-	if (rc == 0 && ps->n == ps->alloc) {
-		size_t na = ps->alloc ? ps->alloc * 2 : 16;
-		struct store_pin_file *f = reallocarray(ps->files, na, sizeof(*f));
-		if (!f)
-			rc = -ENOMEM;
-		else {
-			ps->files = f;
-			ps->alloc = na;
-		}
-	}
 	char *p = rc == 0 ? strdup(path) : NULL;
-	if (rc == 0 && !p)
+	if (rc == 0 && (!p || vec_push(ps, (struct store_pin_file){.sf = sf, .fd = fd, .path = p})))
 		rc = -ENOMEM;
 	if (rc) {
+		free(p);
 		if (sf)
 			store_file_put(sf);
 		close(fd);
-		return rc;
 	}
-	ps->files[ps->n++] = (struct store_pin_file){.sf = sf, .fd = fd, .path = p};
-	return 0;
+	return rc;
 }
 
 /* Open rel (relative to SOURCE) as O_PATH, one component at a time. */
@@ -121,25 +120,44 @@ static int add_tree(fuse_req_t req, struct pinset *ps, int dirfd, const char *pr
 	}
 	int rc = 0;
 	struct dirent *de;
-	while (rc == 0 && (de = readdir(dp))) {
+	while (rc == 0) {
+		errno = 0;
+		if (!(de = readdir(dp))) {
+			rc = -errno; /* 0 at the end */
+			if (rc)
+				pin_problem(ps, *prefix ? prefix : ".");
+			break;
+		}
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		if (!*prefix && !strcmp(de->d_name, sfs.o.snapdir))
 			continue;
-		int fd = openat(dirfd, de->d_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0)
-			continue; /* raced with a removal */
-		struct stat st;
 		char path[PATH_MAX];
 		int len = *prefix ? snprintf(path, sizeof(path), "%s/%s", prefix, de->d_name)
 				  : snprintf(path, sizeof(path), "%s", de->d_name);
-		if (fstat(fd, &st) || inode_is_hidden(st.st_dev, st.st_ino) ||
-		    len >= (int)sizeof(path)) {
+		if (len >= (int)sizeof(path)) {
+			rc = -ENAMETOOLONG;
+			pin_problem(ps, path);
+			break;
+		}
+		int fd = openat(dirfd, de->d_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT)
+			continue; /* removed since readdir: not in the tree any more */
+		struct stat st;
+		if (fd < 0 || fstat(fd, &st)) {
+			rc = -errno;
+			pin_problem(ps, path);
+			if (fd >= 0)
+				close(fd);
+			break;
+		}
+		if (inode_is_hidden(st.st_dev, st.st_ino)) {
 			close(fd);
 			continue;
 		}
 		if (S_ISREG(st.st_mode)) {
-			rc = pinset_add(req, ps, fd, path);
+			if ((rc = pinset_add(req, ps, fd, path)))
+				pin_problem(ps, path);
 		} else if (S_ISDIR(st.st_mode)) {
 			rc = add_tree(req, ps, fd, path, depth + 1);
 			close(fd);
@@ -198,22 +216,18 @@ static int op_pin(fuse_req_t req, struct snapfs_req *r)
 					.uid = fuse_req_ctx(req)->uid,
 					.label = r->label[0] ? r->label : NULL,
 					.expires = r->expires};
-		rc = store_pin(sfs.store, &pin, ps.files, ps.n, &r->id);
-		struct store_snap s;
-		if (rc == 0 && store_snap_get(sfs.store, r->id, &s) == 0)
-			r->epoch = s.epoch;
+		rc = store_pin(sfs.store, &pin, ps.v, ps.n, &r->id);
+		struct store_snap_meta m;
+		if (rc == 0 && store_snap_meta(sfs.store, r->id, &m) == 0)
+			r->epoch = m.epoch;
 		r->count = (uint32_t)ps.n;
 	}
+	/* A failed tree pin names where it stopped; nothing was pinned. */
+	r->len = 0;
+	if (rc && ps.problem[0])
+		r->len = (uint32_t)strlcpy(r->data, ps.problem, sizeof(r->data)) + 1;
 	pinset_release(&ps);
 	return rc;
-}
-
-int ctl_visible(fuse_req_t req, uint64_t id, struct store_snap *s)
-{
-	if (store_snap_get(sfs.store, id, s))
-		return 0;
-	uid_t uid = fuse_req_ctx(req)->uid;
-	return uid == 0 || uid == s->uid;
 }
 
 /* Release r->id. Sent on the descriptor that froze it (libsnapfs does so
@@ -222,47 +236,13 @@ int ctl_visible(fuse_req_t req, uint64_t id, struct store_snap *s)
  * gets round to sending RELEASE for the closed descriptor. */
 static int op_release(fuse_req_t req, struct fuse_file_info *fi, struct snapfs_req *r)
 {
-	struct store_snap s;
-	if (!ctl_visible(req, r->id, &s))
+	struct store_snap_meta m;
+	if (!hold_visible(req, r->id, &m))
 		return -ENOENT;
 	direct_forget(r->id);
-	bool held = fi && file_of(fi)->ref_snap == r->id;
-	if (held) {
-		file_of(fi)->ref_snap = 0;
-		eph_unref(r->id);
-	}
+	bool held = fi && hold_drop(file_of(fi), r->id);
 	int rc = store_release(sfs.store, r->id);
 	return held && rc == -ENOENT ? 0 : rc;
-}
-
-/* The file's path relative to SOURCE, from its descriptor. */
-static int inode_relpath(struct sfs_inode *inode, char *out, size_t len)
-{
-	char proc[64], abs[PATH_MAX], root[PATH_MAX];
-	inode_procpath(inode, proc);
-	ssize_t n = readlink(proc, abs, sizeof(abs) - 1);
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", sfs.source_fd);
-	ssize_t m = readlink(proc, root, sizeof(root) - 1);
-	if (n < 0 || m < 0)
-		return -ENOENT;
-	abs[n] = root[m] = 0;
-	if (strstr(abs, " (deleted)") || strncmp(abs, root, (size_t)m) || abs[m] != '/')
-		return -ENOENT;
-	return strlcpy(out, abs + m + 1, len) < len ? 0 : -ENAMETOOLONG;
-}
-
-int ctl_pin_ephemeral(fuse_req_t req, struct sfs_inode *inode, char *rel, size_t rellen,
-		      uint64_t *id)
-{
-	struct store_file *sf = cow_sf(inode);
-	if (!sf)
-		return -ENOTSUP;
-	int rc = inode_relpath(inode, rel, rellen);
-	if (rc)
-		return rc;
-	struct store_pin_file f = {.sf = sf, .fd = inode->fd, .path = rel};
-	struct store_pin pin = {.kind = STORE_EPHEMERAL, .uid = fuse_req_ctx(req)->uid};
-	return store_pin(sfs.store, &pin, &f, 1, id);
 }
 
 static int op_freeze(fuse_req_t req, struct sfs_inode *inode, struct fuse_file_info *fi,
@@ -271,18 +251,14 @@ static int op_freeze(fuse_req_t req, struct sfs_inode *inode, struct fuse_file_i
 	if (!fi || inode->kind != SFS_REAL || !S_ISREG(inode->type))
 		return -EINVAL;
 	struct sfs_file *f = file_of(fi);
-	if (f->ref_snap)
-		return -EBUSY; /* already frozen */
+	/* A snapshot hands out the file's bytes: only to a descriptor that may
+	 * read them. */
+	if ((f->flags & O_ACCMODE) == O_WRONLY)
+		return -EBADF;
 	char rel[PATH_MAX];
-	int rc = ctl_pin_ephemeral(req, inode, rel, sizeof(rel), &r->id);
+	int rc = hold_freeze(req, inode, f, 0, rel, sizeof(rel), &r->id);
 	if (rc)
 		return rc;
-	rc = eph_ref(r->id);
-	if (rc) {
-		store_release(sfs.store, r->id);
-		return rc;
-	}
-	f->ref_snap = r->id;
 	int n = snprintf(r->data, sizeof(r->data), "%s/%llu/%s", sfs.o.snapdir,
 			 (unsigned long long)r->id, rel);
 	r->len = n < (int)sizeof(r->data) ? (uint32_t)n + 1 : 0;
@@ -300,7 +276,7 @@ static int list_cb(void *arg, const struct store_snap *s)
 	struct list_ctx *c = arg;
 	struct snapfs_req *r = c->r;
 	uid_t uid = fuse_req_ctx(c->req)->uid;
-	if (s->id < r->id || (uid != 0 && uid != s->uid))
+	if (s->id < r->id || !hold_may_see(uid, s->uid))
 		return 0;
 	if (r->count == c->cap) {
 		r->cursor = s->id;
@@ -318,9 +294,7 @@ static int list_cb(void *arg, const struct store_snap *s)
 	    .state = s->state == STORE_STALE,
 	};
 	strlcpy(rec.label, s->label, sizeof(rec.label));
-	memcpy(r->data + (size_t)r->count * sizeof(rec), &rec, sizeof(rec));
-	r->count++;
-	return 0;
+	return rec_put_snap(r, &rec);
 }
 
 static int op_list(fuse_req_t req, struct snapfs_req *r)
@@ -328,9 +302,8 @@ static int op_list(fuse_req_t req, struct snapfs_req *r)
 	struct list_ctx c = {req, r, sizeof(r->data) / sizeof(struct snapfs_rec_snap)};
 	r->id = r->cursor; /* first id wanted */
 	r->cursor = 0;
-	r->count = 0;
+	r->count = r->len = 0;
 	int rc = store_snap_list(sfs.store, list_cb, &c);
-	r->len = r->count * (uint32_t)sizeof(struct snapfs_rec_snap);
 	return rc < 0 ? rc : 0;
 }
 
@@ -362,15 +335,8 @@ static int check_cb(void *arg, const char *problem)
 	struct snapfs_req *r = c->r;
 	if (c->seen++ < r->id || r->cursor)
 		return 0;
-	size_t n = strnlen(problem, 1023);
-	if (r->len + n + 1 > sizeof(r->data)) {
+	if (rec_put_line(r, problem, strnlen(problem, 1023)))
 		r->cursor = c->seen - 1;
-		return 0;
-	}
-	memcpy(r->data + r->len, problem, n);
-	r->data[r->len + n] = 0;
-	r->len += (uint32_t)n + 1;
-	r->count++;
 	return 0;
 }
 
@@ -428,8 +394,8 @@ void sfs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 				       r);
 			break;
 		case SNAPFS_OP_DIRECT:
-			rc = fi && inode->kind == SFS_REAL && S_ISREG(inode->type) &&
-				     file_of(fi)->ref_snap == r->id && r->id
+			rc = fi && inode->kind == SFS_REAL && S_ISREG(inode->type) && r->id &&
+				     hold_has(file_of(fi), r->id)
 				 ? direct_register(inode, r->id, r)
 				 : -EINVAL;
 			break;

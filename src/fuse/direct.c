@@ -12,10 +12,9 @@
  *    nor a reopen of it through /proc can change the file behind the
  *    overlay's back;
  *  - a bitmap, one bit per store block of the snapshot's size: "changed
- *    since the snapshot". The daemon sets a block's bit before anything
- *    changes the block in the live file (every such path goes through
- *    cow_range/cow_truncate/cow_tail under the inode's write lock), and
- *    sets every bit before it forgets the record.
+ *    since the snapshot" (bits.c). The write gate sets a block's bit
+ *    before anything changes the block in the live file, and every bit is
+ *    set before the record is forgotten.
  *
  * The client reads the live file, then (after a full fence) checks the
  * bits of the blocks it read and that its connection to the daemon is
@@ -36,6 +35,8 @@
 #include "snapstore.h"
 #include "snapfs_proto.h"
 #include "direct_proto.h"
+#include "fullio.h"
+#include "path.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -63,13 +64,9 @@ struct direct_rec {
 	unsigned char wkey[TOKEN_LEN]; /* write-back requests carry it */
 	bool handed;		       /* the token was used */
 	struct sfs_inode *inode;       /* holds one lookup reference */
-	int memfd;
-	uint64_t *bits; /* shared with the client through memfd */
-	uint64_t nblocks;
-	size_t maplen;
-	int conn;		  /* the client's connection, -1 before */
-	struct direct_rec *next;  /* all records; protected by dmutex */
-	struct direct_rec *inext; /* the inode's; protected by its rwlock */
+	struct bits *bits;	       /* attached to inode while the record lives */
+	int conn;		       /* the client's connection, -1 before */
+	struct direct_rec *next;       /* all records; protected by d.mutex */
 };
 
 static struct {
@@ -82,41 +79,6 @@ static struct {
 	pthread_mutex_t mutex;
 	struct direct_rec *recs; /* protected by mutex */
 } d = {.ro_fd = -1, .listen = -1, .mutex = PTHREAD_MUTEX_INITIALIZER};
-
-/* Set the bits of blocks [b, e). Called with the inode's rwlock held for
- * writing (or before the record is published). */
-static void bits_set(struct direct_rec *r, uint64_t b, uint64_t e)
-{
-	if (e > r->nblocks)
-		e = r->nblocks;
-	for (; b < e && (b & 63); b++)
-		__atomic_fetch_or(&r->bits[b / 64], 1ull << (b & 63), __ATOMIC_RELAXED);
-	for (; b + 64 <= e; b += 64)
-		__atomic_store_n(&r->bits[b / 64], ~0ull, __ATOMIC_RELAXED);
-	for (; b < e; b++)
-		__atomic_fetch_or(&r->bits[b / 64], 1ull << (b & 63), __ATOMIC_RELAXED);
-}
-
-void direct_mark(struct sfs_inode *inode, uint64_t off, uint64_t len)
-{
-	if (!inode->direct || len == 0)
-		return;
-	uint64_t bs = store_block_size(sfs.store);
-	uint64_t b = off / bs,
-		 e = len == UINT64_MAX || off + len < off ? UINT64_MAX : (off + len + bs - 1) / bs;
-	for (struct direct_rec *r = inode->direct; r; r = r->inext)
-		bits_set(r, b, e);
-	/* The bits are visible before the caller changes a byte. */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-}
-
-static int changed_cb(void *arg, uint64_t off, uint64_t len)
-{
-	struct direct_rec *r = arg;
-	uint64_t bs = store_block_size(sfs.store);
-	bits_set(r, off / bs, (off + len + bs - 1) / bs);
-	return 0;
-}
 
 struct one_file {
 	uint64_t fid, size;
@@ -134,10 +96,7 @@ static int file_cb(void *arg, const struct store_snap_file *f)
 
 static void rec_free(struct direct_rec *r)
 {
-	if (r->bits)
-		munmap(r->bits, r->maplen);
-	if (r->memfd >= 0)
-		close(r->memfd);
+	bits_free(r->bits);
 	if (r->conn >= 0)
 		close(r->conn);
 	if (r->inode)
@@ -149,9 +108,9 @@ int direct_register(struct sfs_inode *inode, uint64_t id, struct snapfs_req *out
 {
 	if (d.listen < 0)
 		return -ENOTSUP;
-	struct store_snap s;
+	struct store_snap_meta s;
 	struct one_file f = {0};
-	int rc = store_snap_get(sfs.store, id, &s);
+	int rc = store_snap_meta(sfs.store, id, &s);
 	if (rc)
 		return rc;
 	if (s.kind != STORE_EPHEMERAL)
@@ -163,45 +122,21 @@ int direct_register(struct sfs_inode *inode, uint64_t id, struct snapfs_req *out
 	struct direct_rec *r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
-	r->memfd = r->conn = -1;
+	r->conn = -1;
 	r->id = id;
 	r->uid = s.uid;
 	uint64_t bs = store_block_size(sfs.store);
-	r->nblocks = (f.size + bs - 1) / bs;
-	r->maplen = ((r->nblocks + 63) / 64 * 8 + 4095) & ~(size_t)4095;
-	if (r->maplen == 0)
-		r->maplen = 4096;
 	if (getrandom(r->token, TOKEN_LEN, 0) != TOKEN_LEN ||
 	    getrandom(r->wkey, TOKEN_LEN, 0) != TOKEN_LEN) {
 		free(r);
 		return -EIO;
 	}
-	r->memfd = memfd_create("snapfs-direct", MFD_CLOEXEC);
-	if (r->memfd < 0 || ftruncate(r->memfd, (off_t)r->maplen)) {
-		rc = -errno;
+	if ((rc = bits_new(f.size, &r->bits)) || (rc = bits_attach(inode, r->bits, id, f.fid)))
 		goto fail;
-	}
-	r->bits = mmap(NULL, r->maplen, PROT_READ | PROT_WRITE, MAP_SHARED, r->memfd, 0);
-	if (r->bits == MAP_FAILED) {
-		r->bits = NULL;
-		rc = -errno;
-		goto fail;
-	}
-	/* Writers are shut out while the bits catch up with the store: what
-	 * changed between the pin and now, then every change from now on. */
-	pthread_rwlock_wrlock(&inode->rwlock);
-	rc = store_snap_changed(sfs.store, id, f.fid, changed_cb, r);
-	if (rc == 0) {
-		pthread_mutex_lock(&sfs.mutex);
-		inode->nlookup++;
-		pthread_mutex_unlock(&sfs.mutex);
-		r->inode = inode;
-		r->inext = inode->direct;
-		inode->direct = r;
-	}
-	pthread_rwlock_unlock(&inode->rwlock);
-	if (rc)
-		goto fail;
+	pthread_mutex_lock(&sfs.mutex);
+	inode->nlookup++;
+	pthread_mutex_unlock(&sfs.mutex);
+	r->inode = inode;
 	pthread_mutex_lock(&d.mutex);
 	r->next = d.recs;
 	d.recs = r;
@@ -233,17 +168,9 @@ void direct_forget(uint64_t id)
 		pthread_mutex_unlock(&d.mutex);
 		if (!r)
 			return;
-		struct sfs_inode *inode = r->inode;
-		pthread_rwlock_wrlock(&inode->rwlock);
-		struct direct_rec **ip = &inode->direct;
-		while (*ip != r)
-			ip = &(*ip)->inext;
-		*ip = r->inext;
 		/* Everything "changed", then the connection closes: a client
 		 * that still reads falls back to the view (which now fails). */
-		bits_set(r, 0, r->nblocks);
-		__atomic_thread_fence(__ATOMIC_SEQ_CST);
-		pthread_rwlock_unlock(&inode->rwlock);
+		bits_detach(r->inode, r->bits);
 		rec_free(r);
 	}
 }
@@ -257,8 +184,14 @@ static int open_ro(struct direct_rec *r)
 		char buf[sizeof(struct file_handle) + MAX_HANDLE_SZ];
 	} u;
 	u.h.handle_bytes = MAX_HANDLE_SZ;
-	int mid;
-	if (name_to_handle_at(r->inode->fd, "", &u.h, &mid, AT_EMPTY_PATH))
+	int mid, pfd = inode_fd(r->inode);
+	if (pfd < 0) {
+		errno = -pfd;
+		return -1;
+	}
+	int err = name_to_handle_at(pfd, "", &u.h, &mid, AT_EMPTY_PATH);
+	inode_fd_put(r->inode);
+	if (err)
 		return -1;
 	int fd = open_by_handle_at(d.ro_fd, &u.h, O_RDONLY | O_CLOEXEC);
 	struct stat st;
@@ -280,9 +213,9 @@ static int handover(int c, const struct direct_msg *h, const struct ucred *cr)
 	struct direct_rec *r = d.recs;
 	while (r && memcmp(r->token, h->key, TOKEN_LEN))
 		r = r->next;
-	if (r && !r->handed && (cr->uid == 0 || cr->uid == r->uid)) {
+	if (r && !r->handed && hold_may_see(cr->uid, r->uid)) {
 		char proc[64];
-		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", r->memfd);
+		procfd_path(bits_memfd(r->bits), proc);
 		fds[0] = open_ro(r);
 		fds[1] = open(proc, O_RDONLY | O_CLOEXEC);
 		ans[0] = fds[0] >= 0 && fds[1] >= 0 ? 0 : (unsigned char)errno;
@@ -315,57 +248,83 @@ static dev_t fuse_dev(void)
 	return dev;
 }
 
-/* Write the ranges' bytes from data into the file, under copy-on-write. */
-static int wb_apply(struct sfs_inode *inode, uint64_t snap, int data, const uint64_t (*rg)[2],
-		    uint32_t n, const uint64_t (*fg)[2], uint32_t nfg)
+/* Who is at the other end of a connection: SO_PEERCRED and SO_PEERGROUPS,
+ * as they were at connect(). */
+struct peer {
+	struct ucred cr;
+	gid_t groups[256];
+	int ngroups;
+};
+
+struct wb {
+	uint64_t snap;
+	const char *buf; /* the bytes, packed in range order */
+	const uint64_t (*fg)[2];
+	uint32_t nfg;
+};
+
+/* Under the gate, before anything is preserved: what the segment's
+ * snapshot gives up, it gives up before the writes (only its own snapshot:
+ * a failure just means more copying). */
+static ssize_t wb_prepare(void *arg, struct gate_op *op, struct store_file *sf)
 {
-	char proc[64];
-	inode_procpath(inode, proc);
-	int wfd = open(proc, O_WRONLY | O_CLOEXEC);
+	struct wb *w = arg;
+	for (uint32_t i = 0; i < w->nfg && sf; i++)
+		(void)store_snap_forgo(sfs.store, w->snap, store_file_fid(sf), w->fg[i][0],
+				       w->fg[i][1]);
+	return 0;
+}
+
+static ssize_t wb_write(void *arg, struct gate_op *op)
+{
+	struct wb *w = arg;
+	uint64_t doff = 0;
+	for (size_t i = 0; i < op->n; i++) {
+		int rc = pwrite_full(op->fd, w->buf + doff, op->r[i][1], (off_t)op->r[i][0]);
+		if (rc)
+			return rc;
+		doff += op->r[i][1];
+	}
+	return 0;
+}
+
+/* Write the ranges' bytes from data into the file, through the write gate. */
+static int wb_apply(struct sfs_inode *inode, const struct peer *who, uint64_t snap, int data,
+		    const uint64_t (*rg)[2], uint32_t n, const uint64_t (*fg)[2], uint32_t nfg)
+{
+	char proc[PROCFD_PATH_LEN];
+	int pfd = inode_fd(inode);
+	if (pfd < 0)
+		return pfd;
+	int wfd = open(procfd_path(pfd, proc), O_WRONLY | O_CLOEXEC);
+	int err = errno;
+	inode_fd_put(inode);
 	if (wfd < 0)
-		return -errno;
-	struct stat st;
-	char cap[64];
-	int rc = 0;
-	/* Writing kills set-id bits and file capabilities; the kernel's write
-	 * path does that, so such files go that way. */
-	if (fstat(wfd, &st) || (st.st_mode & (S_ISUID | S_ISGID)) ||
-	    fgetxattr(wfd, "security.capability", cap, sizeof(cap)) >= 0 || errno == ERANGE)
-		rc = -EPERM;
+		return -err;
 	/* The bytes, mapped: the sender sealed the file against shrinking, so
 	 * reading the mapping cannot fault. */
 	uint64_t total = 0;
 	for (uint32_t i = 0; i < n; i++)
 		total += rg[i][1];
-	char *buf = MAP_FAILED;
-	if (!rc)
-		buf = mmap(NULL, total, PROT_READ, MAP_SHARED | MAP_POPULATE, data, 0);
-	if (!rc && buf == MAP_FAILED)
-		rc = -errno;
-	if (rc) {
+	char *buf = mmap(NULL, total, PROT_READ, MAP_SHARED | MAP_POPULATE, data, 0);
+	if (buf == MAP_FAILED) {
+		int rc = -errno;
 		close(wfd);
 		return rc;
 	}
-	struct store_file *sf = cow_sf(inode);
-	cow_lock(inode, sf);
-	/* What the segment's snapshot gives up, it gives up before the writes
-	 * (only its own snapshot: a failure just means more copying). */
-	for (uint32_t i = 0; i < nfg && sf; i++)
-		(void)store_snap_forgo(sfs.store, snap, store_file_fid(sf), fg[i][0], fg[i][1]);
-	rc = cow_ranges(inode, sf, rg, n);
-	uint64_t doff = 0;
-	for (uint32_t i = 0; i < n && !rc; i++) {
-		for (uint64_t done = 0; done < rg[i][1] && !rc;) {
-			ssize_t k = pwrite(wfd, buf + doff + done, rg[i][1] - done,
-					   (off_t)(rg[i][0] + done));
-			if (k <= 0)
-				rc = k < 0 ? -errno : -EIO;
-			else
-				done += (uint64_t)k;
-		}
-		doff += rg[i][1];
-	}
-	cow_unlock(inode, sf);
+	struct wb w = {.snap = snap, .buf = buf, .fg = fg, .nfg = nfg};
+	struct gate_op op = {.what = GATE_RANGES,
+			     .r = rg,
+			     .n = n,
+			     .fd = wfd,
+			     .caller = who->cr.uid,
+			     .gid = who->cr.gid,
+			     .groups = who->groups,
+			     .ngroups = who->ngroups,
+			     .prepare = wb_prepare,
+			     .apply = wb_write,
+			     .arg = &w};
+	int rc = (int)gate_write(inode, &op);
 	munmap(buf, total);
 	close(wfd);
 	/* The kernel's cached pages and attributes of the file are stale. */
@@ -375,7 +334,7 @@ static int wb_apply(struct sfs_inode *inode, uint64_t snap, int data, const uint
 
 /* DIRECT_WRITEBACK: n ranges follow; fds[0] the caller's descriptor of the
  * file, open for writing; fds[1] the bytes, packed in range order. */
-static void writeback(int c, const struct direct_msg *h, const struct ucred *cr, const int *fds)
+static void writeback(int c, const struct direct_msg *h, const struct peer *who, const int *fds)
 {
 	struct direct_ans ans = {.status = -EINVAL};
 	uint64_t(*rg)[2] = NULL;
@@ -410,7 +369,7 @@ static void writeback(int c, const struct direct_msg *h, const struct ucred *cr,
 	while (r && (!r->handed || memcmp(r->wkey, h->key, TOKEN_LEN)))
 		r = r->next;
 	uint64_t snap = 0;
-	if (r && (cr->uid == 0 || cr->uid == r->uid) && r->inode->ino == st.st_ino) {
+	if (r && hold_may_see(who->cr.uid, r->uid) && r->inode->ino == st.st_ino) {
 		inode = r->inode;
 		snap = r->id;
 		pthread_mutex_lock(&sfs.mutex);
@@ -420,7 +379,7 @@ static void writeback(int c, const struct direct_msg *h, const struct ucred *cr,
 	pthread_mutex_unlock(&d.mutex);
 	if (!inode)
 		goto out;
-	ans.status = wb_apply(inode, snap, fds[1], (const uint64_t(*)[2])rg, h->n,
+	ans.status = wb_apply(inode, who, snap, fds[1], (const uint64_t(*)[2])rg, h->n,
 			      (const uint64_t(*)[2])(rg + h->n), h->nforgo);
 	if (ans.status == 0)
 		ans.written = total;
@@ -446,8 +405,8 @@ static void serve(int c)
 			   .msg_iovlen = 1,
 			   .msg_control = u.buf,
 			   .msg_controllen = sizeof(u.buf)};
-	struct ucred cr;
-	socklen_t crlen = sizeof(cr);
+	struct peer who;
+	socklen_t crlen = sizeof(who.cr), glen = sizeof(who.groups);
 	ssize_t k = recvmsg(c, &m, MSG_WAITALL | MSG_CMSG_CLOEXEC);
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
 		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
@@ -462,11 +421,13 @@ static void serve(int c)
 				close(x);
 			}
 		}
-	if (k == (ssize_t)sizeof(h) && !getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &crlen)) {
+	if (k == (ssize_t)sizeof(h) && !getsockopt(c, SOL_SOCKET, SO_PEERCRED, &who.cr, &crlen) &&
+	    !getsockopt(c, SOL_SOCKET, SO_PEERGROUPS, who.groups, &glen)) {
+		who.ngroups = (int)(glen / sizeof(gid_t));
 		if (h.type == DIRECT_HANDOVER && fds[0] < 0)
-			c = handover(c, &h, &cr) >= 0 ? -1 : c;
+			c = handover(c, &h, &who.cr) >= 0 ? -1 : c;
 		else if (h.type == DIRECT_WRITEBACK)
-			writeback(c, &h, &cr, fds);
+			writeback(c, &h, &who, fds);
 	}
 	for (int i = 0; i < 2; i++)
 		if (fds[i] >= 0)
@@ -556,7 +517,7 @@ void direct_stop(void)
 	pthread_mutex_unlock(&d.mutex);
 	while (r) {
 		struct direct_rec *n = r->next;
-		r->inode->direct = NULL;
+		r->inode->marks = NULL;
 		rec_free(r);
 		r = n;
 	}

@@ -5,13 +5,14 @@
  * its write lock for the length of the backing call, so no read request
  * sees part of a concurrent write. Data moves by splice where libfuse can
  * (replies are spliced from the backing file). Every change of a regular
- * file's bytes runs under cow_lock() and asks the store first (cow.c).
+ * file's bytes goes through the write gate (cow.c).
  * With snapshot=open, a read-only open reads its own ephemeral snapshot,
  * taken at open: such opens bypass the page cache (direct_io), which
  * belongs to the inode and must keep serving live bytes to everyone else.
- * The daemon kills privileges itself (FUSE_CAP_HANDLE_KILLPRIV).
+ * The gate kills privileges as write(2) does.
  */
 #include "sfs_i.h"
+#include "path.h"
 #include "snapstore.h"
 
 #include <errno.h>
@@ -48,28 +49,54 @@ static int file_new(int fd, int flags, struct fuse_file_info *fi, struct sfs_fil
  * is done here under the byte lock, after the store preserved what
  * snapshots need (FUSE_CAP_ATOMIC_O_TRUNC hands it to us with the open).
  */
-static int open_backing(fuse_req_t req, struct sfs_inode *inode, int flags, int *out)
+struct open_arg {
+	fuse_req_t req;
+	const char *proc;
+	int flags;
+	int fd;
+};
+
+/* The backing open as the caller; under the gate when it truncates. */
+static ssize_t open_apply(void *arg, struct gate_op *op)
 {
-	char proc[64];
-	inode_procpath(inode, proc);
-	int trunc = (flags & O_TRUNC) && S_ISREG(inode->type);
-	struct store_file *sf = trunc ? cow_sf(inode) : NULL;
-	int rc = 0;
-	if (trunc) {
-		cow_lock(inode, sf);
-		rc = cow_truncate(inode, sf, 0);
-	}
+	struct open_arg *a = arg;
 	struct sfs_cred c = {0};
-	if (rc == 0)
-		rc = cred_enter(req, &c);
+	int rc = cred_enter(a->req, &c);
 	if (rc == 0) {
-		*out = open(proc, (flags & ~SFS_OPEN_STRIP) | O_CLOEXEC);
-		if (*out < 0)
+		a->fd = open(a->proc, (a->flags & ~SFS_OPEN_STRIP) | O_CLOEXEC);
+		if (a->fd < 0)
 			rc = -errno;
 	}
 	cred_leave(&c);
-	if (trunc)
-		cow_unlock(inode, sf);
+	if (rc == 0 && op)
+		op->fd = a->fd; /* privileges are killed after the open that truncates */
+	return rc;
+}
+
+static int open_backing(fuse_req_t req, struct sfs_inode *inode, int flags, int *out)
+{
+	int ifd = inode_fd(inode);
+	if (ifd < 0)
+		return ifd;
+	char proc[PROCFD_PATH_LEN];
+	struct open_arg a = {req, procfd_path(ifd, proc), flags, -1};
+	int rc;
+	if ((flags & O_TRUNC) && S_ISREG(inode->type)) {
+		/* The truncation happens in the open itself, so the open is the
+		 * gate's change; privileges go after it. */
+		struct gate_op op = {.what = GATE_TRUNCATE,
+				     .off = 0,
+				     .fd = -1,
+				     .caller = fuse_req_ctx(req)->uid,
+				     .req = req,
+				     .apply = open_apply,
+				     .arg = &a};
+		rc = (int)gate_write(inode, &op);
+	} else {
+		rc = (int)open_apply(&a, NULL);
+	}
+	inode_fd_put(inode);
+	*out = a.fd;
 	return rc;
 }
 
@@ -83,15 +110,9 @@ static int open_time_snapshot(fuse_req_t req, struct sfs_inode *inode, struct sf
 		return 0;
 	char rel[PATH_MAX];
 	uint64_t id;
-	int rc = ctl_pin_ephemeral(req, inode, rel, sizeof(rel), &id);
+	int rc = hold_freeze(req, inode, f, 1, rel, sizeof(rel), &id);
 	if (rc)
 		return rc;
-	if ((rc = eph_ref(id))) {
-		store_release(sfs.store, id);
-		return rc;
-	}
-	f->snap = f->ref_snap = id;
-	f->fid = store_file_fid(cow_sf(inode));
 	fi->direct_io = 1;
 	fi->keep_cache = 0;
 	return 0;
@@ -132,13 +153,13 @@ void sfs_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t 
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	struct sfs_cred c;
-	int fd = -1;
-	int rc = cred_enter(req, &c);
+	struct sfs_cred c = {0};
+	int fd = -1, pfd = inode_fd(parent);
+	int rc = pfd < 0 ? pfd : cred_enter(req, &c);
 	if (rc == 0) {
 		/* Create only: an existing file (the kernel's entry was stale) goes
 		 * through open_backing, so O_TRUNC is copied-on-write. */
-		fd = openat(parent->fd, name,
+		fd = openat(pfd, name,
 			    (fi->flags | O_CREAT | O_EXCL | O_CLOEXEC) &
 				~(O_DIRECT | O_NOCTTY | O_TRUNC),
 			    mode);
@@ -146,6 +167,8 @@ void sfs_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t 
 			rc = -errno;
 	}
 	cred_leave(&c);
+	if (pfd >= 0)
+		inode_fd_put(parent);
 	struct fuse_entry_param e;
 	if (rc == -EEXIST && !(fi->flags & O_EXCL)) {
 		rc = inode_lookup(parent, name, &e);
@@ -187,24 +210,13 @@ void sfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fus
 	pthread_rwlock_unlock(&inode->rwlock);
 }
 
-/*
- * What the kernel would do on a write or truncate by this caller: clear
- * set-user-ID (and group-executable set-group-ID) unless the caller is
- * privileged, and drop file capabilities always.
- */
-static void kill_priv(fuse_req_t req, struct sfs_inode *inode, int fd)
+static ssize_t write_apply(void *arg, struct gate_op *op)
 {
-	if (fuse_req_ctx(req)->uid != 0) {
-		struct stat st;
-		if (fstat(fd, &st) == 0 &&
-		    ((st.st_mode & S_ISUID) ||
-		     (st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)))
-			fchmod(fd, st.st_mode & 07777 & ~(S_ISUID | S_ISGID));
-	}
-	if (!__atomic_load_n(&inode->nocaps, __ATOMIC_RELAXED)) {
-		if (fremovexattr(fd, "security.capability") && errno == ENODATA)
-			__atomic_store_n(&inode->nocaps, 1, __ATOMIC_RELAXED);
-	}
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(op->len);
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	out.buf[0].fd = op->fd;
+	out.buf[0].pos = (off_t)op->off;
+	return fuse_buf_copy(&out, arg, 0);
 }
 
 void sfs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, off_t off,
@@ -216,23 +228,15 @@ void sfs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, o
 		fuse_reply_err(req, EBADF);
 		return;
 	}
-	size_t size = fuse_buf_size(in_buf);
-	struct fuse_bufvec out = FUSE_BUFVEC_INIT(size);
-	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	out.buf[0].fd = f->fd;
-	out.buf[0].pos = off;
-	struct store_file *sf = cow_sf(inode);
-	cow_lock(inode, sf);
-	uint64_t at = (uint64_t)off;
-	struct stat st;
-	if ((f->flags & O_APPEND) && sf && store_file_tracked(sf) && fstat(f->fd, &st) == 0)
-		at = (uint64_t)st.st_size; /* the backing O_APPEND write lands at its EOF */
-	ssize_t res = cow_range(inode, sf, at, size);
-	if (res == 0) {
-		kill_priv(req, inode, f->fd);
-		res = fuse_buf_copy(&out, in_buf, 0);
-	}
-	cow_unlock(inode, sf);
+	struct gate_op op = {.what = (f->flags & O_APPEND) ? GATE_APPEND : GATE_RANGE,
+			     .off = (uint64_t)off,
+			     .len = fuse_buf_size(in_buf),
+			     .fd = f->fd,
+			     .caller = fuse_req_ctx(req)->uid,
+			     .req = req,
+			     .apply = write_apply,
+			     .arg = in_buf};
+	ssize_t res = gate_write(inode, &op);
 	if (res < 0)
 		fuse_reply_err(req, (int)-res);
 	else
@@ -250,12 +254,7 @@ void sfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 void sfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct sfs_file *f = file_of(fi);
-	if (f->fd >= 0)
-		close(f->fd);
-	if (f->ref_snap)
-		eph_unref(f->ref_snap);
-	free(f);
+	hold_file_free(file_of(fi));
 	if (req)
 		fuse_reply_err(req, 0);
 }
@@ -267,6 +266,17 @@ void sfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_in
 	fuse_reply_err(req, rc ? errno : 0);
 }
 
+struct falloc_arg {
+	int mode;
+	off_t offset, length;
+};
+
+static ssize_t falloc_apply(void *arg, struct gate_op *op)
+{
+	struct falloc_arg *a = arg;
+	return fallocate(op->fd, a->mode, a->offset, a->length) ? -errno : 0;
+}
+
 void sfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
 		   struct fuse_file_info *fi)
 {
@@ -276,19 +286,37 @@ void sfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t
 		fuse_reply_err(req, EBADF);
 		return;
 	}
-	struct store_file *sf = cow_sf(inode);
-	cow_lock(inode, sf);
-	int rc = 0;
+	struct falloc_arg a = {mode, offset, length};
+	struct gate_op op = {.what = GATE_NONE,
+			     .off = (uint64_t)offset,
+			     .len = (uint64_t)length,
+			     .fd = f->fd,
+			     .caller = fuse_req_ctx(req)->uid,
+			     .req = req,
+			     .apply = falloc_apply,
+			     .arg = &a};
 	/* Plain allocation changes no byte a snapshot can read (it ends at the
 	 * pin-time size); punching, zeroing and shifting do. */
 	if (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE))
-		rc = cow_tail(inode, sf, (uint64_t)offset);
+		op.what = GATE_TAIL;
 	else if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
-		rc = cow_range(inode, sf, (uint64_t)offset, (uint64_t)length);
-	if (rc == 0 && fallocate(f->fd, mode, offset, length))
-		rc = -errno;
-	cow_unlock(inode, sf);
-	fuse_reply_err(req, -rc);
+		op.what = GATE_RANGE;
+	fuse_reply_err(req, (int)-gate_write(inode, &op));
+}
+
+struct copy_arg {
+	int fd_in;
+	off_t off_in;
+	int flags;
+};
+
+static ssize_t copy_apply(void *arg, struct gate_op *op)
+{
+	struct copy_arg *a = arg;
+	off_t off_out = (off_t)op->off;
+	ssize_t n =
+	    copy_file_range(a->fd_in, &a->off_in, op->fd, &off_out, op->len, (unsigned)a->flags);
+	return n < 0 ? -errno : n;
 }
 
 void sfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
@@ -302,30 +330,17 @@ void sfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		fuse_reply_err(req, EXDEV);
 		return;
 	}
-	struct store_file *sf = cow_sf(out);
-	/* Lock both in address order: two opposite copies must not deadlock. */
-	if (in == out) {
-		pthread_rwlock_wrlock(&out->rwlock);
-	} else if (in < out) {
-		pthread_rwlock_rdlock(&in->rwlock);
-		pthread_rwlock_wrlock(&out->rwlock);
-	} else {
-		pthread_rwlock_wrlock(&out->rwlock);
-		pthread_rwlock_rdlock(&in->rwlock);
-	}
-	if (sf)
-		store_file_wrlock(sf);
-	ssize_t n = cow_range(out, sf, (uint64_t)off_out, len);
-	if (n == 0) {
-		n = copy_file_range(fin->fd, &off_in, fout->fd, &off_out, len, flags);
-		if (n < 0)
-			n = -errno;
-	}
-	if (sf)
-		store_file_unlock(sf);
-	pthread_rwlock_unlock(&out->rwlock);
-	if (in != out)
-		pthread_rwlock_unlock(&in->rwlock);
+	struct copy_arg a = {fin->fd, off_in, flags};
+	struct gate_op op = {.what = GATE_RANGE,
+			     .off = (uint64_t)off_out,
+			     .len = len,
+			     .fd = fout->fd,
+			     .caller = fuse_req_ctx(req)->uid,
+			     .req = req,
+			     .src = in,
+			     .apply = copy_apply,
+			     .arg = &a};
+	ssize_t n = gate_write(out, &op);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else

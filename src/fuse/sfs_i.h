@@ -20,7 +20,7 @@
 
 struct store;
 struct store_file;
-struct direct_rec;
+struct bits;
 struct snapfs_req;
 
 enum sfs_snapmode { SFS_SNAP_LIVE = 0, SFS_SNAP_OPEN = 1 };
@@ -64,21 +64,25 @@ enum sfs_kind {
 
 struct sfs_inode {
 	enum sfs_kind kind;
-	int fd; /* O_PATH descriptor of the backing object; -1 if virtual */
+	int cfd;		/* cached O_PATH descriptor of the backing object, -1 when not
+				   cached (or virtual); use inode_fd(); protected by sfs->mutex */
+	unsigned fd_users;	/* calls using cfd now; protected by sfs->mutex */
+	struct file_handle *fh; /* reopens the object once cfd is closed; NULL: cfd
+				   is never closed (root, other filesystems) */
+	struct sfs_inode *lru_prev, *lru_next; /* cached descriptors, protected by
+						  sfs->mutex */
 	dev_t dev;
 	ino_t ino;
-	mode_t type;		   /* S_IFMT bits, fixed for the object's life */
-	uint64_t nlookup;	   /* protected by sfs->mutex */
-	struct sfs_inode *hnext;   /* hash chain, protected by sfs->mutex */
-	pthread_rwlock_t rwlock;   /* write: bytes changing; read: live read in flight */
-	int nocaps;		   /* 1: known to carry no security.capability xattr */
-	struct store_file *sf;	   /* regular files, attached on first need; set once under
-				      sfs->mutex, then read-only */
-	int rfd;		   /* read descriptor the store copies from; -1 until needed,
-				      set once under sfs->mutex */
-	struct direct_rec *direct; /* segments reading the file directly (direct.c);
-				      protected by rwlock */
-	/* Virtual nodes (snapview.c); read-only after creation. */
+	mode_t type;		 /* S_IFMT bits, fixed for the object's life */
+	uint64_t nlookup;	 /* protected by sfs->mutex */
+	struct sfs_inode *hnext; /* hash chain, protected by sfs->mutex */
+	pthread_rwlock_t rwlock; /* write: bytes changing; read: live read in flight */
+	int nocaps;		 /* 1: known to carry no security.capability xattr */
+	struct store_file *sf;	 /* regular files, attached on first need; set once under
+				    sfs->mutex, then read-only */
+	struct bits *marks;	 /* change bitmaps of segments reading the file
+				    directly (bits.c); protected by rwlock */
+	/* Virtual nodes (snapview.c); read-only after creation (vst too). */
 	uint64_t snap;		 /* snapshot id */
 	char *vpath;		 /* path inside the snapshot; "" for the ID directory */
 	uint64_t fid;		 /* SFS_VFILE: the file's id in the store */
@@ -93,7 +97,8 @@ struct sfs_file {
 	uint64_t snap;	   /* non-zero: reads are served from this snapshot */
 	uint64_t fid;	   /* the file's id in that snapshot */
 	uint64_t ref_snap; /* non-zero: this open holds a reference on that
-			      ephemeral snapshot, dropped at release */
+			      ephemeral snapshot, dropped at release;
+			      protected by the holds' mutex (hold.c) */
 };
 
 static inline struct sfs_file *file_of(const struct fuse_file_info *fi)
@@ -125,14 +130,6 @@ struct sfs {
 	struct sfs_inode vroot;	 /* the snapshot view's root */
 	struct sfs_inode **vtab; /* virtual nodes by (snap, path), protected by mutex */
 	size_t vsize;
-	/* Ephemeral snapshots and how many open files hold each; protected by
-	 * eph_mutex. At zero the snapshot is released. */
-	pthread_mutex_t eph_mutex;
-	struct sfs_eph {
-		uint64_t id;
-		uint64_t refs;
-	} * eph;
-	size_t neph, aeph;
 };
 
 extern struct sfs sfs;
@@ -169,14 +166,27 @@ struct sfs_inode *inode_get(fuse_ino_t ino);
 /* Look up name in parent on the backing side, fill e, take a lookup reference.
  * Returns 0 or -errno. Hidden objects (the store) are -ENOENT. */
 int inode_lookup(struct sfs_inode *parent, const char *name, struct fuse_entry_param *e);
+/* Drop n lookup references of a backing node (not a virtual one). */
 void inode_forget(struct sfs_inode *inode, uint64_t n);
 int inode_is_hidden(dev_t dev, ino_t ino);
 /* Leave the hidden store out of its parent directory's link count. */
 void inode_hide_store_nlink(struct stat *st);
 /* True when name in parent is the hidden store's own name. */
 int inode_is_store_name(const struct sfs_inode *parent, const char *name);
-/* "/proc/self/fd/N" for an inode's O_PATH fd. */
-void inode_procpath(const struct sfs_inode *inode, char buf[64]);
+/* The store file of a regular file, attached on first use; NULL when the
+ * store cannot identify it (then no snapshot can cover it either). */
+struct store_file *inode_sf(struct sfs_inode *inode);
+/* A new read descriptor on the inode (for the store's copies); close it. */
+int inode_rfd(struct sfs_inode *inode);
+/*
+ * The inode's O_PATH descriptor for the length of one call: cached, or
+ * reopened by its file handle (the daemon keeps no descriptor per known
+ * inode: at most a quarter of the soft RLIMIT_NOFILE stay cached, least
+ * recently used first out). Give it back with inode_fd_put(). -ENOENT when
+ * the object is gone, -EBADF for a virtual node.
+ */
+int inode_fd(struct sfs_inode *inode);
+void inode_fd_put(struct sfs_inode *inode);
 void sfs_fill_attr_timeouts(struct fuse_entry_param *e);
 /* Tell the kernel to drop its cached attributes and pages [off, off + len)
  * (len 0: to the end) of the backing object (dev, ino), if it knows it: for
@@ -192,32 +202,92 @@ void cred_init(void);
 int cred_enter(fuse_req_t req, struct sfs_cred *c);
 void cred_leave(struct sfs_cred *c);
 
-/* cow.c: the daemon's side of copy-on-write */
-/* The store file of a regular file, attached on first use; NULL when the
- * store cannot identify it (then no snapshot can cover it either). */
-struct store_file *cow_sf(struct sfs_inode *inode);
-/* A read descriptor on the inode for the store's copies (owned by the inode). */
-int cow_rfd(struct sfs_inode *inode);
-/* Take / drop the inode's byte lock for a change: the inode's rwlock for
- * writing, then the store file's. */
-void cow_lock(struct sfs_inode *inode, struct store_file *sf);
-void cow_unlock(struct sfs_inode *inode, struct store_file *sf);
-/* Called under cow_lock before the change; 0 or -errno (then don't change). */
-int cow_range(struct sfs_inode *inode, struct store_file *sf, uint64_t off, uint64_t len);
-/* Several byte ranges {off, len}, increasing and disjoint, in one store call. */
-int cow_ranges(struct sfs_inode *inode, struct store_file *sf, const uint64_t (*r)[2], size_t n);
-int cow_truncate(struct sfs_inode *inode, struct store_file *sf, uint64_t size);
-int cow_tail(struct sfs_inode *inode, struct store_file *sf, uint64_t off);
+/* cow.c: the write gate, through which every change of a regular file's
+ * bytes goes (see the file's comment for the steps). */
+enum gate_what {
+	GATE_NONE,     /* no byte a snapshot can read changes (plain allocation) */
+	GATE_RANGE,    /* [off, off + len) changes */
+	GATE_APPEND,   /* len bytes are appended at the end of file, whatever it is */
+	GATE_RANGES,   /* the n ranges r[i] = {off, len}, increasing and disjoint */
+	GATE_TRUNCATE, /* the size becomes off */
+	GATE_TAIL,     /* everything from off on moves or changes */
+};
+struct gate_op {
+	enum gate_what what;
+	uint64_t off, len;
+	const uint64_t (*r)[2];
+	size_t n;
+	int fd;	      /* backing descriptor the change is made through */
+	uid_t caller; /* who writes: 0 keeps set-id bits, as CAP_FSETID does */
+	/* The writer's groups, asked only for a set-group-ID file that is not
+	 * group-executable (cleared unless the writer is in its group): from
+	 * req when set, else gid and groups[ngroups]. */
+	fuse_req_t req;
+	gid_t gid;
+	const gid_t *groups;
+	int ngroups;
+	struct sfs_inode *src; /* a copy's source, held for reading meanwhile; or NULL */
+	/* Optional, under the locks before anything is preserved: may set what,
+	 * r and n from what it finds; 0 or -errno. sf may be NULL. */
+	ssize_t (*prepare)(void *arg, struct gate_op *op, struct store_file *sf);
+	/* The change itself, under the locks; a count or -errno. For
+	 * GATE_APPEND op->off holds the end of file found under the lock. */
+	ssize_t (*apply)(void *arg, struct gate_op *op);
+	void *arg;
+};
+/* Lock, prepare, mark, preserve, kill privileges, apply, unlock. Returns
+ * apply's value, or -errno when an earlier step failed (then nothing
+ * changed: a full store is -ENOSPC). Call with no inode lock held. */
+ssize_t gate_write(struct sfs_inode *inode, struct gate_op *op);
 /* Before name in parent loses what may be its file's last link (unlink,
  * rename over it): preserves what snapshots need. On success *held is the
  * store file kept locked (or NULL); pass it to cow_victim_done() after the
  * backing call. */
 int cow_victim(struct sfs_inode *parent, const char *name, struct store_file **held);
 void cow_victim_done(struct store_file *held);
-void cow_inode_release(struct sfs_inode *inode);
-/* Ephemeral snapshot references held by open files. */
-int eph_ref(uint64_t id);
-void eph_unref(uint64_t id);
+
+/* bits.c: change bitmaps for segments' direct fills */
+/* A bitmap for a file of size bytes, all clear; -errno. */
+int bits_new(uint64_t size, struct bits **out);
+void bits_free(struct bits *m);
+int bits_memfd(const struct bits *m);
+/* Catch m up with what changed in fid since snapshot snap, then attach it
+ * to inode so that every later change marks it; 0 or -errno. */
+int bits_attach(struct sfs_inode *inode, struct bits *m, uint64_t snap, uint64_t fid);
+/* Set every bit and detach. */
+void bits_detach(struct sfs_inode *inode, struct bits *m);
+/* Under the inode's write lock, before [off, off + len) changes in the
+ * live file (len UINT64_MAX: to the end). */
+void bits_mark(struct sfs_inode *inode, uint64_t off, uint64_t len);
+
+/* hold.c: ephemeral snapshots and the open files holding them, and who may
+ * see a snapshot (its owner and root). */
+struct store_snap_meta;
+static inline int hold_may_see(uid_t uid, uint32_t owner)
+{
+	return uid == 0 || uid == owner;
+}
+/* Whether the caller may see snapshot id; fills *m. 0: unknown or not
+ * theirs. Cheap: no scan of the snapshot's files. */
+int hold_visible(fuse_req_t req, uint64_t id, struct store_snap_meta *m);
+/* Pin one ephemeral snapshot of a regular file for the caller; its path
+ * relative to SOURCE is left in rel. */
+int hold_pin(fuse_req_t req, struct sfs_inode *inode, char *rel, size_t rellen, uint64_t *id);
+/* Take / drop an open file's reference on ephemeral snapshot id; the last
+ * drop releases it. */
+int hold_ref(uint64_t id);
+void hold_unref(uint64_t id);
+/* The open file f holds a new ephemeral snapshot of inode from now on
+ * (FREEZE; with snapshot=open, at open when serve is set: reads come from
+ * it). -EBUSY if f holds one already. */
+int hold_freeze(fuse_req_t req, struct sfs_inode *inode, struct sfs_file *f, int serve, char *rel,
+		size_t rellen, uint64_t *id);
+/* Whether f holds id. */
+int hold_has(struct sfs_file *f, uint64_t id);
+/* f lets go of id if it holds it: 1 if it did, else 0. */
+int hold_drop(struct sfs_file *f, uint64_t id);
+/* Close an open file's descriptor, drop its hold, free it. */
+void hold_file_free(struct sfs_file *f);
 
 /* direct.c: segments filling pages from the live file (docs/SEGMENT.md) */
 int direct_init(struct sfs *fs);
@@ -228,9 +298,6 @@ void direct_stop(void);
 int direct_register(struct sfs_inode *inode, uint64_t id, struct snapfs_req *out);
 /* The snapshot is being released: its records end. */
 void direct_forget(uint64_t id);
-/* Under the inode's write lock, before [off, off + len) changes in the
- * live file (len UINT64_MAX: to the end). */
-void direct_mark(struct sfs_inode *inode, uint64_t off, uint64_t len);
 
 /* snapview.c: MNT/<snapdir>, the read-only view of snapshots */
 int snapview_init(struct sfs *fs);
@@ -255,10 +322,6 @@ static inline int sfs_virtual(const struct sfs_inode *inode)
 void sfs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 	       struct fuse_file_info *fi, unsigned flags, const void *in_buf, size_t in_bufsz,
 	       size_t out_bufsz);
-/* Pin one ephemeral snapshot of a regular file (open-time, freeze); its path
- * relative to SOURCE is left in rel. */
-int ctl_pin_ephemeral(fuse_req_t req, struct sfs_inode *inode, char *rel, size_t rellen,
-		      uint64_t *id);
 
 /* ctl_files.c: the ops that walk a snapshot's files (see snapfs_proto.h);
  * each returns 0 or -errno with r filled for the reply. */
@@ -266,9 +329,6 @@ struct snapfs_req;
 struct store_snap;
 int ctl_show(fuse_req_t req, struct snapfs_req *r);
 int ctl_diff(fuse_req_t req, struct snapfs_req *r);
-int ctl_restore(fuse_req_t req, struct snapfs_req *r);
-/* Whether the caller may see snapshot id (owner or root); fills *s. */
-int ctl_visible(fuse_req_t req, uint64_t id, struct store_snap *s);
 
 /* ops_*.c */
 extern const struct fuse_lowlevel_ops sfs_ops;
