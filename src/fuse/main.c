@@ -340,13 +340,14 @@ static int check_mountpoint(const char *mnt)
 {
 	char *other;
 	int rc = snapfs_mounted_at(mnt, &other);
+	struct stat st;
 	if (rc == 1) {
-		fprintf(stderr, "snapfs: mountpoint '%s': already mounted (snapfs of %s)\n", mnt,
-			other);
+		int dead = stat(mnt, &st) && errno == ENOTCONN;
+		fprintf(stderr, "snapfs: mountpoint '%s': already mounted (snapfs of %s%s)\n", mnt,
+			other, dead ? ", whose daemon has exited: unmount it first" : "");
 		free(other);
 		return -1;
 	}
-	struct stat st;
 	if (stat(mnt, &st)) {
 		fprintf(stderr, "snapfs: mountpoint '%s': %s\n", mnt, strerror(errno));
 		return -1;
