@@ -805,3 +805,18 @@ Test(mount, allow_other_without_default_permissions_checks_access_as_tmpfs)
 {
 	compare_users("allow_other");
 }
+
+Test(mount, store_max_accepts_units_up_to_16e_minus_one)
+{
+	static const char *const good[] = {"store_max=0",
+					   "store_max=4096",
+					   "store_max=512k",
+					   "store_max=10G",
+					   "store_max=10g",
+					   "store_max=15E",
+					   "store_max=18446744073709551615"};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		cr_expect_eq(tu_mount(&m, src, mnt, good[i]), 0, "-o %s refused", good[i]);
+		tu_umount(&m);
+	}
+}
