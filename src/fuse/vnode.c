@@ -58,8 +58,7 @@ int vnode_init(struct sfs *fs)
 		return -ENOMEM;
 	struct sfs_inode *r = &fs->vroot;
 	r->kind = SFS_VROOT;
-	r->fd = -1;
-	r->rfd = -1;
+	r->cfd = -1;
 	r->type = S_IFDIR;
 	r->vpath = "";
 	r->vst.st_mode = S_IFDIR | 0555;
@@ -135,8 +134,7 @@ struct sfs_inode *vnode_get(uint64_t snap, const char *path, enum sfs_kind kind,
 		*x = (struct vnode_extra){0};
 	}
 	n->kind = kind;
-	n->fd = -1;
-	n->rfd = -1;
+	n->cfd = -1;
 	n->snap = snap;
 	n->fid = fid;
 	n->vst = *st;
