@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""The snapstore's files call and include downwards only.
+"""A source folder's files call and include downwards only.
 
-Builds the file-level call graph of src/snapstore (a call from a.c to a
+Builds the file-level call graph of a folder such as src/snapstore (a call from a.c to a
 non-static function defined in b.c is an edge a -> b) and the include graph
 of its headers, prints both as layers, and fails (exit 1) on any cycle or on
 a call from extidx.c or blk.c into another store file. No compiler needed:
@@ -14,7 +14,7 @@ import re
 import sys
 
 src = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-    os.path.dirname(__file__), "..", "..", "src", "snapstore")
+    os.path.dirname(__file__), "..", "src", "snapstore")
 files = sorted(f for f in os.listdir(src) if f.endswith((".c", ".h")))
 text, raw = {}, {}
 for f in files:
