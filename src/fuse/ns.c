@@ -282,11 +282,11 @@ int ns_entry(struct sfs_inode *dir, const char *name)
 		rc = save_locked(csf, cfd);
 		store_file_unlock(csf);
 	}
-	if (rc == 0)
-		rc = store_ns_entry(sfs.store, dsf, name, csf, st.st_mode & S_IFMT);
 	if (rc == 0) {
 		store_file_wrlock(dsf);
-		rc = save_locked(dsf, dfd);
+		rc = store_ns_entry(sfs.store, dsf, name, csf, st.st_mode & S_IFMT);
+		if (rc == 0)
+			rc = save_locked(dsf, dfd);
 		store_file_unlock(dsf);
 	}
 	inode_fd_put(dir);
