@@ -417,7 +417,7 @@ static int list_once(uint64_t id, struct sfs_inode *dir, const char *roots, stru
 		while (dp && rc == 0 && (de = readdir(dp))) {
 			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 				continue;
-			if (bsearch(de->d_name, s->v, s->n, sizeof(*s->v), saved_cmp))
+			if (s->n && bsearch(de->d_name, s->v, s->n, sizeof(*s->v), saved_cmp))
 				continue;
 			int n = *dir->vpath
 				    ? snprintf(path, sizeof(path), "%s/%s", dir->vpath, de->d_name)
