@@ -72,6 +72,16 @@ struct store_file *store_file_by_fid(struct store *st, uint64_t fid)
 	return RB_FIND(sf_by_fid, &st->files_f, &key);
 }
 
+struct store_file *store_file_by_handle(struct store *st, const unsigned char *h, uint32_t hlen)
+{
+	struct store_file key;
+	if (hlen > sizeof(key.handle))
+		return NULL;
+	key.hlen = hlen;
+	memcpy(key.handle, h, hlen);
+	return RB_FIND(sf_by_handle, &st->files_h, &key);
+}
+
 void store_file_set_fid(struct store_file *sf, uint64_t fid)
 {
 	struct store *st = sf->st;
@@ -147,6 +157,11 @@ int store_open_handle(struct store *st, const unsigned char *h, uint32_t hlen, i
 	memcpy(u.fh.f_handle, h + 4, hlen - 4);
 	int fd = open_by_handle_at(st->srcfd, &u.fh, flags | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
+}
+
+int store_file_open(struct store_file *sf, int flags)
+{
+	return store_open_handle(sf->st, sf->handle, sf->hlen, flags);
 }
 
 int store_live_fd(struct store_file *sf)

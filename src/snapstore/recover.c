@@ -153,6 +153,8 @@ int store_recover(struct store *st)
 		st->lost_tx = fgen - st->gen;
 		st->gen = fgen; /* count on from there */
 	}
+	if ((rc = ns_init(st)))
+		return rc;
 	if ((rc = store_begin(st, 1)))
 		return rc;
 
@@ -190,6 +192,8 @@ int store_recover(struct store *st)
 		if ((rc = store_snap_add(st, &m)))
 			goto out;
 	}
+	if ((rc = ns_recover_rows(st))) /* tree snapshots, and their rows' GC */
+		goto out;
 
 	/* 2. Files and the valid snapshots covering them. */
 	if ((rc = extidx_files_all(st->x, &files, &nfiles)) ||
@@ -219,6 +223,8 @@ int store_recover(struct store *st)
 		if ((rc = store_cover_add(sf, &c)))
 			goto out;
 	}
+	if ((rc = ns_recover_covers(st))) /* regular files saved for tree snapshots */
+		goto out;
 
 	/* 3. Damage: every snapshot, when the index lost transactions; those that
 	 * need an extent lying past the block file's end (a truncated block file:
@@ -279,10 +285,12 @@ int store_recover(struct store *st)
 	for (size_t i = 0; i < nfiles; i++) {
 		struct store_file *sf = store_file_by_fid(st, files[i].fid);
 		uint64_t refs = 0;
+		int nsrefs = 0;
 		if (!sf->ncov) {
-			if ((rc = extidx_sfile_fid_refs(st->x, files[i].fid, &refs)))
+			if ((rc = extidx_sfile_fid_refs(st->x, files[i].fid, &refs)) ||
+			    (!refs && (rc = ns_fid_refs(st, files[i].fid, &nsrefs))))
 				goto out;
-			if (!refs && (rc = extidx_file_delete(st->x, files[i].fid)))
+			if (!refs && !nsrefs && (rc = extidx_file_delete(st->x, files[i].fid)))
 				goto out;
 			store_file_maybe_free(sf);
 		}
@@ -327,6 +335,7 @@ int store_recover(struct store *st)
 		goto out;
 	if ((rc = store_commit(st)))
 		goto out;
+	ns_max_update(st);
 	for (struct store_file *sf = store_file_first(st); sf; sf = store_file_next(sf))
 		assert(store_cover_sanity(sf));
 	assert(store_snaps_sanity(st, 1));
