@@ -1,0 +1,2 @@
+#include "treeutil.h"
+TestSuite(cost, .init = fx_setup, .fini = fx_teardown);

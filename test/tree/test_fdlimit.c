@@ -1,0 +1,2 @@
+#include "treeutil.h"
+TestSuite(fdlimit, .init = fx_setup, .fini = fx_teardown);
