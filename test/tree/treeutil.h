@@ -160,20 +160,13 @@ static __attribute__((unused)) int have_prog(const char *name)
 
 /*
  * fx_mount() with the daemon started under RLIMIT_NOFILE soft:hard (as
- * `prlimit --nofile=soft:hard snapfs ...`): the limit is set in this process
- * around the fork in tu_mount() and put back afterwards. The daemon may
- * raise its soft limit up to hard; the hard limit is checked in
- * /proc/PID/limits. Returns tu_mount()'s result.
+ * `prlimit --nofile=soft:hard snapfs ...`). The daemon may raise its soft
+ * limit up to hard; the hard limit is checked in /proc/PID/limits.
+ * Returns tu_mount()'s result.
  */
 static __attribute__((unused)) int fx_mount_nofile(const char *opts, rlim_t soft, rlim_t hard)
 {
-	struct rlimit old, rl = {soft, hard};
-	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
-	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0, "setrlimit %lu:%lu: %s", (unsigned long)soft,
-		     (unsigned long)hard, strerror(errno));
-	int rc = tu_mount(&m, src, mnt, opts);
-	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0, "restoring RLIMIT_NOFILE: %s",
-		     strerror(errno));
+	int rc = tu_mount_nofile(&m, src, mnt, opts, soft, hard);
 	if (rc == 0) {
 		char p[64], line[256];
 		snprintf(p, sizeof(p), "/proc/%d/limits", (int)m.pid);
