@@ -152,6 +152,21 @@ static void check_mixed(uint64_t id, const struct mf *at_pin)
 	struct mf *v = mf_take(VR(id, "t"), MF_MTIME);
 	mf_expect("the tree of a pin of a file and a tree", v, at_pin, MF_MTIME | MF_NLINK);
 	mf_free(v);
+	/* inode numbers are unique in the whole snapshot: only the two names
+	 * of the hard link share one */
+	struct mf *all = mf_take(VR(id, ""), 0);
+	for (size_t i = 0; i < all->n; i++) {
+		const char *path = all->v[i].path, *cls = all->v[i].cls;
+		int linked = !strcmp(path, "t/hard") || !strcmp(path, "t/sub/file");
+		if (linked)
+			cr_assert_str_eq(cls, "t/hard", "%s: does not share its inode with t/hard",
+					 path);
+		else
+			cr_assert_str_eq(
+			    cls, path, "%s and %s have the same inode number %llu in one snapshot",
+			    path, cls, (unsigned long long)all->v[i].ino);
+	}
+	mf_free(all);
 }
 
 Test(mix, one_pin_of_a_file_and_a_tree_shows_both)
