@@ -220,7 +220,7 @@ static void describe(const struct op *o, int rc, char *out, size_t len)
 
 static void check_view(struct model *md, struct msnap *s)
 {
-	char what[512], fake[1100];
+	char what[1100], fake[1100];
 	if (md->fake)
 		snprintf(fake, sizeof(fake), "%s/%" PRIu64, md->fake, s->id);
 	struct mf *v = mf_take(md->fake ? fake : VR(s->id, s->rel), MF_MTIME);
