@@ -15,7 +15,7 @@
 #include <signal.h>
 #include <sqlite3.h>
 
-TestSuite(atomic, .init = fx_setup, .fini = fx_teardown, .timeout = 600);
+TestSuite(atomic, .init = fx_setup, .fini = tr_teardown, .timeout = 600);
 
 /* Shared with a forked writer. */
 struct shared {
@@ -170,7 +170,7 @@ Test(atomic, git_repository_committed_to_is_valid_in_every_snapshot)
 	}
 	wait_progress(s, 1);
 	int npins = tr_long() ? 100 : 15;
-	char *out = tu_tmpdir("trgit");
+	const char *out = tr_tmpdir("trgit");
 	for (int i = 0; i < npins; i++) {
 		msleep(i % 3 * 40);
 		uint64_t id = try_pin_tree((const char *[]){"repo"}, 1);
@@ -201,8 +201,6 @@ Test(atomic, git_repository_committed_to_is_valid_in_every_snapshot)
 	cr_assert(!s->failed, "writer: %s", s->why);
 	cr_assert_gt(s->done, 2, "the writer made only %ld commits", (long)s->done);
 	cr_log_info("%d snapshots during %ld commits", npins, (long)s->done);
-	tu_rm_rf(out);
-	free(out);
 	free((void *)repo);
 }
 
@@ -278,7 +276,7 @@ Test(atomic, sqlite_wal_database_is_consistent_in_every_snapshot)
 		sqlite_writer(path, s);
 	wait_progress(s, 5);
 	int npins = tr_long() ? 200 : 25;
-	char *out = tu_tmpdir("trsql");
+	const char *out = tr_tmpdir("trsql");
 	long counts_seen = 0, last = -1;
 	for (int i = 0; i < npins; i++) {
 		msleep(i % 4 * 15);
@@ -341,7 +339,5 @@ Test(atomic, sqlite_wal_database_is_consistent_in_every_snapshot)
 	writer_stop(s, pid);
 	cr_assert(!s->failed, "writer: %s", s->why);
 	cr_assert_gt(counts_seen, 2, "the snapshots saw only %ld different counts", counts_seen);
-	tu_rm_rf(out);
-	free(out);
 	free((void *)path);
 }

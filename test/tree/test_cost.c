@@ -11,7 +11,7 @@
 
 #include <ftw.h>
 
-TestSuite(cost, .init = fx_setup, .fini = fx_teardown, .timeout = 600);
+TestSuite(cost, .init = fx_setup, .fini = tr_teardown, .timeout = 600);
 
 #define NFILES	 20000
 #define LIMIT_MS 50.0

@@ -11,7 +11,7 @@
  */
 #include "treeutil.h"
 
-TestSuite(fdlimit, .init = fx_setup, .fini = fx_teardown, .timeout = 1800);
+TestSuite(fdlimit, .init = fx_setup, .fini = tr_teardown, .timeout = 1800);
 
 #define PER_DIR 500
 

@@ -17,7 +17,7 @@
 #include <linux/capability.h>
 #include <sys/sysmacros.h>
 
-TestSuite(manifest, .init = fx_setup, .fini = fx_teardown, .timeout = 1800);
+TestSuite(manifest, .init = fx_setup, .fini = tr_teardown, .timeout = 1800);
 
 struct built {
 	char **dirs; /* relative to the tree root, "" is the root */
@@ -481,7 +481,7 @@ Test(manifest, cp_a_copy_matches_manifest_harness_check)
 	const char *root = strdup(MP("t"));
 	struct built b = build_tree(root, 300, 11);
 	struct mf *live = mf_take(root, MF_MTIME);
-	char *copy = tu_tmpdir("trcopy");
+	const char *copy = tr_tmpdir("trcopy");
 	struct tr_out *r = xmalloc(sizeof(*r));
 	char dst[1100];
 	snprintf(dst, sizeof(dst), "%s/t", copy);
@@ -492,8 +492,6 @@ Test(manifest, cp_a_copy_matches_manifest_harness_check)
 	struct mf *now = mf_take(root, MF_MTIME);
 	char msg[200];
 	cr_assert_gt(mf_diff(now, live, MF_MTIME | MF_NLINK, msg, sizeof(msg)), live->n / 4);
-	tu_rm_rf(copy);
-	free(copy);
 	free(r);
 	mf_free(c);
 	mf_free(now);

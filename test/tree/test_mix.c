@@ -9,7 +9,7 @@
  */
 #include "treeutil.h"
 
-TestSuite(mix, .init = fx_setup, .fini = fx_teardown, .timeout = 600);
+TestSuite(mix, .init = fx_setup, .fini = tr_teardown, .timeout = 600);
 
 static void expect_file(const char *p, size_t len, uint64_t seed)
 {

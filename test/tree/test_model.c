@@ -17,7 +17,7 @@
 #include <linux/fs.h>
 #include <sys/syscall.h>
 
-TestSuite(model, .init = fx_setup, .fini = fx_teardown, .timeout = 1800);
+TestSuite(model, .init = fx_setup, .fini = tr_teardown, .timeout = 1800);
 
 #define MAX_SNAPS 4
 #define LOG_N	  12
@@ -39,7 +39,7 @@ struct model {
 	char log[LOG_N][256];
 	int nlog;
 	long pins, releases, remounts, ops, failed_ops;
-	char *fake; /* harness check: snapshots are cp -a copies under here */
+	const char *fake; /* harness check: snapshots are cp -a copies under here */
 };
 
 static const char *const names[] = {"a", "b", "c", "d", "e", "f"};
@@ -316,10 +316,10 @@ static void run_model(uint64_t seed, long steps, int fake)
 	struct model *md = xmalloc(sizeof(*md));
 	memset(md, 0, sizeof(*md));
 	if (fake)
-		md->fake = tu_tmpdir("trfake");
+		md->fake = tr_tmpdir("trfake");
 	md->seed = seed;
 	md->rs = seed * 0x9e3779b97f4a7c15ull + 1;
-	char *sroot = tu_tmpdir("trmodel");
+	const char *sroot = tr_tmpdir("trmodel");
 	char p[600];
 	snprintf(p, sizeof(p), "%s/m", sroot);
 	fx_mount(NULL);
@@ -393,12 +393,6 @@ static void run_model(uint64_t seed, long steps, int fake)
 	mf_free(cur);
 	tu_rm_rf(md->live);
 	tu_umount(&m);
-	tu_rm_rf(sroot);
-	free(sroot);
-	if (md->fake) {
-		tu_rm_rf(md->fake);
-		free(md->fake);
-	}
 	free(md->shadow);
 	free(md->live);
 	free(md);

@@ -48,6 +48,40 @@ static __attribute__((unused)) const char *VR(uint64_t id, const char *rel)
 	return p;
 }
 
+/* Scratch directories of this test process, removed at exit (also when
+ * an assertion ends the test). */
+static char *tr_scratch[16];
+
+static void tr_scratch_clean(void)
+{
+	for (int i = 0; i < 16; i++)
+		if (tr_scratch[i]) {
+			tu_rm_rf(tr_scratch[i]);
+			free(tr_scratch[i]);
+			tr_scratch[i] = NULL;
+		}
+}
+
+/* tu_tmpdir() that goes away at exit; do not free the result. */
+static __attribute__((unused)) const char *tr_tmpdir(const char *tag)
+{
+	static int registered;
+	if (!registered++)
+		atexit(tr_scratch_clean);
+	for (int i = 0; i < 16; i++)
+		if (!tr_scratch[i])
+			return tr_scratch[i] = tu_tmpdir(tag);
+	cr_assert_fail("too many scratch directories");
+	return NULL;
+}
+
+/* The suites' .fini: scratch directories, then the mount. */
+static __attribute__((unused)) void tr_teardown(void)
+{
+	tr_scratch_clean();
+	fx_teardown();
+}
+
 /* pin -r of n paths relative to the mount root, through libsnapfs; returns
  * the id or 0 with errno (never fails the test itself). */
 static __attribute__((unused)) uint64_t try_pin_tree(const char *const rels[], size_t n)
