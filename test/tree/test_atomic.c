@@ -44,6 +44,7 @@ static void writer_stop(struct shared *s, pid_t pid)
 		kill(pid, SIGKILL);
 		waitpid(pid, &st, 0);
 	}
+	tr_child = 0;
 }
 
 static void wait_progress(struct shared *s, long n)
@@ -89,6 +90,7 @@ Test(atomic, file_renamed_between_dirs_is_in_every_snapshot_exactly_once)
 		}
 		_exit(0);
 	}
+	tr_child = pid;
 	wait_progress(s, 10);
 	int in_a = 0, in_b = 0;
 	for (int i = 0; i < 200; i++) {
@@ -168,6 +170,7 @@ Test(atomic, git_repository_committed_to_is_valid_in_every_snapshot)
 		}
 		_exit(0);
 	}
+	tr_child = pid;
 	wait_progress(s, 1);
 	int npins = tr_long() ? 100 : 15;
 	const char *out = tr_tmpdir("trgit");
@@ -274,6 +277,7 @@ Test(atomic, sqlite_wal_database_is_consistent_in_every_snapshot)
 	cr_assert_neq(pid, -1);
 	if (pid == 0)
 		sqlite_writer(path, s);
+	tr_child = pid;
 	wait_progress(s, 5);
 	int npins = tr_long() ? 200 : 25;
 	const char *out = tr_tmpdir("trsql");

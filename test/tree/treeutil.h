@@ -22,6 +22,7 @@
 #include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/xattr.h>
+#include <signal.h>
 
 /* SNAPFS_LONG=1: the long sizes of the issue. */
 static __attribute__((unused)) int tr_long(void)
@@ -75,9 +76,17 @@ static __attribute__((unused)) const char *tr_tmpdir(const char *tag)
 	return NULL;
 }
 
-/* The suites' .fini: scratch directories, then the mount. */
+/* A writer process a test forked, killed by tr_teardown() if still there. */
+static pid_t tr_child;
+
+/* The suites' .fini: a leftover writer, scratch directories, the mount. */
 static __attribute__((unused)) void tr_teardown(void)
 {
+	if (tr_child > 0) {
+		kill(tr_child, SIGKILL);
+		waitpid(tr_child, NULL, 0);
+		tr_child = 0;
+	}
 	tr_scratch_clean();
 	fx_teardown();
 }
