@@ -284,6 +284,7 @@ Test(atomic, sqlite_wal_database_is_consistent_in_every_snapshot)
 	long counts_seen = 0, last = -1;
 	for (int i = 0; i < npins; i++) {
 		msleep(i % 4 * 15);
+		long before = s->done; /* transactions committed before the pin */
 		uint64_t id = try_pin_tree((const char *[]){"db"}, 1);
 		int e = errno;
 		long done = s->done;
@@ -325,15 +326,20 @@ Test(atomic, sqlite_wal_database_is_consistent_in_every_snapshot)
 				       "integrity_check says: %s",
 				       i, done, ic);
 		}
-		/* one of the committed counts, and not before the previous snapshot */
+		/* one of the committed counts, at least all committed before the
+		 * pin, and not before the previous snapshot */
 		long n = 0;
 		while (n <= done + 1 && rows_after(n) < count)
 			n++;
-		if (rows_after(n) != count || count < last) {
+		if (rows_after(n) != count || count < last || n < before) {
 			writer_stop(s, pid);
-			cr_assert_fail("snapshot %d: %ld rows, which no commit left (writer at "
-				       "transaction %ld = %ld rows; previous snapshot %ld rows)",
-				       i, count, done, rows_after(done), last);
+			cr_assert_fail(
+			    "snapshot %d: %ld rows (after transaction %ld), but that is no "
+			    "commit, or not at least the %ld transactions (%ld rows) "
+			    "committed before the pin, or fewer than the previous "
+			    "snapshot's %ld rows; writer at transaction %ld after the pin",
+			    i, count, rows_after(n) == count ? n : -1, before, rows_after(before),
+			    last, done);
 		}
 		counts_seen += count != last;
 		last = count;
