@@ -168,8 +168,14 @@ int main(int argc, char **argv)
 	       (now_ms() - t0) / 1e3);
 
 	double ps = pin_ms(root, small, 21), pb = pin_ms(root, big, 5);
-	printf("pin -r, 10 files:        %10.3f ms (median of 21)\n", ps);
-	printf("pin -r, %7ld files:   %10.3f ms (median of 5)\n", nfiles, pb);
+	if (ps >= 0)
+		printf("pin -r, 10 files:        %10.3f ms (median of 21)\n", ps);
+	else
+		printf("pin -r, 10 files:        failed\n");
+	if (pb >= 0)
+		printf("pin -r, %7ld files:   %10.3f ms (median of 5)\n", nfiles, pb);
+	else
+		printf("pin -r, %7ld files:   failed\n", nfiles);
 	if (ps > 0 && pb > 0)
 		printf("ratio big/small:         %10.2f   (O(1): about 1; issue 10: at most 2)\n",
 		       pb / ps);
