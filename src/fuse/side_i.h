@@ -37,22 +37,18 @@ struct side_peer {
 	int ngroups;
 };
 
-/* Run the calling thread's file-system calls as the peer (fsuid, fsgid,
- * supplementary groups) until side_as_self(); no switch for root. */
-int side_as_peer(const struct side_peer *who, struct sfs_cred *c);
-void side_as_self(struct sfs_cred *c);
+/* One DIRECT_WRITEBACK request, its record found: writeback.c serves it. */
+struct wb_req {
+	const struct direct_msg *h;
+	const struct side_peer *who;
+	int data;		 /* the bytes: a memfd, owned by the caller */
+	struct sfs_inode *inode; /* the record's file; the caller holds a reference */
+	uint64_t snap;		 /* the record's snapshot */
+	const bool *stop;	 /* read atomically: the daemon is shutting down */
+};
 
-/* The handed-over record whose write-back key is key, if who may see its
- * snapshot: a lookup reference on its inode (drop it with inode_forget)
- * and the snapshot's id. 0 or -ENOENT. */
-int side_rec_writer(const unsigned char *key, const struct side_peer *who, struct sfs_inode **inode,
-		    uint64_t *snap);
-/* True once the daemon is shutting the channel down: long work stops. */
-bool side_stopping(void);
-
-/* writeback.c: serve one DIRECT_WRITEBACK request whose header is h and
- * whose bytes are in data (a sealed memfd, owned by the caller); sends the
- * answer on c. */
-void wb_serve(int c, const struct direct_msg *h, const struct side_peer *who, int data);
+/* writeback.c: read the request's ranges from c, check and apply them;
+ * returns the status to answer (0 or -errno) and the bytes written. */
+int wb_serve(int c, const struct wb_req *q, uint64_t *written);
 
 #endif

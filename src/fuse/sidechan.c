@@ -85,7 +85,7 @@ static struct {
 	size_t nrecs, max_recs;	 /* protected by mutex; max set at init */
 	unsigned conns, max_conns, recs_per_uid;
 	unsigned busy; /* workers direct_stop waits for; protected by mutex */
-	bool stopping; /* protected by mutex */
+	bool stopping; /* set under mutex; read under it or atomically */
 	/* Static, so that a worker still closing a foreign descriptor after
 	 * direct_stop touches nothing freed. Protected by mutex. */
 	struct side_uid uids[SIDE_UIDS];
@@ -113,26 +113,14 @@ static struct side_uid *uid_slot(uid_t uid)
 	return free_slot;
 }
 
-int side_as_peer(const struct side_peer *who, struct sfs_cred *c)
+/* Run the calling thread's file-system calls as the peer until
+ * cred_leave(); no switch for root. */
+static int as_peer(const struct side_peer *who, struct sfs_cred *c)
 {
-	if (who->cr.uid == 0 && who->cr.gid == 0) {
-		c->switched = 0;
+	c->switched = 0;
+	if (who->cr.uid == 0 && who->cr.gid == 0)
 		return 0;
-	}
 	return cred_enter_ids(who->cr.uid, who->cr.gid, who->groups, who->ngroups, c);
-}
-
-void side_as_self(struct sfs_cred *c)
-{
-	cred_leave(c);
-}
-
-bool side_stopping(void)
-{
-	pthread_mutex_lock(&d.mutex);
-	bool s = d.stopping;
-	pthread_mutex_unlock(&d.mutex);
-	return s;
 }
 
 struct one_file {
@@ -258,8 +246,11 @@ void direct_forget(uint64_t id)
 	}
 }
 
-int side_rec_writer(const unsigned char *key, const struct side_peer *who, struct sfs_inode **inode,
-		    uint64_t *snap)
+/* The handed-over record whose write-back key is key, if who may see its
+ * snapshot: a lookup reference on its inode (drop it with inode_forget)
+ * and the snapshot's id. 0 or -ENOENT. */
+static int rec_writer(const unsigned char *key, const struct side_peer *who,
+		      struct sfs_inode **inode, uint64_t *snap)
 {
 	int rc = -ENOENT;
 	pthread_mutex_lock(&d.mutex);
@@ -276,6 +267,19 @@ int side_rec_writer(const unsigned char *key, const struct side_peer *who, struc
 	}
 	pthread_mutex_unlock(&d.mutex);
 	return rc;
+}
+
+/* DIRECT_WRITEBACK: find the record, let writeback.c do the rest. */
+static void writeback(int c, const struct direct_msg *h, const struct side_peer *who, int data)
+{
+	struct direct_ans ans = {0};
+	struct wb_req q = {.h = h, .who = who, .data = data, .stop = &d.stopping};
+	ans.status = rec_writer(h->key, who, &q.inode, &q.snap);
+	if (ans.status == 0) {
+		ans.status = wb_serve(c, &q, &ans.written);
+		inode_forget(q.inode, 1);
+	}
+	direct_send(c, &ans, sizeof(ans), NULL, 0);
 }
 
 /* Open the record's file read-only through the read-only mount, as the
@@ -307,11 +311,11 @@ static int peer_may_read(const struct side_peer *who, struct sfs_inode *inode)
 	char proc[64];
 	inode_procpath(inode, proc);
 	struct sfs_cred c;
-	int rc = side_as_peer(who, &c);
+	int rc = as_peer(who, &c);
 	if (rc)
 		return -rc;
 	rc = syscall(SYS_faccessat2, AT_FDCWD, proc, R_OK, AT_EACCESS) ? errno : 0;
-	side_as_self(&c);
+	cred_leave(&c);
 	return rc;
 }
 
@@ -394,7 +398,7 @@ static int serve(struct job *j)
 		if (handover(c, &h, &j->who) >= 0)
 			c = -1;
 	} else if (h.type == DIRECT_WRITEBACK && memfd) {
-		wb_serve(c, &h, &j->who, fd);
+		writeback(c, &h, &j->who, fd);
 	} else if (h.type == DIRECT_WRITEBACK || h.type == 2 /* the first protocol's */) {
 		struct direct_ans ans = {.status = h.type == 2 ? -EPROTO : -EBADF};
 		direct_send(c, &ans, sizeof(ans), NULL, 0);
@@ -569,7 +573,7 @@ void direct_stop(void)
 	if (d.listen < 0)
 		return;
 	pthread_mutex_lock(&d.mutex);
-	d.stopping = true;
+	__atomic_store_n(&d.stopping, true, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&d.mutex);
 	shutdown(d.listen, SHUT_RDWR);
 	if (d.running)

@@ -87,8 +87,8 @@ static int read_bytes(int data, char *buf, size_t len, uint64_t off)
 
 /* Write the ranges' bytes from data into the file through wfd, chunk by
  * chunk through the write gate. */
-static int wb_apply(struct sfs_inode *inode, const struct side_peer *who, int wfd, struct wb *w,
-		    int data, const uint64_t (*rg)[2], uint32_t n, uint64_t total)
+static int wb_apply(const struct wb_req *q, int wfd, struct wb *w, const uint64_t (*rg)[2],
+		    uint32_t n, uint64_t total)
 {
 	char *buf = malloc(total < WB_CHUNK ? total : WB_CHUNK);
 	uint64_t(*cur)[2] = calloc(n < WB_CHUNK_RANGES ? n : WB_CHUNK_RANGES, sizeof(*cur));
@@ -96,7 +96,7 @@ static int wb_apply(struct sfs_inode *inode, const struct side_peer *who, int wf
 	uint32_t i = 0;
 	uint64_t in = 0, doff = 0; /* in: bytes of range i already taken */
 	while (!rc && i < n) {
-		if (side_stopping()) {
+		if (__atomic_load_n(q->stop, __ATOMIC_RELAXED)) {
 			rc = -ESHUTDOWN;
 			break;
 		}
@@ -115,7 +115,7 @@ static int wb_apply(struct sfs_inode *inode, const struct side_peer *who, int wf
 				in = 0;
 			}
 		}
-		if ((rc = read_bytes(data, buf, bytes, doff)))
+		if ((rc = read_bytes(q->data, buf, bytes, doff)))
 			break;
 		doff += bytes;
 		w->buf = buf;
@@ -123,14 +123,14 @@ static int wb_apply(struct sfs_inode *inode, const struct side_peer *who, int wf
 				     .r = (const uint64_t(*)[2])cur,
 				     .n = k,
 				     .fd = wfd,
-				     .caller = who->cr.uid,
-				     .gid = who->cr.gid,
-				     .groups = who->groups,
-				     .ngroups = who->ngroups,
+				     .caller = q->who->cr.uid,
+				     .gid = q->who->cr.gid,
+				     .groups = q->who->groups,
+				     .ngroups = q->who->ngroups,
 				     .prepare = w->nfg ? wb_prepare : NULL,
 				     .apply = wb_write,
 				     .arg = w};
-		rc = (int)gate_write(inode, &op);
+		rc = (int)gate_write(q->inode, &op);
 		w->nfg = 0; /* given up with the first chunk */
 	}
 	free(cur);
@@ -192,13 +192,15 @@ static int open_as(const struct side_peer *who, struct sfs_inode *inode)
 {
 	char proc[64];
 	inode_procpath(inode, proc);
-	struct sfs_cred c;
-	int rc = side_as_peer(who, &c);
+	struct sfs_cred c = {0};
+	int rc = who->cr.uid == 0 && who->cr.gid == 0
+		     ? 0
+		     : cred_enter_ids(who->cr.uid, who->cr.gid, who->groups, who->ngroups, &c);
 	if (rc)
 		return rc;
 	int fd = open(proc, O_WRONLY | O_CLOEXEC | O_NOCTTY);
 	rc = fd < 0 ? -errno : 0;
-	side_as_self(&c);
+	cred_leave(&c);
 	if (rc)
 		return rc;
 	struct stat st;
@@ -210,12 +212,11 @@ static int open_as(const struct side_peer *who, struct sfs_inode *inode)
 	return fd;
 }
 
-void wb_serve(int c, const struct direct_msg *h, const struct side_peer *who, int data)
+int wb_serve(int c, const struct wb_req *q, uint64_t *written)
 {
-	struct direct_ans ans = {.status = -EINVAL};
-	uint64_t(*rg)[2] = NULL;
-	struct sfs_inode *inode = NULL;
-	uint64_t snap = 0, total = 0;
+	const struct direct_msg *h = q->h;
+	uint64_t(*rg)[2] = NULL, total = 0;
+	int rc = -EINVAL;
 	if (h->n == 0 || h->n > DIRECT_MAX_RANGES || h->nforgo > DIRECT_MAX_RANGES)
 		goto out;
 	size_t nall = (size_t)h->n + h->nforgo;
@@ -229,34 +230,30 @@ void wb_serve(int c, const struct direct_msg *h, const struct side_peer *who, in
 			goto out;
 		total += rg[i][1];
 	}
-	ans.status = -E2BIG;
+	rc = -E2BIG;
 	if (total > DIRECT_WB_MAX_BYTES)
 		goto out;
 	struct stat dst;
-	int seals = fcntl(data, F_GET_SEALS);
-	ans.status = -EBADF;
-	if (seals < 0 || !(seals & F_SEAL_SHRINK) || fstat(data, &dst) ||
+	int seals = fcntl(q->data, F_GET_SEALS);
+	rc = -EBADF;
+	if (seals < 0 || !(seals & F_SEAL_SHRINK) || fstat(q->data, &dst) ||
 	    (uint64_t)dst.st_size < total)
 		goto out;
-	if ((ans.status = fsize_ok(who, rg[h->n - 1][0] + rg[h->n - 1][1])))
+	if ((rc = fsize_ok(q->who, rg[h->n - 1][0] + rg[h->n - 1][1])))
 		goto out;
-	if ((ans.status = side_rec_writer(h->key, who, &inode, &snap)))
-		goto out;
-	int wfd = open_as(who, inode);
+	int wfd = open_as(q->who, q->inode);
 	if (wfd < 0) {
-		ans.status = wfd;
-		goto out_forget;
+		rc = wfd;
+		goto out;
 	}
-	struct wb w = {.snap = snap, .fg = (const uint64_t(*)[2])(rg + h->n), .nfg = h->nforgo};
-	ans.status = wb_apply(inode, who, wfd, &w, data, (const uint64_t(*)[2])rg, h->n, total);
+	struct wb w = {.snap = q->snap, .fg = (const uint64_t(*)[2])(rg + h->n), .nfg = h->nforgo};
+	rc = wb_apply(q, wfd, &w, (const uint64_t(*)[2])rg, h->n, total);
 	close(wfd);
 	/* The kernel's cached pages and attributes of the file are stale. */
-	inode_invalidate(inode->dev, inode->ino, 0, 0);
-	if (ans.status == 0)
-		ans.written = total;
-out_forget:
-	inode_forget(inode, 1);
+	inode_invalidate(q->inode->dev, q->inode->ino, 0, 0);
+	if (rc == 0)
+		*written = total;
 out:
 	free(rg);
-	direct_send(c, &ans, sizeof(ans), NULL, 0);
+	return rc;
 }
