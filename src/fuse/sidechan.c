@@ -369,6 +369,8 @@ static int serve(struct job *j)
 	struct timeval tv = {SIDE_IDLE_MS / 1000, (SIDE_IDLE_MS % 1000) * 1000};
 	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	/* More than 256 groups (ERANGE): not served, rather than checked with
+	 * some of them (a mode may deny a group what it grants others). */
 	socklen_t glen = sizeof(j->who.groups);
 	if (getsockopt(c, SOL_SOCKET, SO_PEERGROUPS, j->who.groups, &glen))
 		goto out_close;
@@ -461,7 +463,6 @@ static void side_accept(int c)
 	pthread_t t;
 	pthread_attr_init(&a);
 	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&a, 256 * 1024);
 	int rc = pthread_create(&t, &a, worker, j);
 	pthread_attr_destroy(&a);
 	if (rc == 0)
