@@ -523,6 +523,9 @@ Test(sec, registrations_of_one_user_cannot_exhaust_the_daemons_descriptors, .tim
 	cr_assert_eq(failed, 0, "%d of root's 64 opens failed (%s); the daemon held %d descriptors",
 		     failed, strerror(err), used);
 	cr_assert(cfd >= 0, "root's create failed; the daemon held %d descriptors", used);
+	cr_log_info("after %d registrations (capped at 255 in the count) the daemon held %d "
+		    "descriptors",
+		    (unsigned char)x, used);
 	cr_assert(used < 512, "one user's registrations made the daemon hold %d descriptors", used);
 }
 
@@ -571,6 +574,7 @@ Test(sec, idle_connections_do_not_delay_another_users_handover)
 	cr_assert_eq(write(p2c[1], "x", 1), 1);
 	cr_assert_eq(wait_child(pid), 0);
 	cr_assert_eq(rc, 0, "hand-over: %s", strerror(rc));
+	cr_log_info("hand-over behind %d idle connections: %.3f s", x, dt);
 	cr_assert(dt < 1.0, "the hand-over took %.2f s behind another user's idle connections", dt);
 }
 
@@ -611,6 +615,8 @@ Test(sec, a_large_sparse_writeback_keeps_the_daemon_rss_bounded)
 	struct stat st;
 	cr_assert_eq(stat(SP("f"), &st), 0);
 	cr_assert_eq((size_t)st.st_size, len);
+	cr_log_info("%zu MiB sparse write-back: daemon peak RSS %ld -> %ld KiB", len / MiB, hwm0,
+		    hwm1);
 	cr_assert(hwm1 - hwm0 < 32 * 1024,
 		  "a %zu MiB sparse write-back raised the daemon's peak RSS by %ld MiB", len / MiB,
 		  (hwm1 - hwm0) / 1024);
@@ -693,6 +699,7 @@ Test(sec, killing_the_writer_mid_writeback_never_wedges_the_daemon, .timeout = 2
 	double t0 = now_s();
 	int rc = tu_umount(&m);
 	double dt = now_s() - t0;
+	cr_log_info("unmount after 50 killed writers: %.2f s", dt);
 	cr_assert_eq(rc, 0, "the daemon exited with %d after unmount", rc);
 	cr_assert(dt < 5.0, "unmount took %.1f s", dt);
 	fx_mount("allow_other");
