@@ -133,7 +133,7 @@ static int side_connect(const struct snaphold *h, int secs)
 	return c;
 }
 
-/* Ask the daemon for the live file and the change bitmap (daemon: direct.c). */
+/* Ask the daemon for the live file and the change bitmap (daemon: sidechan.c). */
 static int direct_setup(struct snaphold *h)
 {
 	struct snapfs_req *r = snapfs_req_new(SNAPFS_OP_DIRECT);
