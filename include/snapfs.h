@@ -7,7 +7,10 @@
  * pointer) on success and -1 (or NULL) with errno set on failure:
  * ENOENT for an unknown snapshot or path, ENOTSUP for a path that is not on
  * a snapfs mount, EISDIR for a directory without recursion, EXDEV for paths
- * on different mounts. Thread-safe; no global state.
+ * on different mounts. Thread-safe. The library keeps process-wide state,
+ * each piece under its own lock: the SIGBUS handler and the list of
+ * segments it serves (set up at the first snapseg_create()), and the list
+ * of snapfs_map() mappings.
  */
 #ifndef SNAPFS_H
 #define SNAPFS_H

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Private helpers of libsnapfs, shared with snapctl. */
+/* Private helpers of libsnapfs (libsnapfs.c), shared with snapctl, which
+ * links libsnapfs' objects statically (snapfs_client_static): the shared
+ * library does not export them. Thread-safe, no state. */
 #ifndef CLIENT_I_H
 #define CLIENT_I_H
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Private to the segment (snapseg.c: faults, reads, discard; snapseg_wb.c:
- * write-back): its structures and the helpers both use. See the top of
+ * Private to the segment (snapseg.c: faults, reads, discard; snapseg_map.c:
+ * the association map; snapseg_wb.c: write-back): its structures and the
+ * helpers they share. See the top of
  * snapseg.c for the design and docs/SEGMENT.md.
  */
 #ifndef SEGMENT_I_H
@@ -23,7 +24,9 @@
 #define WB_MAX_BYTES  (256UL << 20) /* and so do more bytes than this */
 #define WB_KEEP_BYTES (32UL << 20)  /* a write-back buffer this small is kept */
 
-/* One snapseg_read's snapshot and the pages that still show it. */
+/* One snapseg_read's snapshot and the pages that still show it. h and
+ * delta are set before it is linked into seg->snaps and not changed after
+ * (the fault handler reads h under seg->lock: one reader at a time). */
 struct segsnap {
 	struct snaphold h;
 	int64_t delta;	      /* file offset of a byte = its address + delta */
@@ -39,7 +42,7 @@ struct segext {
 };
 
 struct snapseg {
-	char *base;
+	char *base; /* base, size, uffd: set by snapseg_create, then constant */
 	size_t size;
 	int uffd;
 	char *fillbuf;		   /* protected by lock */
@@ -57,8 +60,26 @@ struct snapseg {
 	struct snapseg_stats st; /* protected by lock */
 };
 
-/* Index of the first extent with e > pg. Called with seg->lock held. */
+/* ---- the association map (snapseg_map.c) ---- */
+/* All of these are called with seg->lock held and are async-signal-safe. */
+
+/* Index of the first extent with e > pg. */
 size_t seg_ext_find(const struct snapseg *seg, uintptr_t pg);
+/* The extent holding page pg, or NULL. */
+struct segext *seg_ext_lookup(struct snapseg *seg, uintptr_t pg);
+/* Room for more extents (mmap/mremap): 0 or -ENOMEM. */
+int seg_ext_room(struct snapseg *seg, size_t more);
+/* Detach pages [s, e). Needs room for one more extent (a split). */
+void seg_ext_clear(struct snapseg *seg, uintptr_t s, uintptr_t e);
+/* Pages [s, e) now show r (after seg_ext_clear of the same range). */
+void seg_ext_insert(struct snapseg *seg, uintptr_t s, uintptr_t e, struct segsnap *r);
+/* Release the snapshots no page shows any more; they become zombies. */
+void seg_snaps_reap(struct snapseg *seg);
+/* Free the zombies. Not in the fault handler (free). */
+void seg_zombies_free(struct snapseg *seg);
+/* The map's invariants hold (sorted, disjoint, counted): for assert(). */
+bool seg_sanity(const struct snapseg *seg);
+
 /* [p, p + len) lies inside the segment. */
 bool seg_inside(const struct snapseg *seg, const void *p, size_t len);
 /* Full pages of [p, p + len) as page indices [*s, *e); *e <= *s when none. */

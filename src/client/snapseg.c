@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * The deferred-I/O segment (docs/SEGMENT.md): faults, reads, discard; the
- * write-back is in snapseg_wb.c. A segment is an anonymous MAP_NORESERVE
- * region registered with its own userfaultfd in MISSING and write-protect
- * modes, in SIGBUS mode: a fault raises SIGBUS in the faulting thread,
- * whose handler (on_bus) serves it and returns. snapseg_read() pins an
- * ephemeral snapshot of the file (struct snaphold) and records an
+ * association map is in snapseg_map.c, the write-back in snapseg_wb.c. A segment is an anonymous
+ * MAP_NORESERVE region registered with its own userfaultfd in MISSING and write-protect modes, in
+ * SIGBUS mode: a fault raises SIGBUS in the faulting thread, whose handler (on_bus) serves it and
+ * returns. snapseg_read() pins an ephemeral snapshot of the file (struct snaphold) and records an
  * association "pages [s, e) of the segment show the snapshot at file offset
  * page address + delta"; nothing is copied. The first touch of such a page
  * is a MISSING fault: the handler reads the snapshot (the live file
@@ -31,6 +30,7 @@
 #include "fullio.h"
 #include "vec.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
@@ -43,109 +43,6 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-/* ---- the association map ---- */
-
-/* Index of the first extent with e > pg. */
-size_t seg_ext_find(const struct snapseg *seg, uintptr_t pg)
-{
-	size_t lo = 0, hi = seg->next;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (seg->ext[mid].e <= pg)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-static struct segext *ext_lookup(struct snapseg *seg, uintptr_t pg)
-{
-	size_t i = seg_ext_find(seg, pg);
-	return i < seg->next && seg->ext[i].s <= pg ? &seg->ext[i] : NULL;
-}
-
-/* Grows with mmap/mremap: called in the fault handler too. */
-static int ext_room(struct snapseg *seg, size_t more)
-{
-	if (seg->next + more <= seg->aext)
-		return 0;
-	size_t na = seg->aext ? seg->aext * 2 : PG / sizeof(*seg->ext);
-	while (na < seg->next + more)
-		na *= 2;
-	void *v = seg->ext ? mremap(seg->ext, seg->aext * sizeof(*seg->ext), na * sizeof(*seg->ext),
-				    MREMAP_MAYMOVE)
-			   : mmap(NULL, na * sizeof(*seg->ext), PROT_READ | PROT_WRITE,
-				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (v == MAP_FAILED)
-		return -ENOMEM;
-	seg->ext = v;
-	seg->aext = na;
-	return 0;
-}
-
-static void snap_unlink(struct snapseg *seg, struct segsnap *r)
-{
-	struct segsnap **pp = &seg->snaps;
-	while (*pp != r)
-		pp = &(*pp)->next;
-	*pp = r->next;
-	snaphold_drop(&r->h, seg->relreq);
-	r->next = seg->zombies;
-	seg->zombies = r;
-	seg->st.snapshots_held--;
-}
-
-/* Drop snapshots no page shows any more. */
-static void snaps_reap(struct snapseg *seg)
-{
-	for (struct segsnap *r = seg->snaps, *n; r; r = n) {
-		n = r->next;
-		if (!r->pages)
-			snap_unlink(seg, r);
-	}
-}
-
-/* Detach pages [s, e). Needs room for one more extent (a split). */
-static void ext_clear(struct snapseg *seg, uintptr_t s, uintptr_t e)
-{
-	size_t i = seg_ext_find(seg, s);
-	while (i < seg->next && seg->ext[i].s < e) {
-		struct segext *x = &seg->ext[i];
-		if (x->s < s && x->e > e) { /* split */
-			memmove(x + 1, x, (seg->next - i) * sizeof(*x));
-			seg->next++;
-			x[1].s = e;
-			x->e = s;
-			x->r->pages -= e - s;
-			return;
-		}
-		if (x->s < s) {
-			x->r->pages -= x->e - s;
-			x->e = s;
-			i++;
-		} else if (x->e > e) {
-			x->r->pages -= e - x->s;
-			x->s = e;
-			return;
-		} else {
-			x->r->pages -= x->e - x->s;
-			memmove(x, x + 1, (seg->next - i - 1) * sizeof(*x));
-			seg->next--;
-		}
-	}
-}
-
-/* Pages [s, e) now show r (after ext_clear of the same range). */
-static void ext_insert(struct snapseg *seg, uintptr_t s, uintptr_t e, struct segsnap *r)
-{
-	size_t i = seg_ext_find(seg, s);
-	memmove(&seg->ext[i + 1], &seg->ext[i], (seg->next - i) * sizeof(seg->ext[0]));
-	seg->ext[i] = (struct segext){s, e, r};
-	seg->next++;
-	r->pages += e - s;
-}
 
 /* ---- the fault handler ---- */
 
@@ -236,7 +133,7 @@ static int fill(struct snapseg *seg, struct segext *x, uintptr_t pg, size_t n, b
 static bool on_missing(struct snapseg *seg, uintptr_t pg, bool write)
 {
 	seg->st.faults++;
-	struct segext *x = ext_lookup(seg, pg);
+	struct segext *x = seg_ext_lookup(seg, pg);
 	if (!x) {
 		struct uffdio_zeropage z = {.range = {(uintptr_t)(seg->base + pg * PG), PG}};
 		while (ioctl(seg->uffd, UFFDIO_ZEROPAGE, &z) && errno == EAGAIN)
@@ -254,15 +151,15 @@ static bool on_missing(struct snapseg *seg, uintptr_t pg, bool write)
 	}
 	/* Detaching a page may split its extent: make room first. Without
 	 * memory the page cannot be tracked, so it is not filled. */
-	if (ext_room(seg, 1))
+	if (seg_ext_room(seg, 1))
 		return false;
-	x = ext_lookup(seg, pg);
+	x = seg_ext_lookup(seg, pg);
 	int rc = fill(seg, x, pg, n, !write);
 	if (rc < 0)
 		return false;
 	if (write && rc > 0) { /* the store that faults detaches the page */
-		ext_clear(seg, pg, pg + 1);
-		snaps_reap(seg);
+		seg_ext_clear(seg, pg, pg + 1);
+		seg_snaps_reap(seg);
 	}
 	if (rc > 0) {
 		seg->seq_end = pg + (size_t)rc;
@@ -276,11 +173,11 @@ static bool on_missing(struct snapseg *seg, uintptr_t pg, bool write)
  * would skip the page). Called with seg->lock held. */
 static bool on_wp(struct snapseg *seg, uintptr_t pg)
 {
-	if (ext_lookup(seg, pg)) {
-		if (ext_room(seg, 1))
+	if (seg_ext_lookup(seg, pg)) {
+		if (seg_ext_room(seg, 1))
 			return false;
-		ext_clear(seg, pg, pg + 1);
-		snaps_reap(seg);
+		seg_ext_clear(seg, pg, pg + 1);
+		seg_snaps_reap(seg);
 	}
 	struct uffdio_writeprotect w = {.range = {(uintptr_t)(seg->base + pg * PG), PG}, .mode = 0};
 	while (ioctl(seg->uffd, UFFDIO_WRITEPROTECT, &w) && errno == EAGAIN)
@@ -342,6 +239,7 @@ static void on_bus(int sig, siginfo_t *si, void *uc)
 			fault_kind(uc, seg->base + pg * PG, &present, &write);
 			pthread_mutex_lock(&seg->lock);
 			done = present ? on_wp(seg, pg) : on_missing(seg, pg, write);
+			assert(seg_sanity(seg));
 			pthread_mutex_unlock(&seg->lock);
 		}
 		pthread_rwlock_unlock(&reg_lock);
@@ -489,17 +387,6 @@ void *snapseg_base(const struct snapseg *seg)
 	return seg->base;
 }
 
-/* Free the snapshots dropped in the fault handler. Called with seg->lock
- * held, outside the handler. */
-static void zombies_free(struct snapseg *seg)
-{
-	while (seg->zombies) {
-		struct segsnap *r = seg->zombies;
-		seg->zombies = r->next;
-		free(r);
-	}
-}
-
 void snapseg_destroy(struct snapseg *seg)
 {
 	if (!seg)
@@ -515,7 +402,7 @@ void snapseg_destroy(struct snapseg *seg)
 		snaphold_drop(&r->h, seg->relreq);
 		free(r);
 	}
-	zombies_free(seg);
+	seg_zombies_free(seg);
 	if (seg->ext)
 		munmap(seg->ext, seg->aext * sizeof(*seg->ext));
 	free(seg->relreq);
@@ -539,30 +426,15 @@ int snapseg_stats(const struct snapseg *seg, struct snapseg_stats *st)
 	return 0;
 }
 
-bool seg_inside(const struct snapseg *seg, const void *p, size_t len)
-{
-	uintptr_t a = (uintptr_t)p, b = (uintptr_t)seg->base;
-	return a >= b && len <= seg->size && a - b <= seg->size - len;
-}
-
-/* Full pages of [p, p + len) as page indices [*s, *e); *e <= *s when none. */
-void seg_full_pages(const struct snapseg *seg, const void *p, size_t len, uintptr_t *s,
-		    uintptr_t *e)
-{
-	uintptr_t a = (uintptr_t)p - (uintptr_t)seg->base;
-	*s = (a + PG - 1) / PG;
-	*e = (a + len) / PG;
-}
-
 /* Detach pages [s, e) and drop their contents: they read as zeros (or as
  * whatever is associated next) without loading anything. */
 static int pages_forget(struct snapseg *seg, uintptr_t s, uintptr_t e)
 {
 	if (e <= s)
 		return 0;
-	if (ext_room(seg, 2))
+	if (seg_ext_room(seg, 2))
 		return -ENOMEM;
-	ext_clear(seg, s, e);
+	seg_ext_clear(seg, s, e);
 	if (madvise(seg->base + s * PG, (e - s) * PG, MADV_DONTNEED))
 		return -errno;
 	return 0;
@@ -598,8 +470,9 @@ static ssize_t read_eager(struct snapseg *seg, char *dst, int fd, size_t len, of
 		seg_full_pages(seg, dst, len, &s, &e);
 		pthread_mutex_lock(&seg->lock);
 		int rc = pages_forget(seg, s, e);
-		snaps_reap(seg);
-		zombies_free(seg);
+		seg_snaps_reap(seg);
+		seg_zombies_free(seg);
+		assert(seg_sanity(seg));
 		pthread_mutex_unlock(&seg->lock);
 		if (rc) {
 			errno = -rc;
@@ -686,13 +559,14 @@ ssize_t snapseg_read(struct snapseg *seg, void *dst, int fd, size_t len, off_t o
 	pthread_mutex_lock(&seg->lock);
 	int rc = pages_forget(seg, s, e);
 	if (!rc) {
-		ext_insert(seg, s, e, r);
+		seg_ext_insert(seg, s, e, r);
 		r->next = seg->snaps;
 		seg->snaps = r;
 		seg->st.snapshots_held++;
 	}
-	snaps_reap(seg);
-	zombies_free(seg);
+	seg_snaps_reap(seg);
+	seg_zombies_free(seg);
+	assert(seg_sanity(seg));
 	pthread_mutex_unlock(&seg->lock);
 	if (rc) {
 		snaphold_drop(&r->h, NULL);
@@ -722,8 +596,9 @@ int snapseg_discard(struct snapseg *seg, void *addr, size_t len)
 	memset(pe, 0, (size_t)(a + len - pe));
 	pthread_mutex_lock(&seg->lock);
 	int rc = pages_forget(seg, s, e);
-	snaps_reap(seg);
-	zombies_free(seg);
+	seg_snaps_reap(seg);
+	seg_zombies_free(seg);
+	assert(seg_sanity(seg));
 	pthread_mutex_unlock(&seg->lock);
 	if (rc) {
 		errno = -rc;

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Private to the deferred-I/O part of libsnapfs (snapseg.c, snapmap.c):
- * taking an ephemeral snapshot of an open file and holding it through two
- * descriptors, the "holder" (a second open of the live file, which owns
- * the snapshot: closing it releases it) and the "view" (the read-only
- * snapshot file MNT/<snapdir>/ID/path, which the bytes are read from).
+ * Private to the deferred-I/O part of libsnapfs (snapseg.c, snapseg_wb.c,
+ * snapmap.c): taking an ephemeral snapshot of an open file and holding it
+ * through two descriptors, the "holder" (a second open of the live file,
+ * which owns the snapshot: closing it releases it) and the "view" (the
+ * read-only snapshot file MNT/<snapdir>/ID/path, which the bytes are read
+ * from).
  */
 #ifndef SNAPSEG_I_H
 #define SNAPSEG_I_H
@@ -12,6 +13,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* Not locked: one owner at a time (a struct segsnap under its segment's
+ * lock, or a struct snapmap). */
 struct snaphold {
 	int holder;  /* open of the live file that owns the snapshot */
 	int view;    /* the snapshot's file, read-only */

@@ -2,7 +2,9 @@
 /*
  * The one allocation routine behind vec.h's macros: how much to allocate
  * (double, or exactly what is needed when doubling is not enough, never
- * less than VEC_MIN), with every product and sum checked for overflow.
+ * less than VEC_MIN), with every product and sum checked for overflow
+ * before reallocarray sees it. No array may exceed PTRDIFF_MAX bytes (as
+ * for any object in C; glibc's malloc refuses more too).
  */
 #include "vec.h"
 
@@ -10,15 +12,16 @@
 
 void *vec_grow(void *v, size_t n, size_t more, size_t *alloc, size_t size)
 {
-	if (more > SIZE_MAX - n || size == 0) {
+	size_t max = size ? (size_t)PTRDIFF_MAX / size : 0;
+	if (n > max || more > max - n) {
 		errno = ENOMEM;
 		return NULL;
 	}
 	size_t need = n + more;
-	size_t na = *alloc > SIZE_MAX / 2 ? need : *alloc * 2;
+	size_t na = *alloc > max / 2 ? need : *alloc * 2;
 	if (na < VEC_MIN)
 		na = VEC_MIN;
-	if (na < need)
+	if (na < need || na > max)
 		na = need;
 	void *nv = reallocarray(v, na, size);
 	if (!nv && na > need) /* doubling was too much: try what is needed */

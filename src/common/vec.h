@@ -25,7 +25,8 @@
 /*
  * The new array for a vector of n elements (alloc allocated, each size
  * bytes) that needs room for more: v reallocated, with *alloc updated; or
- * NULL with errno ENOMEM (v untouched), also when n + more overflows.
+ * NULL with errno ENOMEM (v untouched), also when (n + more) * size
+ * would pass PTRDIFF_MAX.
  * Use the macros.
  */
 void *vec_grow(void *v, size_t n, size_t more, size_t *alloc, size_t size);

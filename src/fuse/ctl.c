@@ -13,6 +13,8 @@
 #include "ctl_i.h"
 #include "snapstore.h"
 #include "snapfs_proto.h"
+#include "rec.h"
+#include "vec.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -25,7 +27,7 @@
 
 /* The files of one pin being assembled. */
 struct pinset {
-	struct store_pin_file *files;
+	struct store_pin_file *v;
 	size_t n, alloc;
 	char problem[PATH_MAX]; /* the path a failed pin stopped at */
 };
@@ -39,11 +41,11 @@ static void pin_problem(struct pinset *ps, const char *path)
 static void pinset_release(struct pinset *ps)
 {
 	for (size_t i = 0; i < ps->n; i++) {
-		store_file_put(ps->files[i].sf);
-		close(ps->files[i].fd);
-		free((char *)ps->files[i].path);
+		store_file_put(ps->v[i].sf);
+		close(ps->v[i].fd);
+		free((char *)ps->v[i].path);
 	}
-	free(ps->files);
+	vec_release(ps);
 }
 
 /* Adds fd (taken over) as path; checks the caller may read it. */
@@ -57,27 +59,16 @@ static int pinset_add(fuse_req_t req, struct pinset *ps, int fd, const char *pat
 	struct store_file *sf = NULL;
 	if (rc == 0)
 		rc = store_file_get(sfs.store, fd, &sf);
-	if (rc == 0 && ps->n == ps->alloc) {
-		size_t na = ps->alloc ? ps->alloc * 2 : 16;
-		struct store_pin_file *f = reallocarray(ps->files, na, sizeof(*f));
-		if (!f)
-			rc = -ENOMEM;
-		else {
-			ps->files = f;
-			ps->alloc = na;
-		}
-	}
 	char *p = rc == 0 ? strdup(path) : NULL;
-	if (rc == 0 && !p)
+	if (rc == 0 && (!p || vec_push(ps, (struct store_pin_file){.sf = sf, .fd = fd, .path = p})))
 		rc = -ENOMEM;
 	if (rc) {
+		free(p);
 		if (sf)
 			store_file_put(sf);
 		close(fd);
-		return rc;
 	}
-	ps->files[ps->n++] = (struct store_pin_file){.sf = sf, .fd = fd, .path = p};
-	return 0;
+	return rc;
 }
 
 /* Open rel (relative to SOURCE) as O_PATH, one component at a time. */
@@ -225,7 +216,7 @@ static int op_pin(fuse_req_t req, struct snapfs_req *r)
 					.uid = fuse_req_ctx(req)->uid,
 					.label = r->label[0] ? r->label : NULL,
 					.expires = r->expires};
-		rc = store_pin(sfs.store, &pin, ps.files, ps.n, &r->id);
+		rc = store_pin(sfs.store, &pin, ps.v, ps.n, &r->id);
 		struct store_snap_meta m;
 		if (rc == 0 && store_snap_meta(sfs.store, r->id, &m) == 0)
 			r->epoch = m.epoch;
@@ -285,7 +276,7 @@ static int list_cb(void *arg, const struct store_snap *s)
 	struct list_ctx *c = arg;
 	struct snapfs_req *r = c->r;
 	uid_t uid = fuse_req_ctx(c->req)->uid;
-	if (s->id < r->id || (uid != 0 && uid != s->uid))
+	if (s->id < r->id || !hold_may_see(uid, s->uid))
 		return 0;
 	if (r->count == c->cap) {
 		r->cursor = s->id;
@@ -303,9 +294,7 @@ static int list_cb(void *arg, const struct store_snap *s)
 	    .state = s->state == STORE_STALE,
 	};
 	strlcpy(rec.label, s->label, sizeof(rec.label));
-	memcpy(r->data + (size_t)r->count * sizeof(rec), &rec, sizeof(rec));
-	r->count++;
-	return 0;
+	return rec_put_snap(r, &rec);
 }
 
 static int op_list(fuse_req_t req, struct snapfs_req *r)
@@ -313,9 +302,8 @@ static int op_list(fuse_req_t req, struct snapfs_req *r)
 	struct list_ctx c = {req, r, sizeof(r->data) / sizeof(struct snapfs_rec_snap)};
 	r->id = r->cursor; /* first id wanted */
 	r->cursor = 0;
-	r->count = 0;
+	r->count = r->len = 0;
 	int rc = store_snap_list(sfs.store, list_cb, &c);
-	r->len = r->count * (uint32_t)sizeof(struct snapfs_rec_snap);
 	return rc < 0 ? rc : 0;
 }
 
@@ -347,15 +335,8 @@ static int check_cb(void *arg, const char *problem)
 	struct snapfs_req *r = c->r;
 	if (c->seen++ < r->id || r->cursor)
 		return 0;
-	size_t n = strnlen(problem, 1023);
-	if (r->len + n + 1 > sizeof(r->data)) {
+	if (rec_put_line(r, problem, strnlen(problem, 1023)))
 		r->cursor = c->seen - 1;
-		return 0;
-	}
-	memcpy(r->data + r->len, problem, n);
-	r->data[r->len + n] = 0;
-	r->len += (uint32_t)n + 1;
-	r->count++;
 	return 0;
 }
 

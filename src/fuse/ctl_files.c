@@ -10,6 +10,9 @@
 #include "ctl_i.h"
 #include "snapstore.h"
 #include "snapfs_proto.h"
+#include "path.h"
+#include "rec.h"
+#include "vec.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,18 +26,11 @@
 static int sfiles_cb(void *arg, const struct store_snap_file *f)
 {
 	struct sfiles *fl = arg;
-	if (fl->n == fl->alloc) {
-		size_t na = fl->alloc ? fl->alloc * 2 : 64;
-		struct sfile *v = reallocarray(fl->v, na, sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		fl->v = v;
-		fl->alloc = na;
-	}
 	char *p = strdup(f->path);
-	if (!p)
+	if (!p || vec_push(fl, (struct sfile){.fid = f->fid, .st = f->st, .path = p})) {
+		free(p);
 		return -ENOMEM;
-	fl->v[fl->n++] = (struct sfile){.fid = f->fid, .st = f->st, .path = p};
+	}
 	return 0;
 }
 
@@ -42,7 +38,7 @@ void sfiles_release(struct sfiles *fl)
 {
 	for (size_t i = 0; i < fl->n; i++)
 		free(fl->v[i].path);
-	free(fl->v);
+	vec_release(fl);
 }
 
 int sfiles_load(uint64_t id, struct sfiles *fl)
@@ -87,19 +83,6 @@ int req_filters(struct snapfs_req *r, const char ***out)
 	return 0;
 }
 
-/* Whether path (a snapshot file) is filter or under it; "" and "." are the root. */
-static int path_under(const char *path, const char *filter)
-{
-	while (filter[0] == '.' && filter[1] == '/')
-		filter += 2;
-	if (!*filter || !strcmp(filter, "."))
-		return 1;
-	size_t n = strlen(filter);
-	while (n > 1 && filter[n - 1] == '/')
-		n--;
-	return !strncmp(path, filter, n) && (path[n] == 0 || path[n] == '/');
-}
-
 int filters_match(const char *path, const char **filt, uint32_t n)
 {
 	if (!n)
@@ -108,19 +91,6 @@ int filters_match(const char *path, const char **filt, uint32_t n)
 		if (path_under(path, filt[i]))
 			return 1;
 	return 0;
-}
-
-/* Room for a record of len bytes at r->len: where to write it, or NULL. */
-char *rec_room(struct snapfs_req *r, size_t len)
-{
-	len = (len + 7) & ~(size_t)7;
-	if (r->len + len > sizeof(r->data))
-		return NULL;
-	char *p = r->data + r->len;
-	memset(p, 0, len);
-	r->len += (uint32_t)len;
-	r->count++;
-	return p;
 }
 
 /* The common head of SHOW, DIFF and RESTORE: the snapshot must be the
@@ -151,12 +121,6 @@ int ctl_show(fuse_req_t req, struct snapfs_req *r)
 	r->cursor = 0;
 	for (; i < fl.n; i++) {
 		const struct sfile *f = &fl.v[i];
-		size_t plen = strlen(f->path) + 1;
-		char *p = rec_room(r, sizeof(struct snapfs_rec_file) + plen);
-		if (!p) {
-			r->cursor = i;
-			break;
-		}
 		struct snapfs_rec_file rec = {
 		    .fid = f->fid,
 		    .size = (uint64_t)f->st.st_size,
@@ -164,10 +128,11 @@ int ctl_show(fuse_req_t req, struct snapfs_req *r)
 		    .mode = f->st.st_mode,
 		    .uid = f->st.st_uid,
 		    .gid = f->st.st_gid,
-		    .reclen = (uint32_t)(((sizeof(rec) + plen) + 7) & ~(size_t)7),
 		};
-		memcpy(p, &rec, sizeof(rec));
-		memcpy(p + sizeof(rec), f->path, plen);
+		if (rec_put_file(r, &rec, f->path)) {
+			r->cursor = i;
+			break;
+		}
 	}
 	sfiles_release(&fl);
 	return 0;
@@ -176,16 +141,7 @@ int ctl_show(fuse_req_t req, struct snapfs_req *r)
 int ranges_cb(void *arg, uint64_t off, uint64_t len)
 {
 	struct ranges *rs = arg;
-	if (rs->n == rs->alloc) {
-		size_t na = rs->alloc ? rs->alloc * 2 : 16;
-		struct snapfs_range *v = reallocarray(rs->v, na, sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		rs->v = v;
-		rs->alloc = na;
-	}
-	rs->v[rs->n++] = (struct snapfs_range){off, len};
-	return 0;
+	return vec_push(rs, (struct snapfs_range){off, len});
 }
 
 /* cursor: file index in the high 32 bits, index of its first range still
@@ -219,31 +175,21 @@ int ctl_diff(fuse_req_t req, struct snapfs_req *r)
 		if (st == -ENOMEM) {
 			rc = st;
 		} else if (st != 0 || rs.n > skip) {
-			size_t plen = strlen(f->path) + 1, head = sizeof(struct snapfs_rec_diff);
-			size_t room = sizeof(r->data) - r->len;
-			size_t fit = room >= head + plen + 8
-					 ? (room - head - plen - 7) / sizeof(struct snapfs_range)
-					 : 0;
-			size_t left = st ? 0 : rs.n - skip, k = left < fit ? left : fit;
-			if ((left && !k) || room < head + plen + 8) {
+			ssize_t fit = rec_diff_fit(r, strlen(f->path) + 1);
+			size_t left = st ? 0 : rs.n - skip;
+			size_t k = fit < 0 ? 0 : left < (size_t)fit ? left : (size_t)fit;
+			if (fit < 0 || (left && !k)) {
 				r->cursor = i << 32 | skip; /* none of it fits: next answer */
 			} else {
-				size_t len = head + k * sizeof(struct snapfs_range) + plen;
-				char *p = rec_room(r, len);
 				struct snapfs_rec_diff rec = {
 				    .fid = f->fid,
 				    .size = (uint64_t)f->st.st_size,
 				    .status = st,
 				    .flags = k < left ? SNAPFS_DIFF_MORE : 0,
 				    .nranges = (uint32_t)k,
-				    .reclen = (uint32_t)((len + 7) & ~(size_t)7),
 				};
-				memcpy(p, &rec, head);
-				if (k)
-					memcpy(p + head, rs.v + skip,
-					       k * sizeof(struct snapfs_range));
-				memcpy(p + head + k * sizeof(struct snapfs_range), f->path, plen);
-				if (k < left)
+				rc = rec_put_diff(r, &rec, rs.v + skip, f->path);
+				if (rc == 0 && k < left)
 					r->cursor = i << 32 | (skip + k);
 			}
 		}

@@ -38,10 +38,6 @@ int req_filters(struct snapfs_req *r, const char ***out);
 /* Whether path is under one of the n filters (all paths when n is 0). */
 int filters_match(const char *path, const char **filt, uint32_t n);
 
-/* Room for a record of len bytes at the end of r's answer: where to write
- * it (zeroed), or NULL when it does not fit. */
-char *rec_room(struct snapfs_req *r, size_t len);
-
 /* Changed byte ranges, collected by ranges_cb from store_snap_changed. */
 struct ranges {
 	struct snapfs_range *v;

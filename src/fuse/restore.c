@@ -17,6 +17,9 @@
 #include "ctl_i.h"
 #include "snapstore.h"
 #include "snapfs_proto.h"
+#include "fullio.h"
+#include "path.h"
+#include "rec.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -78,11 +81,10 @@ static int target_get(fuse_req_t req, const char *path, const struct stat *pst,
 	if (rc == 0)
 		rc = inode_lookup(t->parent, comp, &e);
 	if (rc == -ENOENT) {
-		struct sfs_cred c;
-		rc = cred_enter(req, &c);
-		int fd =
-		    rc ? -1
-		       : openat(t->parent->fd, comp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+		struct sfs_cred c = {0};
+		int pfd = inode_fd(t->parent);
+		rc = pfd < 0 ? pfd : cred_enter(req, &c);
+		int fd = rc ? -1 : openat(pfd, comp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
 		if (rc == 0 && fd < 0)
 			rc = -errno;
 		if (fd >= 0) {
@@ -92,9 +94,11 @@ static int target_get(fuse_req_t req, const char *path, const struct stat *pst,
 				rc = -errno;
 			close(fd);
 			if (rc)
-				unlinkat(t->parent->fd, comp, 0);
+				unlinkat(pfd, comp, 0);
 		}
 		cred_leave(&c);
+		if (pfd >= 0)
+			inode_fd_put(t->parent);
 		if (rc == 0)
 			rc = inode_lookup(t->parent, comp, &e);
 		t->created = rc == 0;
@@ -110,20 +114,13 @@ static int target_get(fuse_req_t req, const char *path, const struct stat *pst,
 	return rc;
 }
 
+/* Past the end reads as the zeros a resize brings. */
 static int pread_zero(int fd, char *p, size_t len, uint64_t off)
 {
-	size_t got = 0;
-	while (got < len) {
-		ssize_t k = pread(fd, p + got, len - got, (off_t)(off + got));
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -errno;
-		if (k == 0)
-			break;
-		got += (size_t)k;
-	}
-	memset(p + got, 0, len - got); /* past the end reads as the zeros a resize brings */
+	ssize_t got = pread_full(fd, p, len, (off_t)off);
+	if (got < 0)
+		return (int)got;
+	memset(p + got, 0, len - (size_t)got);
 	return 0;
 }
 
@@ -176,8 +173,8 @@ static ssize_t chunk_write(void *arg, struct gate_op *op)
 {
 	struct chunk *c = arg;
 	for (size_t i = 0; i < op->n; i++) {
-		int rc =
-		    pwrite_full(op->fd, c->snap + (op->r[i][0] - c->off), op->r[i][1], op->r[i][0]);
+		int rc = pwrite_full(op->fd, c->snap + (op->r[i][0] - c->off), op->r[i][1],
+				     (off_t)op->r[i][0]);
 		if (rc)
 			return rc;
 		c->written += op->r[i][1];
@@ -239,13 +236,17 @@ static int restore_file(fuse_req_t req, uint64_t id, const struct sfile *f,
 		return rc;
 	if (t.created)
 		out->flags |= SNAPFS_RESTORE_CREATED;
-	char proc[64];
-	inode_procpath(t.inode, proc);
-	struct sfs_cred c;
-	int fd = -1;
-	if ((rc = cred_enter(req, &c)) == 0 && (fd = open(proc, O_RDWR | O_CLOEXEC)) < 0)
+	char proc[PROCFD_PATH_LEN];
+	struct sfs_cred c = {0};
+	int fd = -1, ifd = inode_fd(t.inode);
+	if (ifd < 0)
+		rc = ifd;
+	else if ((rc = cred_enter(req, &c)) == 0 &&
+		 (fd = open(procfd_path(ifd, proc), O_RDWR | O_CLOEXEC)) < 0)
 		rc = -errno;
 	cred_leave(&c);
+	if (ifd >= 0)
+		inode_fd_put(t.inode);
 	struct store_file *sf = rc ? NULL : inode_sf(t.inode);
 	uid_t caller = fuse_req_ctx(req)->uid;
 	uint64_t psize = (uint64_t)f->st.st_size;
@@ -338,12 +339,9 @@ int ctl_restore(fuse_req_t req, struct snapfs_req *r)
 			r->cursor = i;
 			break;
 		}
-		struct snapfs_rec_restore rec = {.reclen =
-						     (uint32_t)((head + plen + 7) & ~(size_t)7)};
+		struct snapfs_rec_restore rec = {0};
 		rec.status = restore_file(req, r->id, f, &rec);
-		char *p = rec_room(r, head + plen);
-		memcpy(p, &rec, head);
-		memcpy(p + head, f->path, plen);
+		rc = rec_put_restore(r, &rec, f->path);
 	}
 	sfiles_release(&fl);
 	free(filt);

@@ -38,6 +38,7 @@
 #include "side_i.h"
 #include "snapstore.h"
 #include "snapfs_proto.h"
+#include "path.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -291,8 +292,14 @@ static int open_ro(struct direct_rec *r)
 		char buf[sizeof(struct file_handle) + MAX_HANDLE_SZ];
 	} u;
 	u.h.handle_bytes = MAX_HANDLE_SZ;
-	int mid;
-	if (name_to_handle_at(r->inode->fd, "", &u.h, &mid, AT_EMPTY_PATH))
+	int mid, pfd = inode_fd(r->inode);
+	if (pfd < 0) {
+		errno = -pfd;
+		return -1;
+	}
+	int err = name_to_handle_at(pfd, "", &u.h, &mid, AT_EMPTY_PATH);
+	inode_fd_put(r->inode);
+	if (err)
 		return -1;
 	int fd = open_by_handle_at(d.ro_fd, &u.h, O_RDONLY | O_CLOEXEC);
 	struct stat st;
@@ -308,14 +315,21 @@ static int open_ro(struct direct_rec *r)
 /* 0 if who may read inode's file now, checked as who; else an errno. */
 static int peer_may_read(const struct side_peer *who, struct sfs_inode *inode)
 {
-	char proc[64];
-	inode_procpath(inode, proc);
+	char proc[PROCFD_PATH_LEN];
+	int pfd = inode_fd(inode);
+	if (pfd < 0)
+		return -pfd;
 	struct sfs_cred c;
 	int rc = as_peer(who, &c);
-	if (rc)
-		return -rc;
-	rc = syscall(SYS_faccessat2, AT_FDCWD, proc, R_OK, AT_EACCESS) ? errno : 0;
-	cred_leave(&c);
+	if (rc == 0) {
+		rc = syscall(SYS_faccessat2, AT_FDCWD, procfd_path(pfd, proc), R_OK, AT_EACCESS)
+			 ? errno
+			 : 0;
+		cred_leave(&c);
+	} else {
+		rc = -rc;
+	}
+	inode_fd_put(inode);
 	return rc;
 }
 
@@ -335,10 +349,9 @@ static int handover(int c, const struct direct_msg *h, const struct side_peer *w
 		if (e) {
 			ans[0] = (unsigned char)e;
 		} else {
-			char proc[64];
-			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", bits_memfd(r->bits));
+			char proc[PROCFD_PATH_LEN];
 			fds[0] = open_ro(r);
-			fds[1] = open(proc, O_RDONLY | O_CLOEXEC);
+			fds[1] = open(procfd_path(bits_memfd(r->bits), proc), O_RDONLY | O_CLOEXEC);
 			ans[0] = fds[0] >= 0 && fds[1] >= 0 ? 0 : (unsigned char)errno;
 			memcpy(ans + 1, r->wkey, TOKEN_LEN);
 		}
@@ -499,8 +512,9 @@ static void *direct_main(void *arg)
 
 /* The side channel's share of the daemon's descriptors: caps on
  * connections and records, so that it never takes the daemon to its
- * limit. A record holds up to 4 descriptors (bitmap, connection, and the
- * inode's two kept alive); a connection up to 4 while served. */
+ * limit. A record holds 2 descriptors (bitmap memfd, connection); a
+ * connection up to 4 while served (itself, a received memfd, and the two
+ * a hand-over sends or the file a write-back writes). */
 static void side_limits(void)
 {
 	struct rlimit rl;
@@ -512,7 +526,7 @@ static void side_limits(void)
 	if (d.max_conns < 1)
 		d.max_conns = 1;
 	size_t rest = budget > 4 * (size_t)d.max_conns ? budget - 4 * (size_t)d.max_conns : 0;
-	d.max_recs = rest / 4 ? rest / 4 : 1;
+	d.max_recs = rest / 2 ? rest / 2 : 1;
 	d.recs_per_uid =
 	    d.max_recs / 2 < SIDE_RECS_PER_UID ? (unsigned)(d.max_recs / 2) : SIDE_RECS_PER_UID;
 	if (d.recs_per_uid < 1)

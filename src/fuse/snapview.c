@@ -2,7 +2,9 @@
 /*
  * The snapshot view: MNT/<snapdir>/ID/<path at pin time>. Not listed in
  * the root's readdir, but reachable by name. Its nodes are virtual:
- * directories are derived from the paths a snapshot holds, files are served
+ * directories are derived from the paths a snapshot holds (lookup and
+ * readdir are indexed queries: O(log n) per entry, whatever the number of
+ * files in the snapshot), files are served
  * from the store and never change, so the kernel may cache their pages
  * (they are distinct inodes from the live files, so the live page cache is
  * never involved). Entries are not cached (timeout 0): a released ID must
@@ -10,6 +12,7 @@
  */
 #include "sfs_i.h"
 #include "snapstore.h"
+#include "vec.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -21,12 +24,35 @@
 #define VTAB_SIZE 1024
 #define VINO_BIT  (1ull << 63)
 
-static size_t vhash(uint64_t snap, const char *path)
+static uint64_t hash64(uint64_t snap, const char *path)
 {
-	uint64_t h = snap * 0x9e3779b97f4a7c15ull;
+	uint64_t h = 0xcbf29ce484222325ull ^ (snap * 0x9e3779b97f4a7c15ull);
 	for (const unsigned char *p = (const unsigned char *)path; *p; p++)
 		h = (h ^ *p) * 0x100000001b3ull;
-	return (h >> 7) & (VTAB_SIZE - 1);
+	h ^= h >> 29;
+	h *= 0xbf58476d1ce4e5b9ull;
+	return h ^ (h >> 32);
+}
+
+static size_t vhash(uint64_t snap, const char *path)
+{
+	return hash64(snap, path) & (VTAB_SIZE - 1);
+}
+
+/* Inode numbers in the view: stable for a (snapshot, path) or (snapshot,
+ * file), distinct from each other with the odds of a 62-bit hash (a 10-bit
+ * one made find(1) see directory loops), and from live inode numbers only
+ * in the top bit. */
+static ino_t dir_ino(uint64_t snap, const char *path)
+{
+	return VINO_BIT | (hash64(snap, path) & ~(3ull << 62));
+}
+
+static ino_t file_ino(uint64_t snap, uint64_t fid)
+{
+	char key[24];
+	snprintf(key, sizeof(key), "%llu", (unsigned long long)fid);
+	return VINO_BIT | (1ull << 62) | (hash64(snap ^ 0x5bd1e995ull, key) & ~(3ull << 62));
 }
 
 int snapview_init(struct sfs *fs)
@@ -37,8 +63,7 @@ int snapview_init(struct sfs *fs)
 		return -ENOMEM;
 	struct sfs_inode *r = &fs->vroot;
 	r->kind = SFS_VROOT;
-	r->fd = -1;
-	r->rfd = -1;
+	r->cfd = -1;
 	r->type = S_IFDIR;
 	r->vpath = "";
 	r->vst.st_mode = S_IFDIR | 0555;
@@ -92,8 +117,7 @@ static struct sfs_inode *vnode_get(uint64_t snap, const char *path, enum sfs_kin
 		return NULL;
 	}
 	n->kind = kind;
-	n->fd = -1;
-	n->rfd = -1;
+	n->cfd = -1;
 	n->snap = snap;
 	n->fid = fid;
 	n->vst = *st;
@@ -135,7 +159,7 @@ static void dir_stat(const struct store_snap_meta *s, struct stat *st, const cha
 	st->st_gid = 0;
 	st->st_size = 0;
 	st->st_blksize = 4096;
-	st->st_ino = VINO_BIT | (s->id << 24) | (vhash(s->id, path) + 2);
+	st->st_ino = dir_ino(s->id, path);
 	st->st_atim.tv_sec = st->st_mtim.tv_sec = st->st_ctim.tv_sec = s->created;
 }
 
@@ -148,19 +172,8 @@ static void file_stat(const struct store_snap_meta *s, const struct store_snap_f
 	*st = f->st;
 	st->st_mode &= ~(S_IWUSR | S_IWGRP | S_IWOTH | S_ISUID | S_ISGID);
 	st->st_nlink = 1;
-	st->st_ino = VINO_BIT | (1ull << 62) | (s->id << 32) | (f->fid & 0xffffffffull);
+	st->st_ino = file_ino(s->id, f->fid);
 	st->st_blocks = (f->st.st_size + 511) / 512;
-}
-
-struct prefix_arg {
-	const char *prefix;
-	size_t len;
-};
-
-static int has_prefix_cb(void *arg, const struct store_snap_file *f)
-{
-	struct prefix_arg *a = arg;
-	return strncmp(f->path, a->prefix, a->len) == 0 && f->path[a->len] == '/';
 }
 
 int snapview_lookup(fuse_req_t req, struct sfs_inode *parent, const char *name,
@@ -191,8 +204,7 @@ int snapview_lookup(fuse_req_t req, struct sfs_inode *parent, const char *name,
 			file_stat(&s, &f, &e->attr);
 			n = vnode_get(s.id, path, SFS_VFILE, f.fid, &e->attr);
 		} else {
-			struct prefix_arg a = {path, (size_t)len};
-			if (store_snap_files(sfs.store, s.id, has_prefix_cb, &a) <= 0)
+			if (store_snap_isdir(sfs.store, s.id, path) <= 0)
 				return -ENOENT;
 			dir_stat(&s, &e->attr, path);
 			n = vnode_get(s.id, path, SFS_VDIR, 0, &e->attr);
@@ -227,31 +239,21 @@ void snapview_getattr(fuse_req_t req, struct sfs_inode *inode)
 
 /* A directory listing, made whole at opendir and served by index. */
 struct vdir {
-	size_t n, alloc;
 	struct vent {
 		char *name;
 		mode_t type;
 		ino_t ino;
-	} * ents;
+	} * v;
+	size_t n, alloc;
 };
 
 static int vdir_add(struct vdir *d, const char *name, size_t len, mode_t type, ino_t ino)
 {
-	if (d->n && strlen(d->ents[d->n - 1].name) == len &&
-	    strncmp(d->ents[d->n - 1].name, name, len) == 0)
-		return 0; /* paths come sorted: a repeated directory is adjacent */
-	if (d->n == d->alloc) {
-		size_t na = d->alloc ? d->alloc * 2 : 32;
-		struct vent *e = reallocarray(d->ents, na, sizeof(*e));
-		if (!e)
-			return -ENOMEM;
-		d->ents = e;
-		d->alloc = na;
-	}
 	char *s = strndup(name, len);
-	if (!s)
+	if (!s || vec_push(d, (struct vent){s, type, ino})) {
+		free(s);
 		return -ENOMEM;
-	d->ents[d->n++] = (struct vent){s, type, ino};
+	}
 	return 0;
 }
 
@@ -270,30 +272,29 @@ static int list_snaps_cb(void *arg, const struct store_snap *s)
 		return 0;
 	char name[32];
 	int len = snprintf(name, sizeof(name), "%llu", (unsigned long long)s->id);
-	return vdir_add(a->d, name, (size_t)len, S_IFDIR, VINO_BIT | (s->id << 24) | 2);
+	return vdir_add(a->d, name, (size_t)len, S_IFDIR, dir_ino(s->id, ""));
 }
 
-static int list_files_cb(void *arg, const struct store_snap_file *f)
+static int list_dir_cb(void *arg, const char *name, int is_dir, uint64_t fid, const struct stat *st)
 {
 	struct list_arg *a = arg;
-	const char *p = f->path;
-	if (a->plen) {
-		if (strncmp(p, a->prefix, a->plen) || p[a->plen] != '/')
-			return 0;
-		p += a->plen + 1;
+	size_t len = strlen(name);
+	if (is_dir) {
+		char path[PATH_MAX];
+		int n = a->plen ? snprintf(path, sizeof(path), "%s/%s", a->prefix, name)
+				: snprintf(path, sizeof(path), "%s", name);
+		if (n < 0 || n >= (int)sizeof(path))
+			return -ENAMETOOLONG;
+		return vdir_add(a->d, name, len, S_IFDIR, dir_ino(a->snap, path));
 	}
-	const char *slash = strchr(p, '/');
-	if (slash)
-		return vdir_add(a->d, p, (size_t)(slash - p), S_IFDIR, VINO_BIT | 3);
-	return vdir_add(a->d, p, strlen(p), f->st.st_mode & S_IFMT,
-			VINO_BIT | (1ull << 62) | (a->snap << 32) | (f->fid & 0xffffffffull));
+	return vdir_add(a->d, name, len, st->st_mode & S_IFMT, file_ino(a->snap, fid));
 }
 
 static void vdir_free(struct vdir *d)
 {
 	for (size_t i = 0; i < d->n; i++)
-		free(d->ents[i].name);
-	free(d->ents);
+		free(d->v[i].name);
+	vec_release(d);
 	free(d);
 }
 
@@ -316,7 +317,8 @@ void snapview_opendir(fuse_req_t req, struct sfs_inode *inode, struct fuse_file_
 		if (!hold_visible(req, inode->snap, &s))
 			rc = -ENOENT;
 		if (rc == 0)
-			rc = store_snap_files(sfs.store, inode->snap, list_files_cb, &a);
+			rc = store_snap_readdir(sfs.store, inode->snap, a.prefix, NULL, list_dir_cb,
+						&a);
 	}
 	if (rc < 0) {
 		vdir_free(d);
@@ -343,13 +345,13 @@ void snapview_readdir(fuse_req_t req, struct sfs_inode *inode, size_t size, off_
 			/* No lookup references from the view's readdirplus: entries
 			 * carry attributes only, the kernel looks names up itself. */
 			struct fuse_entry_param e = {0};
-			e.attr.st_ino = d->ents[i].ino;
-			e.attr.st_mode = d->ents[i].type;
-			n = fuse_add_direntry_plus(req, buf + used, size - used, d->ents[i].name,
-						   &e, (off_t)i + 1);
+			e.attr.st_ino = d->v[i].ino;
+			e.attr.st_mode = d->v[i].type;
+			n = fuse_add_direntry_plus(req, buf + used, size - used, d->v[i].name, &e,
+						   (off_t)i + 1);
 		} else {
-			struct stat st = {.st_ino = d->ents[i].ino, .st_mode = d->ents[i].type};
-			n = fuse_add_direntry(req, buf + used, size - used, d->ents[i].name, &st,
+			struct stat st = {.st_ino = d->v[i].ino, .st_mode = d->v[i].type};
+			n = fuse_add_direntry(req, buf + used, size - used, d->v[i].name, &st,
 					      (off_t)i + 1);
 		}
 		if (n > size - used)

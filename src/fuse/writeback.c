@@ -21,6 +21,8 @@
  */
 #include "side_i.h"
 #include "snapstore.h"
+#include "fullio.h"
+#include "path.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -59,7 +61,7 @@ static ssize_t wb_write(void *arg, struct gate_op *op)
 	struct wb *w = arg;
 	uint64_t doff = 0;
 	for (size_t i = 0; i < op->n; i++) {
-		int rc = pwrite_full(op->fd, w->buf + doff, op->r[i][1], op->r[i][0]);
+		int rc = pwrite_full(op->fd, w->buf + doff, op->r[i][1], (off_t)op->r[i][0]);
 		if (rc)
 			return rc;
 		doff += op->r[i][1];
@@ -190,17 +192,21 @@ static int fsize_ok(const struct side_peer *who, uint64_t end)
 /* Open inode's file for writing as who; the descriptor, or -errno. */
 static int open_as(const struct side_peer *who, struct sfs_inode *inode)
 {
-	char proc[64];
-	inode_procpath(inode, proc);
+	char proc[PROCFD_PATH_LEN];
+	int pfd = inode_fd(inode);
+	if (pfd < 0)
+		return pfd;
 	struct sfs_cred c = {0};
 	int rc = who->cr.uid == 0 && who->cr.gid == 0
 		     ? 0
 		     : cred_enter_ids(who->cr.uid, who->cr.gid, who->groups, who->ngroups, &c);
-	if (rc)
-		return rc;
-	int fd = open(proc, O_WRONLY | O_CLOEXEC | O_NOCTTY);
-	rc = fd < 0 ? -errno : 0;
-	cred_leave(&c);
+	int fd = -1;
+	if (rc == 0) {
+		fd = open(procfd_path(pfd, proc), O_WRONLY | O_CLOEXEC | O_NOCTTY);
+		rc = fd < 0 ? -errno : 0;
+		cred_leave(&c);
+	}
+	inode_fd_put(inode);
 	if (rc)
 		return rc;
 	struct stat st;

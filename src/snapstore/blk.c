@@ -8,6 +8,7 @@
  */
 #include "blk_i.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -20,6 +21,22 @@ static int range_cmp(struct blk_free_range *a, struct blk_free_range *b)
 }
 
 STORE_RB_GENERATE(blk_tree, blk_free_range, node, range_cmp);
+
+int blk_sanity(const struct blk *b)
+{
+	uint64_t sum = 0, prev_end = 0;
+	int first = 1;
+	struct blk_free_range *f;
+	RB_FOREACH(f, blk_tree, (struct blk_tree *)&b->free)
+	{
+		if (!f->n || (!first && f->start <= prev_end) || f->start + f->n >= b->end)
+			return 0; /* empty, unsorted, overlapping, adjacent, or touching end */
+		sum += f->n;
+		prev_end = f->start + f->n;
+		first = 0;
+	}
+	return sum == b->nfree;
+}
 
 void blk_init(struct blk *b, int fd, uint32_t bs)
 {
@@ -55,10 +72,12 @@ int blk_alloc(struct blk *b, uint64_t n, uint64_t *start)
 			RB_REMOVE(blk_tree, &b->free, r);
 			free(r);
 		}
+		assert(blk_sanity(b));
 		return 0;
 	}
 	*start = b->end;
 	b->end += n;
+	assert(blk_sanity(b));
 	return 0;
 }
 
@@ -125,6 +144,7 @@ void blk_free(struct blk *b, uint64_t start, uint64_t n)
 		free(r);
 		(void)ftruncate(b->fd, (off_t)(b->end * b->bs));
 	}
+	assert(blk_sanity(b));
 }
 
 static int used_cmp(const void *a, const void *b)
@@ -173,6 +193,7 @@ int blk_rebuild(struct blk *b, uint64_t *start, uint64_t *n, size_t count)
 		return rc;
 	}
 	b->end = pos;
+	assert(blk_sanity(b));
 	if (ftruncate(b->fd, (off_t)(pos * b->bs)))
 		return -errno;
 	return 0;

@@ -36,6 +36,11 @@ struct blk {
 };
 
 void blk_init(struct blk *b, int fd, uint32_t bs);
+/* The allocator's invariant, for assert() only (returns 1 when it holds):
+ * free ranges non-empty, sorted, disjoint and never adjacent (coalesced),
+ * all below end and none touching it (trailing free space is truncated),
+ * summing to nfree. */
+int blk_sanity(const struct blk *b);
 void blk_release(struct blk *b); /* frees the tree; does not close fd */
 
 /* n blocks -> *start (in blocks). -ENOMEM only. */

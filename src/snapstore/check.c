@@ -41,14 +41,10 @@ static void problem(struct chk *k, const char *fmt, ...)
 static int grab(void *arg, const struct ext *e)
 {
 	struct chk *k = arg;
-	if (k->n == k->cap) {
-		size_t nc = k->cap ? k->cap * 2 : 1024;
-		struct ext *na = reallocarray(k->a, nc, sizeof(*na));
-		if (!na)
-			return -ENOMEM;
-		k->a = na;
-		k->cap = nc;
-	}
+	struct ext *na = store_grow(k->a, k->n, &k->cap, sizeof(*na), 1024);
+	if (!na)
+		return -ENOMEM;
+	k->a = na;
 	k->a[k->n++] = *e;
 	return 0;
 }

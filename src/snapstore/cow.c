@@ -9,6 +9,7 @@
  * the rows are committed only after the copy is durable (when a pinned
  * snapshot needs it), and the caller changes the file only after we return.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,16 +34,39 @@ struct runs {
 
 static int runs_push(struct runs *r, const struct run *x)
 {
-	if (r->n == r->cap) {
-		size_t nc = r->cap ? r->cap * 2 : 16;
-		struct run *na = reallocarray(r->a, nc, sizeof(*na));
-		if (!na)
-			return -ENOMEM;
-		r->a = na;
-		r->cap = nc;
-	}
+	struct run *na = store_grow(r->a, r->n, &r->cap, sizeof(*na), 16);
+	if (!na)
+		return -ENOMEM;
+	r->a = na;
 	r->a[r->n++] = *x;
 	return 0;
+}
+
+/*
+ * The runs' invariant, for assert() only: sorted by block, disjoint, each
+ * 1..EXTIDX_MAX_NBLK blocks starting at an epoch below E; with allocated
+ * != 0 every data run has an aligned location and no two share space.
+ */
+static __attribute__((unused)) int runs_sanity(const struct runs *r, uint64_t E, uint32_t bs,
+					       int allocated)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		const struct run *x = &r->a[i];
+		if (!x->n || x->n > EXTIDX_MAX_NBLK || x->efrom >= E ||
+		    (i && x->blk < x[-1].blk + x[-1].n))
+			return 0;
+		if (!allocated || x->hole)
+			continue;
+		if (x->loc < 0 || (uint64_t)x->loc % bs)
+			return 0;
+		for (size_t j = 0; j < i; j++) { /* debug builds only: quadratic is fine */
+			const struct run *y = &r->a[j];
+			if (!y->hole && x->loc < y->loc + (int64_t)y->n * bs &&
+			    y->loc < x->loc + (int64_t)x->n * bs)
+				return 0;
+		}
+	}
+	return 1;
 }
 
 /* Plan (mu held): the runs of blocks in [b0, b1) that a cover needs, grouped by
@@ -192,6 +216,7 @@ static int cow_blocks(struct store_file *sf, int fd, const uint64_t (*br)[2], si
 	int rc = 0, full = 0;
 
 	pthread_mutex_lock(&st->mu);
+	assert(store_cover_sanity(sf));
 	if (sf->detached || !sf->ncov) {
 		if (detach)
 			sf->detached = 1;
@@ -228,8 +253,10 @@ static int cow_blocks(struct store_file *sf, int fd, const uint64_t (*br)[2], si
 	if (!planned.n && !detach)
 		goto out;
 
+	assert(runs_sanity(&planned, E, st->bs, 0));
 	if ((rc = split_holes(st, fd, &planned, &runs)))
 		goto out;
+	assert(runs_sanity(&runs, E, st->bs, 0));
 
 	/* Allocate, within store_max. */
 	uint64_t need = 0;
@@ -269,6 +296,7 @@ static int cow_blocks(struct store_file *sf, int fd, const uint64_t (*br)[2], si
 	st->reserved_bytes += reserved;
 	if (rc)
 		free_runs_space(st, &runs, &reserved);
+	assert(rc || runs_sanity(&runs, E, st->bs, 1));
 	pthread_mutex_unlock(&st->mu);
 	if (rc)
 		goto out;

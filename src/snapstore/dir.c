@@ -17,6 +17,38 @@
 
 #define DIR_PATH_MAX 8192
 
+void store_sfile_stat(const struct extidx_sfile *f, struct store_snap_file *o)
+{
+	memset(&o->st, 0, sizeof(o->st));
+	o->fid = f->fid;
+	o->st.st_size = (off_t)f->size;
+	o->st.st_mode = f->mode;
+	o->st.st_uid = f->uid;
+	o->st.st_gid = f->gid;
+	o->st.st_ino = f->ino;
+	o->st.st_nlink = 1;
+	o->st.st_atim = store_ns_ts(f->atime_ns);
+	o->st.st_mtim = store_ns_ts(f->mtime_ns);
+	o->st.st_ctim = store_ns_ts(f->ctime_ns);
+	o->st.st_blocks = (blkcnt_t)((f->size + 511) / 512);
+}
+
+int store_snap_file(struct store *st, uint64_t id, const char *path, struct store_snap_file *out,
+		    char *pathbuf, size_t pathbuf_len)
+{
+	struct extidx_sfile f;
+	pthread_mutex_lock(&st->mu);
+	int rc = store_snap_find(st, id)
+		     ? extidx_sfile_by_path(st->x, id, path, &f, pathbuf, pathbuf_len)
+		     : -ENOENT;
+	pthread_mutex_unlock(&st->mu);
+	if (rc)
+		return rc;
+	store_sfile_stat(&f, out);
+	out->path = f.path;
+	return 0;
+}
+
 /* Bytewise name order. */
 static int name_cmp(const char *a, size_t al, const char *b, size_t bl)
 {

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "store_i.h"
+#include "grow_i.h"
 
 /* quick_check reads every page: only for indexes up to this size, so opening a
  * store with a million extents stays fast (bigger ones are checked by SQLite
@@ -140,6 +140,8 @@ static const char schema_sql[] =
     " PRIMARY KEY(fid, blk, efrom)) WITHOUT ROWID;";
 
 struct extidx {
+	/* the caller's, given at open */
+	void (*logf)(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 	sqlite3 *db;
 	char *path;
 	sqlite3_stmt *s[S_N];
@@ -200,12 +202,12 @@ static int map_rc(struct extidx *x, int rc)
 		return -EROFS;
 	case SQLITE_CORRUPT:
 	case SQLITE_NOTADB:
-		store_logf(3, "snapstore: %s: index corrupt: %s", x->path,
-			   x->db ? sqlite3_errmsg(x->db) : sqlite3_errstr(rc));
+		x->logf(3, "snapstore: %s: index corrupt: %s", x->path,
+			x->db ? sqlite3_errmsg(x->db) : sqlite3_errstr(rc));
 		return -EIO;
 	default:
-		store_logf(3, "snapstore: %s: sqlite: %s", x->path,
-			   x->db ? sqlite3_errmsg(x->db) : sqlite3_errstr(rc));
+		x->logf(3, "snapstore: %s: sqlite: %s", x->path,
+			x->db ? sqlite3_errmsg(x->db) : sqlite3_errstr(rc));
 		return -EIO;
 	}
 }
@@ -255,16 +257,12 @@ static int rows(struct extidx *x, sqlite3_stmt *s, struct rows *r, size_t elem,
 {
 	int rc, ret = 0;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (r->n == r->cap) {
-			size_t nc = r->cap ? r->cap * 2 : 16;
-			void *na = reallocarray(r->a, nc, elem);
-			if (!na) {
-				ret = -ENOMEM;
-				break;
-			}
-			r->a = na;
-			r->cap = nc;
+		void *na = store_grow(r->a, r->n, &r->cap, elem, 16);
+		if (!na) {
+			ret = -ENOMEM;
+			break;
 		}
+		r->a = na;
 		if ((ret = row(s, (char *)r->a + r->n * elem)))
 			break;
 		r->n++;
@@ -307,7 +305,7 @@ static int quick_check(struct extidx *x)
 	if (rc == SQLITE_ROW) {
 		const char *r = (const char *)sqlite3_column_text(s, 0);
 		if (!r || strcmp(r, "ok")) {
-			store_logf(3, "snapstore: %s: index corrupt: %s", x->path, r ? r : "?");
+			x->logf(3, "snapstore: %s: index corrupt: %s", x->path, r ? r : "?");
 			ret = -EIO;
 		}
 	} else {
@@ -324,22 +322,22 @@ static int check_existing(struct extidx *x, uint32_t *block_size)
 	if (rc)
 		return rc;
 	if (app != EXTIDX_APP_ID) {
-		store_logf(3, "snapstore: %s: not a snapfs index (application_id %" PRId64 ")",
-			   x->path, app);
+		x->logf(3, "snapstore: %s: not a snapfs index (application_id %" PRId64 ")",
+			x->path, app);
 		return -EIO;
 	}
 	if ((rc = pragma_int(x, "PRAGMA user_version", &ver)))
 		return rc;
 	if (ver > EXTIDX_SCHEMA_VERSION) {
-		store_logf(3,
-			   "snapstore: %s: index schema version %" PRId64
-			   " is newer than this snapfs understands (%d): upgrade snapfs",
-			   x->path, ver, EXTIDX_SCHEMA_VERSION);
+		x->logf(3,
+			"snapstore: %s: index schema version %" PRId64
+			" is newer than this snapfs understands (%d): upgrade snapfs",
+			x->path, ver, EXTIDX_SCHEMA_VERSION);
 		return -EPROTO;
 	}
 	if (ver < 1) {
-		store_logf(3, "snapstore: %s: index has no schema (version %" PRId64 ")", x->path,
-			   ver);
+		x->logf(3, "snapstore: %s: index has no schema (version %" PRId64 ")", x->path,
+			ver);
 		return -EIO;
 	}
 	if ((rc = pragma_int(x, "PRAGMA page_count", &pages)) ||
@@ -350,7 +348,7 @@ static int check_existing(struct extidx *x, uint32_t *block_size)
 	int64_t bs = 0;
 	rc = extidx_meta_get(x, "block_size", &bs);
 	if (rc == -ENOENT) {
-		store_logf(3, "snapstore: %s: index has no block size", x->path);
+		x->logf(3, "snapstore: %s: index has no block size", x->path);
 		return -EIO;
 	}
 	if (rc)
@@ -379,11 +377,18 @@ static int create_schema(struct extidx *x, uint32_t block_size)
 	return exec(x, "COMMIT");
 }
 
-int extidx_open(const char *path, int create, uint32_t *block_size, struct extidx **out)
+static void nolog(int level, const char *fmt, ...)
+{
+	(void)level, (void)fmt;
+}
+
+int extidx_open(const char *path, int create, uint32_t *block_size,
+		void (*logf)(int level, const char *fmt, ...), struct extidx **out)
 {
 	struct extidx *x = calloc(1, sizeof(*x));
 	if (!x)
 		return -ENOMEM;
+	x->logf = logf ? logf : nolog;
 	x->path = strdup(path);
 	if (!x->path) {
 		free(x);
@@ -406,12 +411,12 @@ int extidx_open(const char *path, int create, uint32_t *block_size, struct extid
 		uint32_t bs = 0;
 		rc = check_existing(x, &bs);
 		if (!rc && *block_size && bs != *block_size) {
-			store_logf(3, "snapstore: %s: the store's block size is %u, not %u", path,
-				   bs, *block_size);
+			x->logf(3, "snapstore: %s: the store's block size is %u, not %u", path, bs,
+				*block_size);
 			rc = -EINVAL;
 		}
 		if (!rc && (bs < 512 || bs > (1u << 20) || (bs & (bs - 1)))) {
-			store_logf(3, "snapstore: %s: bad block size %u in index", path, bs);
+			x->logf(3, "snapstore: %s: bad block size %u in index", path, bs);
 			rc = -EIO;
 		}
 		if (!rc)

@@ -53,8 +53,11 @@ struct extidx_sfile {
  * size *block_size). Checks application_id and user_version: -EPROTO for a newer
  * schema, -EIO for a file that is not an index or is corrupt, -EINVAL when
  * *block_size is non-zero and differs from the index's; *block_size is set to
- * the index's. Writes nothing to an existing index. */
-int extidx_open(const char *path, int create, uint32_t *block_size, struct extidx **out);
+ * the index's. Writes nothing to an existing index. Problems (corruption,
+ * version) are reported through logf(level, printf format...), syslog levels;
+ * the module never calls up into the store. */
+int extidx_open(const char *path, int create, uint32_t *block_size,
+		void (*logf)(int level, const char *fmt, ...), struct extidx **out);
 void extidx_close(struct extidx *x);
 
 /* Begin a write transaction whose commit syncs the WAL (full != 0:

@@ -15,9 +15,11 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <sys/tree.h>
+#include <time.h>
 
 #include "blk_i.h"
 #include "extidx_i.h"
+#include "grow_i.h"
 #include "snapstore.h"
 
 #define STORE_HANDLE_MAX 136 /* 4 bytes handle_type + MAX_HANDLE_SZ (128) */
@@ -50,7 +52,6 @@ struct store_file {
 RB_HEAD(sf_by_handle, store_file);
 RB_HEAD(sf_by_fid, store_file);
 
-/* A live snapshot as the store keeps it in memory. */
 /* Blocks of one file an ephemeral snapshot gave up (store_snap_forgo). */
 struct snapforgo {
 	uint64_t fid, nblk;
@@ -58,6 +59,7 @@ struct snapforgo {
 	struct snapforgo *next;
 };
 
+/* A live snapshot as the store keeps it in memory. */
 struct snapmem {
 	uint64_t id, epoch;
 	int64_t created, expires;
@@ -91,30 +93,61 @@ struct store {
 	uint64_t cow_copies, cow_bytes, store_reads, store_read_bytes;
 };
 
-/* store.c */
+/* ---- log.c: the bottom floor ---- */
 void store_logf(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void store_vlogf(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 void store_test_point(const char *point);
 int64_t store_now_ns(void);
-struct store_file *store_file_by_fid(struct store *st, uint64_t fid);
-void store_file_set_fid(struct store_file *sf, uint64_t fid); /* mu held */
-void store_file_maybe_free(struct store_file *sf); /* mu held; frees an unused, untracked sf */
-struct snapmem *store_snap_find(struct store *st, uint64_t id);
-/* The forgone-blocks bitmap of (snapshot, file), or NULL (mu held). */
+
+static inline int64_t store_ts_ns(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
+}
+
+static inline struct timespec store_ns_ts(int64_t v)
+{
+	return (struct timespec){.tv_sec = v / 1000000000, .tv_nsec = v % 1000000000};
+}
+
+/* ---- snaptab.c: the snapshot table (mu held unless said otherwise) ---- */
+struct snapmem *store_snap_find(struct store *st, uint64_t id); /* mu or snaplock held */
+int store_snap_reserve(struct store *st, size_t more); /* room for more adds without failing */
+int store_snap_add(struct store *st, const struct snapmem *s);
+void store_snap_set_state(struct store *st, struct snapmem *sm, int state);
+void store_snap_del(struct store *st, uint64_t id);
+/* The forgone-blocks bitmap of (snapshot, file), or NULL. */
 const struct snapforgo *store_forgo_get(struct store *st, uint64_t snap, uint64_t fid);
 static inline int store_forgone(const struct snapforgo *f, uint64_t b)
 {
 	return f && b < f->nblk && (f->bits[b / 64] >> (b & 63) & 1);
 }
 void store_forgo_free(struct snapmem *sm);
-int store_snap_add(struct store *st, const struct snapmem *s);
-void store_snap_del(struct store *st, uint64_t id);
-int store_snap_reserve(struct store *st, size_t more); /* room for more adds without failing */
-void store_snap_set_state(struct store *st, struct snapmem *sm, int state);
+/* Invariant checker, for assert() only: ids strictly increasing, epochs
+ * strictly increasing with them and below st->epoch, kinds and states in
+ * range; with_index: the index's snapshots table holds exactly these rows
+ * (id, epoch, kind, state, uid, created, expires). Returns 1 when it holds. */
+int store_snaps_sanity(struct store *st, int with_index);
+
+/* ---- file.c: the table of files (mu held unless said otherwise) ---- */
+struct store_file *store_file_new(struct store *st, const unsigned char *h, uint32_t hlen);
+struct store_file *store_file_by_fid(struct store *st, uint64_t fid);
+struct store_file *store_file_first(struct store *st); /* in handle order; NULL: none */
+struct store_file *store_file_next(struct store_file *sf);
+void store_files_free(struct store *st); /* at close: every file, whatever its references */
+void store_file_set_fid(struct store_file *sf, uint64_t fid);
+void store_file_maybe_free(struct store_file *sf); /* frees an unused, untracked sf */
 int store_cover_add(struct store_file *sf, const struct cover *c);
 void store_cover_del(struct store_file *sf, uint64_t snap);
-int store_live_fd(struct store_file *sf); /* mu held: the cached live fd, or -errno */
+/* The snapshot's cover of fid and the file: -ENOENT, -EIO (stale). */
+int store_cover_find(struct store *st, uint64_t id, uint64_t fid, struct store_file **sfp,
+		     struct cover *c);
+int store_live_fd(struct store_file *sf); /* the cached live fd, or -errno */
 int store_open_handle(struct store *st, const unsigned char *h, uint32_t hlen, int flags);
 int store_sync_mode(const struct cover *c, size_t n); /* 1 if a pinned snapshot is among them */
+/* Invariant checker, for assert() only: covers sorted by strictly increasing
+ * epoch, one per snapshot, each naming a valid snapshot of the table with
+ * that epoch and kind; tracked == (ncov != 0). Returns 1 when it holds. */
+int store_cover_sanity(const struct store_file *sf);
 
 /* Whether an extent [blk, blk+nblk) x [efrom, eto) is needed by one of the covers. */
 static inline int store_ext_needed(const struct cover *c, size_t n, uint32_t bs, uint64_t blk,
@@ -126,24 +159,30 @@ static inline int store_ext_needed(const struct cover *c, size_t n, uint32_t bs,
 	return 0;
 }
 
-/* snap.c: a snapshot file row as the API shows it. */
-void store_sfile_stat(const struct extidx_sfile *f, struct store_snap_file *o);
-
-/* snap.c: release one snapshot's hold and GC the extents nobody needs; mu and the
- * space write lock held; commits with FULL sync when full != 0. */
-int snap_release_locked(struct store *st, uint64_t id, int full);
-/* GC every extent of fid that the file's covers no longer need, from epoch s
- * (extents with efrom <= s < eto); mu held inside a transaction. Frees nothing yet:
- * appends the space to *fr for blk_free after the commit. */
+/* ---- gc.c: release and garbage collection ---- */
+/* Space to give back after a commit. */
 struct freelist {
-	uint64_t *start;
-	uint32_t *n;
+	uint64_t (*r)[2]; /* {start, n} in blocks */
 	size_t len, cap;
 	uint64_t rows, bytes; /* rows deleted, data bytes they held */
 };
+int freelist_push(struct freelist *fr, uint64_t start, uint32_t n);
+void freelist_apply(struct store *st, struct freelist *fr);
+/* GC every extent of fid that the covers c no longer need, from epoch s
+ * (extents with efrom <= s < eto; UINT64_MAX: all); mu held inside a
+ * transaction. Frees nothing yet: appends the space to *fr. */
 int snap_gc_fid(struct store *st, uint64_t fid, uint64_t s, const struct cover *c, size_t nc,
 		struct freelist *fr);
-void freelist_apply(struct store *st, struct freelist *fr);
-int freelist_push(struct freelist *fr, uint64_t start, uint32_t n);
+/* Release one snapshot's hold and GC what nobody needs; mu and the space
+ * write lock held; commits with FULL sync when full != 0. */
+int snap_release_locked(struct store *st, uint64_t id, int full);
+
+/* ---- dir.c ---- */
+/* A snapshot file row as the API shows it. */
+void store_sfile_stat(const struct extidx_sfile *f, struct store_snap_file *o);
+
+/* ---- recover.c ---- */
+/* Recovery at open (see recover.c); mu need not be held (single-threaded). */
+int store_recover(struct store *st);
 
 #endif /* STORE_I_H */

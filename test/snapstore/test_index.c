@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "extidx_i.h"
+#include "store_i.h"
 #include "snapstore.h"
 #include "testutil.h"
 
@@ -37,7 +38,7 @@ static void t_setup(void)
 	t_root = tu_tmpdir("index");
 	tu_path(t_db, sizeof(t_db), t_root, "index.db");
 	uint32_t bs = 4096;
-	int rc = extidx_open(t_db, 1, &bs, &t_x);
+	int rc = extidx_open(t_db, 1, &bs, store_logf, &t_x);
 	cr_assert_eq(rc, 0, "extidx_open(create): %d", rc);
 }
 
@@ -58,7 +59,7 @@ static void reopen(void)
 	extidx_close(t_x);
 	t_x = NULL;
 	uint32_t bs = 0;
-	int rc = extidx_open(t_db, 0, &bs, &t_x);
+	int rc = extidx_open(t_db, 0, &bs, store_logf, &t_x);
 	cr_assert_eq(rc, 0, "extidx_open: %d", rc);
 	cr_assert_eq(bs, 4096);
 }
@@ -132,17 +133,17 @@ Test(index, reopen_reports_the_block_size_and_rejects_another)
 	extidx_close(t_x);
 	t_x = NULL;
 	uint32_t bs = 0;
-	cr_assert_eq(extidx_open(t_db, 0, &bs, &t_x), 0);
+	cr_assert_eq(extidx_open(t_db, 0, &bs, store_logf, &t_x), 0);
 	cr_assert_eq(bs, 4096, "block size %u, want 4096", bs);
 	extidx_close(t_x);
 	t_x = NULL;
 	bs = 4096;
-	cr_assert_eq(extidx_open(t_db, 0, &bs, &t_x), 0);
+	cr_assert_eq(extidx_open(t_db, 0, &bs, store_logf, &t_x), 0);
 	extidx_close(t_x);
 	t_x = NULL;
 	store_set_logger(quiet);
 	bs = 8192;
-	int rc = extidx_open(t_db, 0, &bs, &t_x);
+	int rc = extidx_open(t_db, 0, &bs, store_logf, &t_x);
 	cr_assert_eq(rc, -EINVAL, "open with another block size: %d, want -EINVAL", rc);
 	cr_assert_null(t_x);
 }
@@ -154,7 +155,7 @@ Test(index, newer_schema_version_is_eproto)
 	sql_exec(t_db, "PRAGMA user_version = 2");
 	store_set_logger(quiet);
 	uint32_t bs = 0;
-	int rc = extidx_open(t_db, 0, &bs, &t_x);
+	int rc = extidx_open(t_db, 0, &bs, store_logf, &t_x);
 	cr_assert_eq(rc, -EPROTO, "newer schema: %d, want -EPROTO", rc);
 }
 
@@ -165,7 +166,7 @@ Test(index, missing_schema_version_is_eio)
 	sql_exec(t_db, "PRAGMA user_version = 0");
 	store_set_logger(quiet);
 	uint32_t bs = 0;
-	int rc = extidx_open(t_db, 0, &bs, &t_x);
+	int rc = extidx_open(t_db, 0, &bs, store_logf, &t_x);
 	cr_assert_eq(rc, -EIO, "version 0: %d, want -EIO", rc);
 }
 
@@ -176,7 +177,7 @@ Test(index, bad_block_size_in_index_is_eio)
 	t_x = NULL;
 	store_set_logger(quiet);
 	uint32_t bs = 0;
-	int rc = extidx_open(t_db, 0, &bs, &t_x);
+	int rc = extidx_open(t_db, 0, &bs, store_logf, &t_x);
 	cr_assert_eq(rc, -EIO, "block size 1000: %d, want -EIO", rc);
 }
 
@@ -786,7 +787,7 @@ static int open_existing(const char *path)
 	struct extidx *x = NULL;
 	uint32_t bs = 0;
 	store_set_logger(quiet);
-	int rc = extidx_open(path, 0, &bs, &x);
+	int rc = extidx_open(path, 0, &bs, store_logf, &x);
 	extidx_close(x);
 	return rc;
 }
@@ -907,7 +908,7 @@ Test(index, index_opened_through_proc_self_fd_works)
 	char p[128];
 	snprintf(p, sizeof(p), "/proc/self/fd/%d/index.db", dfd);
 	uint32_t bs = 0;
-	int rc = extidx_open(p, 0, &bs, &t_x);
+	int rc = extidx_open(p, 0, &bs, store_logf, &t_x);
 	cr_assert_eq(rc, 0, "open %s: %d", p, rc);
 	cr_assert_eq(bs, 4096);
 	cr_assert_eq(meta("k"), 3);
@@ -919,7 +920,7 @@ Test(index, index_opened_through_proc_self_fd_works)
 	/* A new index created through /proc/self/fd lands in that directory. */
 	snprintf(p, sizeof(p), "/proc/self/fd/%d/new.db", dfd);
 	bs = 512;
-	cr_assert_eq(extidx_open(p, 1, &bs, &t_x), 0);
+	cr_assert_eq(extidx_open(p, 1, &bs, store_logf, &t_x), 0);
 	extidx_close(t_x);
 	t_x = NULL;
 	cr_assert_eq(faccessat(dfd, "new.db", F_OK, 0), 0);

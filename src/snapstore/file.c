@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The table of files: one struct store_file per kernel file handle while
+ * anyone holds a reference or a snapshot covers it, indexed by handle and by
+ * fid; its cover list (the live valid snapshots it must preserve for), the
+ * cached live descriptor, and the daemon's per-file lock. Watch for: every
+ * function here runs with st->mu held except get/put/lock/tracked/fid, and
+ * a file leaves the table only when it has no reference and no cover.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store_i.h"
+
+static int cmp_handle(struct store_file *a, struct store_file *b)
+{
+	if (a->hlen != b->hlen)
+		return a->hlen < b->hlen ? -1 : 1;
+	return memcmp(a->handle, b->handle, a->hlen);
+}
+
+static int cmp_fid(struct store_file *a, struct store_file *b)
+{
+	return a->fid < b->fid ? -1 : a->fid > b->fid;
+}
+
+STORE_RB_GENERATE(sf_by_handle, store_file, by_handle, cmp_handle);
+STORE_RB_GENERATE(sf_by_fid, store_file, by_fid, cmp_fid);
+
+struct store_file *store_file_new(struct store *st, const unsigned char *h, uint32_t hlen)
+{
+	struct store_file *sf = calloc(1, sizeof(*sf));
+	if (!sf)
+		return NULL;
+	sf->st = st;
+	sf->livefd = -1;
+	sf->hlen = hlen;
+	memcpy(sf->handle, h, hlen);
+	pthread_rwlock_init(&sf->lock, NULL);
+	RB_INSERT(sf_by_handle, &st->files_h, sf);
+	return sf;
+}
+
+struct store_file *store_file_first(struct store *st)
+{
+	return RB_MIN(sf_by_handle, &st->files_h);
+}
+
+struct store_file *store_file_next(struct store_file *sf)
+{
+	return RB_NEXT(sf_by_handle, &sf->st->files_h, sf);
+}
+
+void store_files_free(struct store *st)
+{
+	struct store_file *sf, *nx;
+	RB_FOREACH_SAFE(sf, sf_by_handle, &st->files_h, nx)
+	{
+		sf->refs = 0;
+		sf->ncov = 0;
+		store_file_maybe_free(sf);
+	}
+}
+
+struct store_file *store_file_by_fid(struct store *st, uint64_t fid)
+{
+	struct store_file key = {.fid = fid};
+	return RB_FIND(sf_by_fid, &st->files_f, &key);
+}
+
+void store_file_set_fid(struct store_file *sf, uint64_t fid)
+{
+	struct store *st = sf->st;
+	if (sf->fid)
+		RB_REMOVE(sf_by_fid, &st->files_f, sf);
+	__atomic_store_n(&sf->fid, fid, __ATOMIC_RELEASE);
+	if (fid)
+		RB_INSERT(sf_by_fid, &st->files_f, sf);
+}
+
+void store_file_maybe_free(struct store_file *sf)
+{
+	struct store *st = sf->st;
+	if (sf->refs || sf->ncov)
+		return;
+	if (sf->fid)
+		RB_REMOVE(sf_by_fid, &st->files_f, sf);
+	RB_REMOVE(sf_by_handle, &st->files_h, sf);
+	if (sf->livefd >= 0)
+		close(sf->livefd);
+	pthread_rwlock_destroy(&sf->lock);
+	free(sf->cov);
+	free(sf);
+}
+
+int store_cover_add(struct store_file *sf, const struct cover *c)
+{
+	struct cover *na = store_grow(sf->cov, sf->ncov, &sf->capcov, sizeof(*na), 4);
+	if (!na)
+		return -ENOMEM;
+	sf->cov = na;
+	size_t i = sf->ncov;
+	while (i && sf->cov[i - 1].epoch > c->epoch) {
+		sf->cov[i] = sf->cov[i - 1];
+		i--;
+	}
+	sf->cov[i] = *c;
+	sf->ncov++;
+	__atomic_store_n(&sf->tracked, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+void store_cover_del(struct store_file *sf, uint64_t snap)
+{
+	size_t j = 0;
+	for (size_t i = 0; i < sf->ncov; i++)
+		if (sf->cov[i].snap != snap)
+			sf->cov[j++] = sf->cov[i];
+	sf->ncov = j;
+	__atomic_store_n(&sf->tracked, j != 0, __ATOMIC_RELEASE);
+}
+
+int store_sync_mode(const struct cover *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (c[i].kind == STORE_PINNED)
+			return 1;
+	return 0;
+}
+
+int store_open_handle(struct store *st, const unsigned char *h, uint32_t hlen, int flags)
+{
+	union {
+		struct file_handle fh;
+		char buf[sizeof(struct file_handle) + STORE_HANDLE_MAX];
+	} u;
+	if (hlen < 4 || hlen > STORE_HANDLE_MAX)
+		return -EINVAL;
+	int32_t type;
+	memcpy(&type, h, 4);
+	u.fh.handle_type = type;
+	u.fh.handle_bytes = hlen - 4;
+	memcpy(u.fh.f_handle, h + 4, hlen - 4);
+	int fd = open_by_handle_at(st->srcfd, &u.fh, flags | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+int store_live_fd(struct store_file *sf)
+{
+	if (sf->livefd >= 0)
+		return sf->livefd;
+	if (sf->detached)
+		return -EIO;
+	int fd = store_open_handle(sf->st, sf->handle, sf->hlen, O_RDONLY);
+	if (fd == -ESTALE || fd == -ENOENT)
+		return -EIO;
+	if (fd < 0)
+		return fd;
+	sf->livefd = fd;
+	return fd;
+}
+
+int store_file_get(struct store *st, int fd, struct store_file **out)
+{
+	union {
+		struct file_handle fh;
+		char buf[sizeof(struct file_handle) + STORE_HANDLE_MAX];
+	} u;
+	int mnt;
+	u.fh.handle_bytes = MAX_HANDLE_SZ;
+	if (name_to_handle_at(fd, "", &u.fh, &mnt, AT_EMPTY_PATH))
+		return -errno;
+	unsigned char h[STORE_HANDLE_MAX];
+	int32_t type = u.fh.handle_type;
+	memcpy(h, &type, 4);
+	memcpy(h + 4, u.fh.f_handle, u.fh.handle_bytes);
+	struct store_file key;
+	key.hlen = 4 + u.fh.handle_bytes;
+	memcpy(key.handle, h, key.hlen);
+
+	pthread_mutex_lock(&st->mu);
+	struct store_file *sf = RB_FIND(sf_by_handle, &st->files_h, &key);
+	if (!sf)
+		sf = store_file_new(st, h, key.hlen);
+	if (sf)
+		sf->refs++;
+	pthread_mutex_unlock(&st->mu);
+	if (!sf)
+		return -ENOMEM;
+	*out = sf;
+	return 0;
+}
+
+void store_file_put(struct store_file *sf)
+{
+	if (!sf)
+		return;
+	struct store *st = sf->st;
+	pthread_mutex_lock(&st->mu);
+	sf->refs--;
+	store_file_maybe_free(sf);
+	pthread_mutex_unlock(&st->mu);
+}
+
+void store_file_rdlock(struct store_file *sf)
+{
+	pthread_rwlock_rdlock(&sf->lock);
+}
+
+void store_file_wrlock(struct store_file *sf)
+{
+	pthread_rwlock_wrlock(&sf->lock);
+}
+
+void store_file_unlock(struct store_file *sf)
+{
+	pthread_rwlock_unlock(&sf->lock);
+}
+
+int store_file_tracked(const struct store_file *sf)
+{
+	return __atomic_load_n(&sf->tracked, __ATOMIC_ACQUIRE);
+}
+
+uint64_t store_file_fid(const struct store_file *sf)
+{
+	return __atomic_load_n(&sf->fid, __ATOMIC_ACQUIRE);
+}
+
+/* mu held: the snapshot's cover of fid, with a new reference to its file. */
+int store_cover_find(struct store *st, uint64_t id, uint64_t fid, struct store_file **sfp,
+		     struct cover *c)
+{
+	struct snapmem *sm = store_snap_find(st, id);
+	if (!sm)
+		return -ENOENT;
+	if (sm->state != STORE_VALID)
+		return -EIO;
+	struct store_file *sf = store_file_by_fid(st, fid);
+	if (!sf)
+		return -ENOENT;
+	for (size_t i = 0; i < sf->ncov; i++)
+		if (sf->cov[i].snap == id) {
+			*c = sf->cov[i];
+			*sfp = sf;
+			return 0;
+		}
+	return -ENOENT;
+}
+
+int store_cover_sanity(const struct store_file *sf)
+{
+	struct store *st = sf->st;
+	if (sf->ncov > sf->capcov || store_file_tracked(sf) != (sf->ncov != 0))
+		return 0;
+	for (size_t i = 0; i < sf->ncov; i++) {
+		const struct cover *c = &sf->cov[i];
+		if (i && c->epoch <= c[-1].epoch)
+			return 0; /* sorted by epoch; one per snapshot (epochs are unique) */
+		const struct snapmem *s = store_snap_find(st, c->snap);
+		if (!s || s->state != STORE_VALID || s->epoch != c->epoch || s->kind != c->kind)
+			return 0;
+	}
+	return 1;
+}

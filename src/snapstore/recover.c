@@ -1,0 +1,268 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Recovery, run by store_open inside one FULL transaction: ephemeral
+ * snapshots dropped, expired ones released, files and covers loaded,
+ * snapshots of files that changed while nobody watched marked stale, file
+ * rows nobody names dropped, every extent no valid cover needs deleted;
+ * after the commit the allocator is rebuilt from the remaining extents and
+ * unreferenced block-file space is punched. Watch for: nothing may be
+ * punched before the commit.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store_i.h"
+
+struct recover_ext {
+	struct ext *a;
+	size_t n, cap;
+};
+
+static int collect_ext(void *arg, const struct ext *e)
+{
+	struct recover_ext *r = arg;
+	struct ext *na = store_grow(r->a, r->n, &r->cap, sizeof(*na), 1024);
+	if (!na)
+		return -ENOMEM;
+	r->a = na;
+	r->a[r->n++] = *e;
+	return 0;
+}
+
+static void mark_stale(struct store *st, uint64_t snap)
+{
+	struct snapmem *s = store_snap_find(st, snap);
+	if (!s || s->state == STORE_STALE)
+		return;
+	store_snap_set_state(st, s, STORE_STALE);
+	store_logf(4, "snapstore: snapshot %" PRIu64 " is stale: a file changed while unmounted",
+		   snap);
+}
+
+/*
+ * Staleness of one attached file: clean close -> any difference of size,
+ * mtime, ctime or inode from the recorded stat; after a crash -> a ctime later
+ * than alive_until, the time up to which the store had promised to be alive
+ * (each tick promises STORE_ALIVE_GRACE_NS ahead, and the daemon ticks every
+ * second), so the daemon's own last writes are trusted. The cost: a change
+ * made from outside within that grace after a crash is not detected.
+ */
+static int check_file(struct store *st, struct store_file *sf, const struct extidx_file *row,
+		      int clean, int64_t alive_ns, int *stale)
+{
+	*stale = 0;
+	int fd = store_open_handle(st, sf->handle, sf->hlen, O_RDONLY);
+	if (fd == -ESTALE || fd == -ENOENT) {
+		*stale = 1;
+		return 0;
+	}
+	if (fd < 0) {
+		store_logf(3, "snapstore: cannot reopen a snapshotted file by handle: %s",
+			   strerror(-fd));
+		return fd;
+	}
+	struct stat sb;
+	if (fstat(fd, &sb)) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	if (clean)
+		*stale = (uint64_t)sb.st_size != row->size || (uint64_t)sb.st_ino != row->ino ||
+			 store_ts_ns(&sb.st_mtim) != row->mtime_ns ||
+			 store_ts_ns(&sb.st_ctim) != row->ctime_ns;
+	else
+		*stale = store_ts_ns(&sb.st_ctim) > alive_ns;
+	int rc = 0;
+	if (!*stale)
+		rc =
+		    extidx_file_set_stat(st->x, row->fid, (uint64_t)sb.st_ino, (uint64_t)sb.st_size,
+					 store_ts_ns(&sb.st_mtim), store_ts_ns(&sb.st_ctim));
+	sf->livefd = fd;
+	return rc;
+}
+
+int store_recover(struct store *st)
+{
+	int64_t clean = 0, alive = 0, epoch = 1;
+	int rc;
+	struct extidx_snap *snaps = NULL;
+	struct extidx_file *files = NULL;
+	struct extidx_sfile *sfiles = NULL;
+	size_t nsnaps = 0, nfiles = 0, nsfiles = 0;
+	struct recover_ext ex = {0};
+	uint64_t *ustart = NULL, *un = NULL;
+	size_t nused = 0;
+
+	if ((rc = extidx_meta_get(st->x, "clean", &clean)) ||
+	    (rc = extidx_meta_get(st->x, "alive_until", &alive)) ||
+	    (rc = extidx_meta_get(st->x, "epoch", &epoch)))
+		return rc == -ENOENT ? -EIO : rc;
+	st->epoch = (uint64_t)epoch;
+	if ((rc = extidx_begin(st->x, 1)))
+		return rc;
+
+	/* 1. Ephemeral snapshots die with the daemon; expired ones are released. */
+	if ((rc = extidx_snaps_all(st->x, &snaps, &nsnaps)))
+		goto out;
+	int64_t now = time(NULL);
+	for (size_t i = 0; i < nsnaps; i++) {
+		struct extidx_snap *s = &snaps[i];
+		if (s->kind == STORE_EPHEMERAL || (s->expires && s->expires <= now)) {
+			if ((rc = extidx_snap_delete(st->x, s->id)))
+				goto out;
+			continue;
+		}
+		if (s->epoch >= st->epoch ||
+		    (s->kind != STORE_PINNED && s->kind != STORE_EPHEMERAL) ||
+		    (s->state != STORE_VALID && s->state != STORE_STALE) ||
+		    (st->nsnaps && (s->epoch <= st->snaps[st->nsnaps - 1].epoch))) {
+			store_logf(3,
+				   "snapstore: index inconsistent: snapshot %" PRIu64
+				   " has epoch %" PRIu64 " (store epoch %" PRIu64 "): run check",
+				   s->id, s->epoch, st->epoch);
+			rc = -EIO;
+			goto out;
+		}
+		struct snapmem m = {.id = s->id,
+				    .epoch = s->epoch,
+				    .created = s->created,
+				    .expires = s->expires,
+				    .uid = s->uid,
+				    .kind = s->kind,
+				    .state = s->state};
+		if ((rc = store_snap_add(st, &m)))
+			goto out;
+	}
+
+	/* 2. Files and the valid snapshots covering them. */
+	if ((rc = extidx_files_all(st->x, &files, &nfiles)) ||
+	    (rc = extidx_sfiles(st->x, 0, &sfiles, &nsfiles)))
+		goto out;
+	for (size_t i = 0; i < nfiles; i++) {
+		struct store_file *sf = store_file_new(st, files[i].handle, files[i].hlen);
+		if (!sf) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		store_file_set_fid(sf, files[i].fid);
+		sf->detached = files[i].state == 1;
+	}
+	for (size_t i = 0; i < nsfiles; i++) {
+		struct snapmem *s = store_snap_find(st, sfiles[i].snap);
+		struct store_file *sf = store_file_by_fid(st, sfiles[i].fid);
+		if (!s || !sf || s->state != STORE_VALID)
+			continue;
+		int dup = 0; /* one file under several paths: one cover */
+		for (size_t j = 0; j < sf->ncov && !dup; j++)
+			dup = sf->cov[j].snap == s->id;
+		if (dup)
+			continue;
+		struct cover c = {
+		    .snap = s->id, .epoch = s->epoch, .size = sfiles[i].size, .kind = s->kind};
+		if ((rc = store_cover_add(sf, &c)))
+			goto out;
+	}
+
+	/* 3. Files changed while nobody watched make their snapshots stale. */
+	for (size_t i = 0; i < nfiles; i++) {
+		struct store_file *sf = store_file_by_fid(st, files[i].fid);
+		if (!sf->ncov || sf->detached)
+			continue;
+		int stale;
+		if ((rc = check_file(st, sf, &files[i], clean == 1, alive, &stale)))
+			goto out;
+		if (stale)
+			for (size_t j = 0; j < sf->ncov; j++)
+				mark_stale(st, sf->cov[j].snap);
+	}
+	for (size_t i = 0; i < st->nsnaps; i++) {
+		struct snapmem *s = &st->snaps[i];
+		if (s->state != STORE_STALE)
+			continue;
+		if ((rc = extidx_snap_set_state(st->x, s->id, STORE_STALE)))
+			goto out;
+		for (size_t j = 0; j < nfiles; j++)
+			store_cover_del(store_file_by_fid(st, files[j].fid), s->id);
+	}
+
+	/* 4. File rows no snapshot names any more go; the in-memory table keeps
+	 * the tracked files only. */
+	for (size_t i = 0; i < nfiles; i++) {
+		struct store_file *sf = store_file_by_fid(st, files[i].fid);
+		uint64_t refs = 0;
+		if (!sf->ncov) {
+			if ((rc = extidx_sfile_fid_refs(st->x, files[i].fid, &refs)))
+				goto out;
+			if (!refs && (rc = extidx_file_delete(st->x, files[i].fid)))
+				goto out;
+			store_file_maybe_free(sf);
+		}
+	}
+
+	/* 5. GC: every extent no valid snapshot needs; the rest is the used space. */
+	if ((rc = extidx_ext_each(st->x, collect_ext, &ex)))
+		goto out;
+	ustart = malloc((ex.n + 1) * sizeof(*ustart));
+	un = malloc((ex.n + 1) * sizeof(*un));
+	if (!ustart || !un) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	st->nextents = 0;
+	st->preserved_bytes = 0;
+	for (size_t i = 0; i < ex.n; i++) {
+		struct ext *e = &ex.a[i];
+		struct store_file *sf = store_file_by_fid(st, e->fid);
+		if (!sf || !store_ext_needed(sf->cov, sf->ncov, st->bs, e->blk, e->efrom, e->eto)) {
+			if ((rc = extidx_ext_delete(st->x, e->fid, e->blk, e->efrom)))
+				goto out;
+			continue;
+		}
+		st->nextents++;
+		if (e->nblk > sf->maxnblk)
+			sf->maxnblk = e->nblk;
+		if (e->loc >= 0) {
+			if ((uint64_t)e->loc % st->bs) {
+				store_logf(3, "snapstore: extent at unaligned offset %" PRId64,
+					   e->loc);
+				rc = -EIO;
+				goto out;
+			}
+			ustart[nused] = (uint64_t)e->loc / st->bs;
+			un[nused++] = e->nblk;
+			st->preserved_bytes += (uint64_t)e->nblk * st->bs;
+		}
+	}
+
+	if ((rc = extidx_meta_set(st->x, "clean", 0)) ||
+	    (rc = extidx_meta_set(st->x, "alive_until", store_now_ns() + STORE_ALIVE_GRACE_NS)))
+		goto out;
+	if ((rc = extidx_commit(st->x)))
+		goto out;
+	for (struct store_file *sf = store_file_first(st); sf; sf = store_file_next(sf))
+		assert(store_cover_sanity(sf));
+	assert(store_snaps_sanity(st, 1));
+	/* 6. Only now (rows durable) may unreferenced space be punched. */
+	rc = blk_rebuild(&st->blk, ustart, un, nused);
+	if (rc == -EIO)
+		store_logf(3, "snapstore: two extents share block-file space: run check");
+	goto out_free;
+out:
+	extidx_rollback(st->x);
+out_free:
+	free(snaps);
+	free(files);
+	extidx_sfiles_free(sfiles, nsfiles);
+	free(ex.a);
+	free(ustart);
+	free(un);
+	return rc;
+}
