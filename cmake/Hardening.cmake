@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: MIT
 # Hardening flags on by default, as Debian's dpkg-buildflags sets them
-# (hardening=+all less the branch protection of other architectures):
-# _FORTIFY_SOURCE=2 (needs optimisation: not in a -O0 Debug build),
-# -fstack-protector-strong, position-independent executables, and full
-# RELRO with immediate binding. `hardening-check` on the installed daemon,
+# (hardening=+all): _FORTIFY_SOURCE=2 (needs optimisation: not in a -O0
+# Debug build), -fstack-protector-strong, -fstack-clash-protection,
+# -fcf-protection where the compiler has them, position-independent
+# executables, and full RELRO with immediate binding. `hardening-check` on the installed daemon,
 # snapctl and libsnapfs.so reports them all (test/install). Flags given by
 # the packager (CFLAGS, LDFLAGS) come after these and win.
 option(SNAPFS_HARDENING "Build with hardening flags (fortify, stack protector, PIE, RELRO)" ON)
@@ -18,4 +18,12 @@ if(SNAPFS_HARDENING)
 	add_compile_options(-fstack-protector-strong
 		"$<$<NOT:$<CONFIG:Debug>>:-U_FORTIFY_SOURCE;-D_FORTIFY_SOURCE=2;-Wno-unused-result>")
 	add_link_options(-Wl,-z,relro -Wl,-z,now)
+	include(CheckCCompilerFlag)
+	foreach(f -fstack-clash-protection -fcf-protection)
+		string(MAKE_C_IDENTIFIER "HAVE${f}" v)
+		check_c_compiler_flag(${f} ${v})
+		if(${v})
+			add_compile_options(${f})
+		endif()
+	endforeach()
 endif()

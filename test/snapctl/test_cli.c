@@ -40,6 +40,7 @@ static int run_uid = -1; /* run snapctl as this user (and group) when >= 0 */
 static const char *mnt2; /* a second mount of the test's, kept visible too */
 static int run_tty;	 /* stderr on a pseudo-terminal */
 static int run_sigint;	 /* start with SIGINT pending */
+static const char *run_exe; /* run this instead of snapctl (argv[0] stays snapctl's) */
 
 static void setup(void)
 {
@@ -135,7 +136,7 @@ static struct res *run_in(const char *cwd, ...)
 			_exit(126);
 		dup2(ofd, 1);
 		dup2(run_tty ? slave : efd, 2);
-		execv(bin, (char *const *)argv);
+		execv(run_exe ? run_exe : bin, (char *const *)argv);
 		_exit(127);
 	}
 	int st;
@@ -1045,4 +1046,51 @@ Test(snapctl, sigint_stops_between_pages_without_damage)
 	expect(run("diff", "1", "-H", "-p"), 0, "m/f00000\t0\t1\n", "");
 	expect(run("restore", "1"), 0, "m/f00000: 1 bytes written\n", "");
 	expect(run("check"), 0, "", "");
+}
+
+/* ---- bash completion ---- */
+
+/* What _snapctl offers for the words (the last one is completed). */
+static const char *complete(const char *words)
+{
+	static char script[4096];
+	char dir[1024];
+	snprintf(dir, sizeof(dir), "%s", getenv("SNAPCTL_BIN"));
+	*strrchr(dir, '/') = 0;
+	snprintf(script, sizeof(script),
+		 "PATH='%s':$PATH; . '%s/contrib/bash-completion/snapctl'; "
+		 "COMP_WORDS=(%s); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); "
+		 "[[ '%s' == *' ' ]] && { COMP_WORDS+=(''); COMP_CWORD=$((COMP_CWORD + 1)); }; "
+		 "_snapctl; printf '%%s\\n' \"${COMPREPLY[@]}\" | sort",
+		 dir, getenv("SNAPFS_SRCDIR"), words, words);
+	run_exe = "/bin/bash";
+	struct res *r = run("--norc", "-c", script);
+	run_exe = NULL;
+	cr_assert_eq(r->status, 0, "%s", r->err);
+	return r->out;
+}
+
+Test(snapctl, bash_completion_offers_commands_options_ids_labels_columns_paths)
+{
+	mkfile("file1", 10, 1);
+	mkfile("file2", 10, 2);
+	expect(run("pin", "-l", "nightly", "file1"), 0, "1\n", "");
+	expect(run("pin", "-l", "weekly", "file2"), 0, "2\n", "");
+	cr_assert_str_eq(complete("snapctl "), "check\ndiff\nhelp\nlist\nmounts\npin\nprune\n"
+					      "release\nrestore\nshow\nstats\n");
+	cr_assert_str_eq(complete("snapctl pr"), "prune\n");
+	cr_assert_str_eq(complete("snapctl list --js"), "--json\n");
+	cr_assert_str_eq(complete("snapctl pin --ex"), "--expire\n");
+	cr_assert_str_eq(complete("snapctl show "), "1\n2\nnightly\nweekly\n");
+	cr_assert_str_eq(complete("snapctl diff w"), "weekly\n");
+	cr_assert_str_eq(complete("snapctl release "), "1\n2\n");
+	cr_assert_str_eq(complete("snapctl list -l "), "nightly\nweekly\n");
+	cr_assert_str_eq(complete("snapctl list -o ID,LA"), "ID,LABEL\n");
+	cr_assert_str_eq(complete("snapctl show 1 -s S"), "SIZE\n");
+	cr_assert_str_eq(complete("snapctl pin fi"), "file1\nfile2\n");
+	cr_assert_str_eq(complete("snapctl diff 1 fi"), "file1\nfile2\n");
+	cr_assert_str_eq(complete("snapctl help re"), "release\nrestore\n");
+	char want[1100];
+	snprintf(want, sizeof(want), "%s\n", mnt);
+	cr_assert_str_eq(complete("snapctl -m "), want);
 }
