@@ -418,6 +418,11 @@ Test(install, daemon_notifies_ready_after_mount_and_stopping_at_exit)
 Test(install, man_pages_are_clean_under_mandoc_lint)
 {
 	SH_OK("command -v mandoc");
+	/* the footer names the project and its version, not "BSD" */
+	SH_OK("v=$('%s/sbin/snapctl' --version | cut -d' ' -f2); for p in man8/snapctl.8 "
+	      "man3/libsnapfs.3; do mandoc -Tascii '%s/share/man/'$p | tail -1 | "
+	      "grep -q \"^snapfs $v .* snapfs $v\\$\" || { echo $p; exit 1; }; done",
+	      pfx, pfx);
 	SH_OK("set -e; n=0; for f in $(find '%s/share/man' -type f -name '*.[0-9]'); do "
 	      "mandoc -Tlint -Wwarning \"$f\"; n=$((n+1)); done; test $n -ge 3",
 	      pfx);

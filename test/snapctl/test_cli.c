@@ -36,10 +36,10 @@
 
 static char *src, *mnt;
 static struct tu_mount m;
-static int run_uid = -1; /* run snapctl as this user (and group) when >= 0 */
-static const char *mnt2; /* a second mount of the test's, kept visible too */
-static int run_tty;	 /* stderr on a pseudo-terminal */
-static int run_sigint;	 /* start with SIGINT pending */
+static int run_uid = -1;    /* run snapctl as this user (and group) when >= 0 */
+static const char *mnt2;    /* a second mount of the test's, kept visible too */
+static int run_tty;	    /* stderr on a pseudo-terminal */
+static int run_sigint;	    /* start with SIGINT pending */
 static const char *run_exe; /* run this instead of snapctl (argv[0] stays snapctl's) */
 
 static void setup(void)
@@ -1077,7 +1077,7 @@ Test(snapctl, bash_completion_offers_commands_options_ids_labels_columns_paths)
 	expect(run("pin", "-l", "nightly", "file1"), 0, "1\n", "");
 	expect(run("pin", "-l", "weekly", "file2"), 0, "2\n", "");
 	cr_assert_str_eq(complete("snapctl "), "check\ndiff\nhelp\nlist\nmounts\npin\nprune\n"
-					      "release\nrestore\nshow\nstats\n");
+					       "release\nrestore\nshow\nstats\n");
 	cr_assert_str_eq(complete("snapctl pr"), "prune\n");
 	cr_assert_str_eq(complete("snapctl list --js"), "--json\n");
 	cr_assert_str_eq(complete("snapctl pin --ex"), "--expire\n");
