@@ -7,6 +7,7 @@
  * anything that would create or replace it.
  */
 #include "sfs_i.h"
+#include "path.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -115,24 +116,27 @@ static void make_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, m
 		fuse_reply_err(req, err);
 		return;
 	}
-	struct sfs_cred c;
-	int rc = cred_enter(req, &c);
+	struct sfs_cred c = {0};
+	int pfd = inode_fd(parent);
+	int rc = pfd < 0 ? pfd : cred_enter(req, &c);
 	if (rc)
 		goto out;
 	switch (kind) {
 	case MK_DIR:
-		rc = mkdirat(parent->fd, name, mode);
+		rc = mkdirat(pfd, name, mode);
 		break;
 	case MK_SYMLINK:
-		rc = symlinkat(link, parent->fd, name);
+		rc = symlinkat(link, pfd, name);
 		break;
 	case MK_NOD:
-		rc = mknodat(parent->fd, name, mode, rdev);
+		rc = mknodat(pfd, name, mode, rdev);
 		break;
 	}
 	rc = rc ? -errno : 0;
 out:
 	cred_leave(&c);
+	if (pfd >= 0)
+		inode_fd_put(parent);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -162,13 +166,17 @@ void sfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *
 		fuse_reply_err(req, err);
 		return;
 	}
-	char proc[64];
-	inode_procpath(inode, proc);
-	struct sfs_cred c;
-	int rc = cred_enter(req, &c);
-	if (rc == 0 && linkat(AT_FDCWD, proc, parent->fd, newname, AT_SYMLINK_FOLLOW))
+	char proc[PROCFD_PATH_LEN];
+	struct sfs_cred c = {0};
+	int fd = inode_fd(inode), pfd = fd < 0 ? -1 : inode_fd(parent);
+	int rc = fd < 0 ? fd : pfd < 0 ? pfd : cred_enter(req, &c);
+	if (rc == 0 && linkat(AT_FDCWD, procfd_path(fd, proc), pfd, newname, AT_SYMLINK_FOLLOW))
 		rc = -errno;
 	cred_leave(&c);
+	if (pfd >= 0)
+		inode_fd_put(parent);
+	if (fd >= 0)
+		inode_fd_put(inode);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -190,8 +198,13 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name
 		rc = cred_enter(req, &c);
 	else
 		c.switched = 0;
-	if (rc == 0 && unlinkat(parent->fd, name, flags))
+	int pfd = rc ? -1 : inode_fd(parent);
+	if (rc == 0 && pfd < 0)
+		rc = pfd;
+	if (rc == 0 && unlinkat(pfd, name, flags))
 		rc = -errno;
+	if (pfd >= 0)
+		inode_fd_put(parent);
 	cred_leave(&c);
 	cow_victim_done(victim);
 	fuse_reply_err(req, -rc);
@@ -232,8 +245,15 @@ void sfs_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name, fuse_in
 		rc = cred_enter(req, &c);
 	else
 		c.switched = 0;
-	if (rc == 0 && renameat2(parent->fd, name, newparent->fd, newname, flags))
+	int pfd = rc ? -1 : inode_fd(parent), npfd = pfd < 0 ? -1 : inode_fd(newparent);
+	if (rc == 0 && (pfd < 0 || npfd < 0))
+		rc = pfd < 0 ? pfd : npfd;
+	if (rc == 0 && renameat2(pfd, name, npfd, newname, flags))
 		rc = -errno;
+	if (npfd >= 0)
+		inode_fd_put(newparent);
+	if (pfd >= 0)
+		inode_fd_put(parent);
 	cred_leave(&c);
 	cow_victim_done(victim);
 	fuse_reply_err(req, -rc);

@@ -63,8 +63,7 @@ int snapview_init(struct sfs *fs)
 		return -ENOMEM;
 	struct sfs_inode *r = &fs->vroot;
 	r->kind = SFS_VROOT;
-	r->fd = -1;
-	r->rfd = -1;
+	r->cfd = -1;
 	r->type = S_IFDIR;
 	r->vpath = "";
 	r->vst.st_mode = S_IFDIR | 0555;
@@ -118,8 +117,7 @@ static struct sfs_inode *vnode_get(uint64_t snap, const char *path, enum sfs_kin
 		return NULL;
 	}
 	n->kind = kind;
-	n->fd = -1;
-	n->rfd = -1;
+	n->cfd = -1;
 	n->snap = snap;
 	n->fid = fid;
 	n->vst = *st;
