@@ -339,6 +339,9 @@ void snapview_release(struct sfs *fs);
 int snapview_lookup(fuse_req_t req, struct sfs_inode *parent, const char *name,
 		    struct fuse_entry_param *e);
 void snapview_forget(struct sfs_inode *inode, uint64_t n);
+/* Let the kernel drop the view of released snapshots (from the tick thread,
+ * never from a request), so their nodes are forgotten and freed. */
+void snapview_prune(struct sfs *fs);
 void snapview_getattr(fuse_req_t req, struct sfs_inode *inode);
 void snapview_opendir(fuse_req_t req, struct sfs_inode *inode, struct fuse_file_info *fi);
 void snapview_readdir(fuse_req_t req, struct sfs_inode *inode, size_t size, off_t off,

@@ -307,3 +307,8 @@ ssize_t snapview_xattr(struct sfs_inode *inode, const char *name, char *buf, siz
 		return name ? -ENODATA : 0;
 	return treeview_xattr(inode, name, buf, size);
 }
+
+void snapview_prune(struct sfs *fs)
+{
+	vnode_prune(fs);
+}

@@ -49,6 +49,8 @@ void vnode_release(struct sfs *fs);
 struct sfs_inode *vnode_get(uint64_t snap, const char *path, enum sfs_kind kind, uint64_t fid,
 			    const struct stat *st, struct vnode_extra *x);
 void vnode_forget(struct sfs_inode *inode, uint64_t n);
+/* Tell the kernel to drop the ID directories of released snapshots. */
+void vnode_prune(struct sfs *fs);
 
 /* A directory listing, made whole at opendir and served by index. */
 struct vdir {
