@@ -151,14 +151,20 @@ static uint64_t node_fid(const struct sfs_inode *n)
 	return store_ns_nid(n->sf, &nid) == 0 ? nid : 0;
 }
 
-static void fill_entry(struct fuse_entry_param *e, struct sfs_inode *n)
+/* The attributes of a node never change. Names below the ID directory
+ * never change either, so the kernel may cache them, and a walk of the view
+ * costs one lookup per name, as on the live tree; the ID's own entry is
+ * never cached, so a released snapshot vanishes at once (the path to every
+ * name under it is checked again). Serving other users without
+ * default_permissions, our lookup is the only permission check on the way
+ * (the kernel's cache would skip it), so nothing is cached then. */
+static void fill_entry(struct fuse_entry_param *e, struct sfs_inode *n, int id_dir)
 {
 	e->ino = (uintptr_t)n;
 	e->attr = n->vst;
-	/* Released snapshots must vanish at once: no entry caching; the
-	 * attributes of a node never change. */
-	e->entry_timeout = 0;
 	e->attr_timeout = sfs.o.timeout;
+	e->entry_timeout =
+	    id_dir || (sfs.cred_switch && !sfs.o.default_permissions) ? 0 : sfs.o.timeout;
 }
 
 int treeview_root(fuse_req_t req, const struct store_snap_meta *m, struct fuse_entry_param *e)
@@ -183,7 +189,7 @@ int treeview_root(fuse_req_t req, const struct store_snap_meta *m, struct fuse_e
 	struct sfs_inode *n = vnode_get(m->id, "", SFS_TNODE, 0, &st, &x);
 	if (!n)
 		return -ENOMEM;
-	fill_entry(e, n);
+	fill_entry(e, n, 1);
 	return 0;
 }
 
@@ -296,7 +302,7 @@ int treeview_lookup(fuse_req_t req, struct sfs_inode *parent, const char *name,
 	struct sfs_inode *n = vnode_get(parent->snap, path, SFS_TNODE, fid, &st, &x);
 	if (!n)
 		return -ENOMEM;
-	fill_entry(e, n);
+	fill_entry(e, n, 0);
 	return 0;
 }
 
