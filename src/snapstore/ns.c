@@ -249,8 +249,11 @@ int store_ns_entry(struct store *st, struct store_file *dir, const char *name,
 	size_t few[NS_FEW], *idx = few, n = 0;
 	int pinned = 0;
 	uint64_t m = __atomic_load_n(&st->ns->max_live, __ATOMIC_ACQUIRE);
-	if (!m || !dir || !name || !*name || dir->st != st || (child && child->st != st))
-		return m ? -EINVAL : 0;
+	if (!dir || !name || !*name || strchr(name, '/') || !strcmp(name, ".") ||
+	    !strcmp(name, "..") || dir->st != st || (child && child->st != st))
+		return -EINVAL;
+	if (!m)
+		return 0;
 	pthread_mutex_lock(&st->mu);
 	uint64_t dnid = 0, cnid = 0, t = 0;
 	int rc = ns_nid(dir, 0, &dnid);

@@ -91,8 +91,8 @@ int store_tree_attr(struct store *st, uint64_t id, struct store_file *sf, struct
 	int found = 0;
 	pthread_mutex_lock(&st->mu);
 	int rc = tree_get(st, id, &x);
-	if (!rc)
-		rc = ns_nid(sf, 0, &nid);
+	if (!rc && !(rc = ns_load(sf))) /* once per node: later calls need no lookup */
+		nid = sf->fid;
 	if (!rc && nid) {
 		rc = nsidx_attr_at(st->ns->nx, nid, x.epoch, &a, buf, buflen);
 		found = !rc;
