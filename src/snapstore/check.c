@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * store_check: an fsck of the index against the block file. Read-only; runs
+ * store_check: an fsck of the index against the block file, and a scrub of
+ * every preserved block against its checksum. Read-only; runs
  * under the store mutex, so it sees no half-done release. Space a hook has
  * allocated but not yet committed is allocated-but-unreferenced: that is
  * only a problem when no hook is in flight.
@@ -113,6 +114,38 @@ static void check_orphans(struct chk *k, uint64_t fsize, uint64_t g, uint64_t *u
 	}
 }
 
+/* Every data extent's blocks against their checksums (reads the whole block
+ * file: a scrub). */
+static int verify_ext(void *arg, const struct ext *e, const uint32_t *sums)
+{
+	struct chk *k = arg;
+	struct store *st = k->st;
+	if (!sums) {
+		if (st->sums_all)
+			problem(&k[0],
+				"extent fid %" PRIu64 " blk %" PRIu64
+				": no checksums, or not one per block (an edited index row)",
+				e->fid, e->blk);
+		return 0;
+	}
+	uint32_t *got = malloc(e->nblk * sizeof(*got));
+	if (!got)
+		return -ENOMEM;
+	int rc =
+	    blk_sums(&st->blk, (uint64_t)e->loc, e->nblk, e->fid, e->blk, e->efrom, e->eto, got);
+	for (uint32_t i = 0; !rc && i < e->nblk; i++)
+		if (got[i] != sums[i])
+			problem(
+			    k,
+			    "extent fid %" PRIu64 " blk %" PRIu64 " epochs [%" PRIu64 ", %" PRIu64
+			    "): block %u does not match its checksum (block-file offset %" PRIu64
+			    ")",
+			    e->fid, e->blk, e->efrom, e->eto, i,
+			    (uint64_t)e->loc + (uint64_t)i * st->bs);
+	free(got);
+	return rc;
+}
+
 int store_check(struct store *st, int (*fn)(void *arg, const char *problem), void *arg)
 {
 	struct chk k = {.st = st, .fn = fn, .arg = arg};
@@ -124,6 +157,8 @@ int store_check(struct store *st, int (*fn)(void *arg, const char *problem), voi
 
 	pthread_mutex_lock(&st->mu);
 	int rc = extidx_ext_each(st->x, grab, &k);
+	if (!rc)
+		rc = extidx_ext_each_sums(st->x, verify_ext, &k);
 	if (!rc)
 		rc = extidx_files_all(st->x, &files, &nfiles);
 	if (!rc)
@@ -205,6 +240,20 @@ int store_check(struct store *st, int (*fn)(void *arg, const char *problem), voi
 		if (!bsearch(&sfs[i].fid, fids, nfiles, sizeof(*fids), cmp_u64))
 			problem(&k, "snapshot %" PRIu64 " file %s: fid %" PRIu64 " unknown",
 				sfs[i].snap, sfs[i].path, sfs[i].fid);
+	if (st->lost_tx)
+		problem(&k,
+			"the index lost %" PRIu64
+			" committed transactions before this open (its WAL "
+			"was deleted or damaged): snapshots and copies made in them are gone",
+			st->lost_tx);
+	for (size_t i = 0; i < st->nsnaps; i++)
+		if (st->snaps[i].damaged)
+			problem(&k,
+				"snapshot %" PRIu64
+				" is unreadable: the store was damaged (a truncated "
+				"block file or lost index transactions; see the log at open): "
+				"release it",
+				st->snaps[i].id);
 	for (size_t i = 0; i < nsfs; i++)
 		if (!store_snap_find(st, sfs[i].snap))
 			problem(&k, "snap_files row for unknown snapshot %" PRIu64, sfs[i].snap);

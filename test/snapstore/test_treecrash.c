@@ -31,8 +31,9 @@ static void sp(char *out, size_t len, const char *rel)
 	tu_path(out, len, fx_src, rel);
 }
 
-/* The daemon's save of the node at rel, if it exists; its store_file in *out
- * (a new reference) when out is not NULL. */
+/* The daemon's step before changing the node at rel, if it exists: take its
+ * write lock and save it when a tree snapshot needs it. *out gets the
+ * store_file (write-locked; d_done() unlocks and puts it). */
 static int d_save(const char *rel, struct store_file **out)
 {
 	char p[1024];
@@ -42,13 +43,20 @@ static int d_save(const char *rel, struct store_file **out)
 		return -errno;
 	struct store_file *sf;
 	cr_assert_eq(store_file_get(fx_st, fd, &sf), 0);
+	store_file_wrlock(sf);
 	cr_assert_eq(tf_save(sf, fd), 0);
 	close(fd);
-	if (out)
-		*out = sf;
-	else
-		store_file_put(sf);
+	*out = sf;
 	return 0;
+}
+
+/* After the change: the unlock records it (marks), then the reference goes. */
+static void d_done(struct store_file *sf)
+{
+	if (!sf)
+		return;
+	store_file_unlock(sf);
+	store_file_put(sf);
 }
 
 static struct store_file *d_get(const char *rel)
@@ -93,7 +101,7 @@ static void d_write(const char *rel, off_t off, size_t len, int seed)
 	tu_fill(buf, len, (uint64_t)seed);
 	fx_pwrite(fd, buf, len, off);
 	close(fd);
-	store_file_put(sf);
+	d_done(sf);
 }
 
 static void d_unlink(const char *dir, const char *name)
@@ -104,8 +112,8 @@ static void d_unlink(const char *dir, const char *name)
 	struct stat sb;
 	if (lstat(p, &sb))
 		return;
-	struct store_file *sf;
-	d_save(dir, NULL);
+	struct store_file *sf, *d;
+	d_save(dir, &d);
 	d_save(rel, &sf);
 	d_entry(dir, name);
 	if (S_ISREG(sb.st_mode) && sb.st_nlink == 1) {
@@ -113,8 +121,9 @@ static void d_unlink(const char *dir, const char *name)
 		cr_assert_eq(store_cow_unlink(sf, fd), 0);
 		close(fd);
 	}
-	store_file_put(sf);
 	cr_assert_eq(S_ISDIR(sb.st_mode) ? rmdir(p) : unlink(p), 0);
+	d_done(sf);
+	d_done(d);
 }
 
 static void d_rename(const char *sd, const char *sn, const char *dd, const char *dn)
@@ -128,10 +137,11 @@ static void d_rename(const char *sd, const char *sn, const char *dd, const char 
 	if (lstat(s, &sb))
 		return;
 	int over = !lstat(d, &db);
-	d_save(sd, NULL);
-	d_save(dd, NULL);
-	d_save(sr, NULL);
-	struct store_file *y = NULL;
+	struct store_file *a, *b = NULL, *x, *y = NULL;
+	d_save(sd, &a);
+	if (strcmp(sd, dd))
+		d_save(dd, &b);
+	d_save(sr, &x);
 	if (over)
 		d_save(dr, &y);
 	d_entry(sd, sn);
@@ -141,8 +151,11 @@ static void d_rename(const char *sd, const char *sn, const char *dd, const char 
 		cr_assert_eq(store_cow_unlink(y, fd), 0);
 		close(fd);
 	}
-	store_file_put(y);
 	cr_assert_eq(rename(s, d), 0, "rename %s %s: %s", s, d, strerror(errno));
+	d_done(y);
+	d_done(x);
+	d_done(b);
+	d_done(a);
 }
 
 static void d_create(const char *dir, const char *name, int type)
@@ -153,7 +166,8 @@ static void d_create(const char *dir, const char *name, int type)
 	struct stat sb;
 	if (!lstat(p, &sb))
 		return;
-	d_save(dir, NULL);
+	struct store_file *d;
+	d_save(dir, &d);
 	d_entry(dir, name);
 	if (type == 'd')
 		cr_assert_eq(mkdir(p, 0750), 0);
@@ -164,17 +178,20 @@ static void d_create(const char *dir, const char *name, int type)
 	struct store_file *sf = d_get(rel);
 	store_ns_born(sf);
 	store_file_put(sf);
+	d_done(d);
 }
 
 static void d_meta(const char *rel)
 {
 	char p[1024];
 	sp(p, sizeof(p), rel);
-	if (d_save(rel, NULL))
+	struct store_file *sf;
+	if (d_save(rel, &sf))
 		return;
 	cr_assert_eq(chmod(p, 0700), 0);
 	cr_assert_eq(setxattr(p, "trusted.crash", "yes", 3, 0), 0);
 	cr_assert_eq(lchown(p, 1000, 1000), 0);
+	d_done(sf);
 }
 
 static void d_truncate(const char *rel, off_t size)
@@ -188,7 +205,7 @@ static void d_truncate(const char *rel, off_t size)
 	cr_assert_eq(store_cow_truncate(sf, fd, (uint64_t)size), 0);
 	cr_assert_eq(ftruncate(fd, size), 0);
 	close(fd);
-	store_file_put(sf);
+	d_done(sf);
 }
 
 /* The child's script: every kind of change, each tolerant of a state a
