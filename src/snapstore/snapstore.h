@@ -353,6 +353,11 @@ void store_ns_born(struct store_file *sf);
  */
 int store_tree_attr(struct store *st, uint64_t id, struct store_file *sf, struct store_attr *out,
 		    char *buf, size_t buflen);
+/* The same for a caller that has just stat'ed the live node (under its read
+ * lock): the staleness check uses live->st_ctim instead of opening the node
+ * by handle (saves an open_by_handle_at per call). live NULL: as above. */
+int store_tree_attr_st(struct store *st, uint64_t id, struct store_file *sf,
+		       const struct stat *live, struct store_attr *out, char *buf, size_t buflen);
 /* The same by nid, for nodes reached through a saved entry (which may be gone
  * live): 1 means open it with store_fid_open and stat it. */
 int store_tree_attr_fid(struct store *st, uint64_t id, uint64_t fid, struct store_attr *out,

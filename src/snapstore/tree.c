@@ -85,6 +85,12 @@ static int fid_handle(struct store *st, uint64_t fid, unsigned char *h, uint32_t
 int store_tree_attr(struct store *st, uint64_t id, struct store_file *sf, struct store_attr *out,
 		    char *buf, size_t buflen)
 {
+	return store_tree_attr_st(st, id, sf, NULL, out, buf, buflen);
+}
+
+int store_tree_attr_st(struct store *st, uint64_t id, struct store_file *sf,
+		       const struct stat *live, struct store_attr *out, char *buf, size_t buflen)
+{
 	struct nstree x;
 	struct nsidx_attr a;
 	uint64_t nid = 0;
@@ -106,6 +112,8 @@ int store_tree_attr(struct store *st, uint64_t id, struct store_file *sf, struct
 		attr_out(&a, out);
 		return 0;
 	}
+	if (live)
+		return store_ts_ns(&live->st_ctim) > x.created_ns ? -EIO : 1;
 	return live_unchanged(st, sf->handle, sf->hlen, x.created_ns);
 }
 

@@ -4,7 +4,8 @@
  * (directories, files with bytes, symlinks, hard links, modes, owners,
  * xattrs) and random operations applied to a real directory through the
  * store's hooks in the daemon's order (need -> save, entry -> change), with
- * random tree pins (of the root or a subdirectory), releases and store
+ * random tree pins (of the root or a subdirectory; pinned or ephemeral),
+ * releases and store
  * close/reopen. After every step the live tree must equal the model, and
  * every live tree snapshot, rebuilt through the read API plus the live
  * nodes it defers to (opened by handle), must equal the model's manifest
@@ -12,6 +13,8 @@
  * a failure names the seed and the step. Also: 1,000 live tree snapshots
  * with changes between them, checked, reopened and released (no extent left).
  */
+#include <sqlite3.h>
+
 #include "tree_fx.h"
 
 #define MBS	512u
@@ -45,7 +48,7 @@ struct mnode {
 
 struct msnap {
 	uint64_t id;
-	int root;
+	int root, eph;
 	char *man;
 };
 
@@ -517,10 +520,12 @@ static void op_pin(struct tmodel *m)
 	int r = rnd(m, 2) ? 0 : rand_node(m, N_DIR);
 	char rel[1024];
 	rel_path(m, 0, r, rel, sizeof(rel));
-	struct store_pin p = {.kind = STORE_PINNED, .label = "tree"};
+	int eph = rnd(m, 4) == 0; /* some ephemeral: dropped at reopen */
+	struct store_pin p = {.kind = eph ? STORE_EPHEMERAL : STORE_PINNED, .label = "tree"};
 	struct msnap *s = &m->s[m->ns];
 	OK(store_pin_tree(fx_st, &p, node_sf(m, r), rel, &s->id), "pin_tree");
 	s->root = r;
+	s->eph = eph;
 	s->man = model_manifest(m, r);
 	m->ns++;
 }
@@ -542,6 +547,15 @@ static void op_reopen(struct tmodel *m)
 		m->n[i].sf = NULL;
 	}
 	fx_reopen();
+	for (int i = 0; i < m->ns;) { /* ephemeral snapshots die with the store */
+		if (!m->s[i].eph) {
+			i++;
+			continue;
+		}
+		cr_assert_eq(store_snap_is_tree(fx_st, m->s[i].id, NULL, NULL, 0), -ENOENT);
+		free(m->s[i].man);
+		m->s[i] = m->s[--m->ns];
+	}
 }
 
 static void verify_snap(struct tmodel *m, int i)
@@ -706,4 +720,48 @@ Test(tree, thousand_live_trees)
 	fx_check();
 	verify(m);
 	model_end(m);
+}
+
+/* store_check reports namespace rows that break the invariants: overlapping
+ * ranges of one node, a row no tree snapshot needs, an unknown child. */
+Test(tree, check_reports_bad_rows)
+{
+	struct tmodel *m = model_new(7);
+	op_create(m, N_REG);
+	op_create(m, N_DIR);
+	op_pin(m);
+	for (int k = 0; k < 20; k++)
+		op_change(m);
+	fx_check();
+	for (int i = 0; i < MAXN; i++) {
+		store_file_put(m->n[i].sf);
+		m->n[i].sf = NULL;
+	}
+	store_close(fx_st);
+	fx_st = NULL;
+	char db[1024];
+	tu_path(db, sizeof(db), fx_dir, "index.db");
+	sqlite3 *h;
+	cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+	int n = 0;
+	sqlite3_stmt *q;
+	cr_assert_eq(sqlite3_prepare_v2(h, "SELECT count(*) FROM ns_attr", -1, &q, NULL), 0);
+	cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+	n = sqlite3_column_int(q, 0);
+	sqlite3_finalize(q);
+	cr_assert(n > 0, "the changes left no attribute row");
+	cr_assert_eq(
+	    sqlite3_exec(h,
+			 "INSERT INTO ns_attr(nid, efrom, eto, mode) VALUES "
+			 "(123456, 0, 2, 0), (123456, 1, 2, 0);"
+			 "INSERT INTO ns_entry(dir, name, efrom, eto, child, ctype) VALUES "
+			 "(1, 'zz', 0, 1, 999999, 0);",
+			 NULL, NULL, NULL),
+	    SQLITE_OK, "%s", sqlite3_errmsg(h));
+	sqlite3_close(h);
+	fx_open_bs(MBS, 0);
+	int problems = store_check(fx_st, NULL, NULL);
+	cr_assert_geq(problems, 2, "store_check found %d problems", problems);
+	free(m->s[0].man);
+	free(m);
 }

@@ -374,9 +374,15 @@ Test(treecrash, change_behind_the_store_is_stale_not_live)
 	struct store_attr a;
 	char buf[4096];
 	cr_assert_eq(store_tree_attr(fx_st, id, sf, &a, buf, sizeof(buf)), -EIO);
+	struct stat sb;
+	cr_assert_eq(lstat(p, &sb), 0);
+	cr_assert_eq(store_tree_attr_st(fx_st, id, sf, &sb, &a, buf, sizeof(buf)), -EIO);
 	store_file_put(sf);
 	/* an unchanged node still reads live */
 	sf = d_get("d1/f0");
 	cr_assert_eq(store_tree_attr(fx_st, id, sf, &a, buf, sizeof(buf)), 1);
+	sp(p, sizeof(p), "d1/f0");
+	cr_assert_eq(lstat(p, &sb), 0);
+	cr_assert_eq(store_tree_attr_st(fx_st, id, sf, &sb, &a, buf, sizeof(buf)), 1);
 	store_file_put(sf);
 }

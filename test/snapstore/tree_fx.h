@@ -323,6 +323,9 @@ static void tf_snap_visit(struct tf_snap *c, const char *path, uint64_t nid, int
 		cr_assert_eq(store_file_get(c->st, livefd, &sf), 0);
 		cr_assert_eq(store_ns_nid(sf, &nid), 0);
 		rc = store_tree_attr(c->st, c->id, sf, &a, buf, TF_BUF);
+		struct stat lsb; /* the daemon's way: its own stat of the live node */
+		cr_assert_eq(fstat(livefd, &lsb), 0);
+		cr_assert_eq(store_tree_attr_st(c->st, c->id, sf, &lsb, &a, buf, TF_BUF), rc);
 	} else {
 		rc = store_tree_attr_fid(c->st, c->id, nid, &a, buf, TF_BUF);
 	}
