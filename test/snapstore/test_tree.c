@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * Tree snapshots, model-based: an in-memory model of a small namespace
- * (directories, files with bytes, symlinks, hard links, modes, owners,
- * xattrs) and random operations applied to a real directory through the
+ * (directories, files with bytes, symlinks, FIFOs, hard links, modes,
+ * owners, xattrs) and random operations applied to a real directory through the
  * store's hooks in the daemon's order (need -> save, entry -> change), with
  * random tree pins (of the root or a subdirectory; pinned or ephemeral),
  * releases and store
@@ -24,7 +24,7 @@
 #define MAXSNAP 1000 /* the model test keeps at most maxsnap of them */
 #define NXA	3
 
-enum { N_FREE, N_DIR, N_REG, N_LNK };
+enum { N_FREE, N_DIR, N_REG, N_LNK, N_FIFO };
 
 struct ment {
 	char name[8];
@@ -172,7 +172,10 @@ static void model_walk(struct tmodel *m, struct tf_man *man, int d, const char *
 			continue;
 		}
 		snprintf(key, sizeof(key), "n%d", c);
-		uint32_t mode = (y->type == N_REG ? S_IFREG : S_IFLNK) | y->perm;
+		uint32_t mode = (y->type == N_REG    ? S_IFREG
+				 : y->type == N_FIFO ? S_IFIFO
+						     : S_IFLNK) |
+				y->perm;
 		tf_emit(man, cp, mode, y->uid, links(m, c), y->target, strlen(y->target), xa,
 			pack_x(y, xa), y->data, y->size, key);
 	}
@@ -271,7 +274,10 @@ static void save(struct tmodel *m, int x)
 
 static uint32_t ntype(struct tmodel *m, int x)
 {
-	return m->n[x].type == N_DIR ? S_IFDIR : m->n[x].type == N_REG ? S_IFREG : S_IFLNK;
+	return m->n[x].type == N_DIR	? S_IFDIR
+	       : m->n[x].type == N_REG	? S_IFREG
+	       : m->n[x].type == N_FIFO ? S_IFIFO
+					: S_IFLNK;
 }
 
 static void entry(struct tmodel *m, int d, const char *name, int x)
@@ -322,6 +328,9 @@ static void op_create(struct tmodel *m, int type)
 	y->perm = type == N_LNK ? 0777 : type == N_DIR ? 0755 : 0644;
 	if (type == N_DIR) {
 		cr_assert_eq(mkdir(p, 0755), 0);
+	} else if (type == N_FIFO) {
+		cr_assert_eq(mkfifo(p, 0640), 0);
+		y->perm = 0640;
 	} else if (type == N_LNK) {
 		snprintf(y->target, sizeof(y->target), "t%u", rnd(m, 1000));
 		cr_assert_eq(symlink(y->target, p), 0);
@@ -486,6 +495,8 @@ static void op_meta(struct tmodel *m)
 	char p[1024];
 	node_path(m, x, p, sizeof(p));
 	unsigned what = rnd(m, 3);
+	if ((y->type == N_LNK || y->type == N_FIFO) && what == 2)
+		what = 1; /* no xattrs on those */
 	if (y->type == N_LNK && what != 1)
 		what = 1;
 	save(m, x);
@@ -605,8 +616,10 @@ static void op_change(struct tmodel *m)
 		op_create(m, N_REG);
 	else if (op < 18)
 		op_create(m, N_DIR);
-	else if (op < 22)
+	else if (op < 21)
 		op_create(m, N_LNK);
+	else if (op < 22)
+		op_create(m, N_FIFO);
 	else if (op < 36)
 		op_write(m);
 	else if (op < 42)

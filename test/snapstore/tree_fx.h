@@ -125,7 +125,11 @@ static uint64_t tf_hash(const void *p, size_t n)
 
 static char tf_type(uint32_t mode)
 {
-	return S_ISDIR(mode) ? 'd' : S_ISREG(mode) ? 'f' : S_ISLNK(mode) ? 'l' : '?';
+	return S_ISDIR(mode)	? 'd'
+	       : S_ISREG(mode)	? 'f'
+	       : S_ISLNK(mode)	? 'l'
+	       : S_ISFIFO(mode) ? 'p'
+				: '?';
 }
 
 /* One node: mode, uid, nlink, size; target (symlinks), packed xattrs, bytes
