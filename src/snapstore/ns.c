@@ -218,6 +218,10 @@ int store_ns_save(struct store_file *sf, int fd, const struct store_attr *now)
 	a.nid = nid;
 	if (!rc)
 		rc = nsidx_attr_insert(st->ns->nx, &a);
+	if (!rc && reg) /* what the file shows now, as a pin records it: recovery after a
+			   crash before the change finds the file as recorded, not stale */
+		rc = extidx_file_set_stat(st->x, nid, now->ino, now->size, store_ts_ns(&now->mtime),
+					  store_ts_ns(&now->ctime));
 	if (rc) {
 		extidx_rollback(st->x);
 		goto out;

@@ -377,6 +377,12 @@ int store_tree_entries(struct store *st, uint64_t id, uint64_t dir_fid,
 		       int (*fn)(void *arg, const char *name, uint64_t child_fid,
 				 uint32_t child_type),
 		       void *arg);
+/* The same from the first name (bytewise) after `after` (NULL or "": from
+ * the start), for a readdir resumed at an offset: one seek, not a rescan. */
+int store_tree_entries_after(struct store *st, uint64_t id, uint64_t dir_fid, const char *after,
+			     int (*fn)(void *arg, const char *name, uint64_t child_fid,
+				       uint32_t child_type),
+			     void *arg);
 /* Bytes [off, off + len) of regular file fid as at the snapshot, clipped to
  * size_at_s (from store_tree_attr): preserved blocks where the file changed,
  * else the live file. -EIO when stale or a needed block is missing. Takes the

@@ -172,13 +172,21 @@ int store_tree_entries(struct store *st, uint64_t id, uint64_t dir_fid,
 				 uint32_t child_type),
 		       void *arg)
 {
+	return store_tree_entries_after(st, id, dir_fid, NULL, fn, arg);
+}
+
+int store_tree_entries_after(struct store *st, uint64_t id, uint64_t dir_fid, const char *after,
+			     int (*fn)(void *arg, const char *name, uint64_t child_fid,
+				       uint32_t child_type),
+			     void *arg)
+{
 	struct nstree x;
 	struct nsidx_entry *e = NULL;
 	size_t n = 0;
 	pthread_mutex_lock(&st->mu);
 	int rc = tree_get(st, id, &x);
 	if (!rc && dir_fid)
-		rc = nsidx_entries(st->ns->nx, dir_fid, x.epoch, &e, &n);
+		rc = nsidx_entries_after(st->ns->nx, dir_fid, x.epoch, after, &e, &n);
 	pthread_mutex_unlock(&st->mu);
 	for (size_t i = 0; i < n && !rc; i++)
 		rc = fn(arg, e[i].name, e[i].child, e[i].ctype);

@@ -377,6 +377,17 @@ static void tf_snap_visit(struct tf_snap *c, const char *path, uint64_t nid, int
 	if (S_ISDIR(a.mode)) {
 		struct tf_ents r = {0};
 		cr_assert_eq(store_tree_entries(c->st, c->id, nid, tf_ent_cb, &r), 0);
+		if (r.n) { /* a resumed listing is the rest of the full one */
+			struct tf_ents r2 = {0};
+			size_t k = r.n / 2;
+			cr_assert_eq(store_tree_entries_after(c->st, c->id, nid, r.e[k].name,
+							      tf_ent_cb, &r2),
+				     0);
+			cr_assert_eq(r2.n, r.n - k - 1);
+			for (size_t i = 0; i < r2.n; i++)
+				cr_assert_str_eq(r2.e[i].name, r.e[k + 1 + i].name);
+			free(r2.e);
+		}
 		int dfd = -1;
 		if (livefd >= 0)
 			dfd = openat(livefd, ".", O_RDONLY | O_DIRECTORY);
