@@ -127,8 +127,11 @@ void sfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 	}
 	char proc[PROCFD_PATH_LEN];
 	procfd_path(ifd, proc);
-	struct sfs_cred c;
-	int rc = cred_enter(req, &c);
+	struct sfs_cred c = {0};
+	ns_enter();
+	int rc = ns_save_inode(inode);
+	if (rc == 0)
+		rc = cred_enter(req, &c);
 	if (rc)
 		goto out;
 	if (valid & FUSE_SET_ATTR_MODE) {
@@ -167,6 +170,7 @@ void sfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 			goto out_errno;
 	}
 	cred_leave(&c);
+	ns_leave();
 	inode_fd_put(inode);
 	sfs_getattr(req, ino, fi);
 	return;
@@ -174,6 +178,7 @@ out_errno:
 	rc = -errno;
 out:
 	cred_leave(&c);
+	ns_leave();
 	inode_fd_put(inode);
 	fuse_reply_err(req, -rc);
 }
@@ -182,7 +187,7 @@ void sfs_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	char buf[PATH_MAX + 1];
 	if (sfs_virtual(inode_get(ino))) {
-		fuse_reply_err(req, EINVAL);
+		snapview_readlink(req, inode_get(ino));
 		return;
 	}
 	int fd = inode_fd(inode_get(ino));
@@ -251,8 +256,10 @@ struct sfs_xattr_args {
 static ssize_t x_get(struct sfs_inode *in, int fd, const char *name, void *val, size_t size)
 {
 	if (sfs_virtual(in)) {
-		errno = ENODATA;
-		return -1;
+		ssize_t n = snapview_xattr(in, name, val, size);
+		if (n < 0)
+			errno = (int)-n;
+		return n < 0 ? -1 : n;
 	}
 	if (S_ISLNK(in->type)) {
 		struct sfs_xattr_args a = {.value = (uintptr_t)val, .size = (uint32_t)size};
@@ -268,8 +275,12 @@ static ssize_t x_get(struct sfs_inode *in, int fd, const char *name, void *val, 
 
 static ssize_t x_list(struct sfs_inode *in, int fd, char *list, size_t size)
 {
-	if (sfs_virtual(in))
-		return 0;
+	if (sfs_virtual(in)) {
+		ssize_t n = snapview_xattr(in, NULL, list, size);
+		if (n < 0)
+			errno = (int)-n;
+		return n < 0 ? -1 : n;
+	}
 	if (S_ISLNK(in->type)) {
 		long r = syscall(SYS_listxattrat, fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, list,
 				 size);
@@ -366,10 +377,14 @@ void sfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *
 	struct sfs_cred c = {0};
 	int virt = sfs_virtual(inode);
 	int fd = virt ? -1 : inode_fd(inode);
-	int rc = !virt && fd < 0 ? fd : cred_enter(req, &c);
+	ns_enter();
+	int rc = virt ? -EROFS : fd < 0 ? fd : ns_save_inode(inode);
+	if (rc == 0)
+		rc = cred_enter(req, &c);
 	if (rc == 0 && x_set(inode, fd, name, value, size, flags))
 		rc = -errno;
 	cred_leave(&c);
+	ns_leave();
 	if (fd >= 0)
 		inode_fd_put(inode);
 	if (rc == 0 && strcmp(name, "security.capability") == 0)
@@ -383,10 +398,14 @@ void sfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	struct sfs_cred c = {0};
 	int virt = sfs_virtual(inode);
 	int fd = virt ? -1 : inode_fd(inode);
-	int rc = !virt && fd < 0 ? fd : cred_enter(req, &c);
+	ns_enter();
+	int rc = virt ? -EROFS : fd < 0 ? fd : ns_save_inode(inode);
+	if (rc == 0)
+		rc = cred_enter(req, &c);
 	if (rc == 0 && x_remove(inode, fd, name))
 		rc = -errno;
 	cred_leave(&c);
+	ns_leave();
 	if (fd >= 0)
 		inode_fd_put(inode);
 	fuse_reply_err(req, -rc);

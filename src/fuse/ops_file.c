@@ -155,7 +155,10 @@ void sfs_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t 
 	}
 	struct sfs_cred c = {0};
 	int fd = -1, pfd = inode_fd(parent);
-	int rc = pfd < 0 ? pfd : cred_enter(req, &c);
+	ns_enter();
+	int rc = pfd < 0 ? pfd : ns_entry(parent, name);
+	if (rc == 0)
+		rc = cred_enter(req, &c);
 	if (rc == 0) {
 		/* Create only: an existing file (the kernel's entry was stale) goes
 		 * through open_backing, so O_TRUNC is copied-on-write. */
@@ -167,6 +170,9 @@ void sfs_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t 
 			rc = -errno;
 	}
 	cred_leave(&c);
+	if (rc == 0)
+		ns_born(parent, name);
+	ns_leave();
 	if (pfd >= 0)
 		inode_fd_put(parent);
 	struct fuse_entry_param e;
@@ -198,7 +204,7 @@ void sfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fus
 	struct sfs_inode *inode = inode_get(ino);
 	struct sfs_file *f = file_of(fi);
 	if (f->snap) {
-		snapview_read(req, f->snap, f->fid, size, off);
+		snapview_read(req, f, size, off);
 		return;
 	}
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);

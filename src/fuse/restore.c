@@ -82,8 +82,11 @@ static int target_get(fuse_req_t req, const char *path, const struct stat *pst,
 		rc = inode_lookup(t->parent, comp, &e);
 	if (rc == -ENOENT) {
 		struct sfs_cred c = {0};
+		ns_enter();
 		int pfd = inode_fd(t->parent);
-		rc = pfd < 0 ? pfd : cred_enter(req, &c);
+		rc = pfd < 0 ? pfd : ns_entry(t->parent, comp);
+		if (rc == 0)
+			rc = cred_enter(req, &c);
 		int fd = rc ? -1 : openat(pfd, comp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
 		if (rc == 0 && fd < 0)
 			rc = -errno;
@@ -99,6 +102,9 @@ static int target_get(fuse_req_t req, const char *path, const struct stat *pst,
 		cred_leave(&c);
 		if (pfd >= 0)
 			inode_fd_put(t->parent);
+		if (rc == 0)
+			ns_born(t->parent, comp);
+		ns_leave();
 		if (rc == 0)
 			rc = inode_lookup(t->parent, comp, &e);
 		t->created = rc == 0;

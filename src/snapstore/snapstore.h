@@ -436,4 +436,8 @@ void store_set_logger(void (*fn)(int level, const char *msg));
  */
 void store_set_test_hook(void (*fn)(const char *point));
 
+/* Open the live node of sf by its handle (flags as open(2); O_PATH is
+ * fine): a new descriptor, or -ESTALE when the node is gone. */
+int store_file_open(struct store_file *sf, int flags);
+
 #endif /* SNAPSTORE_H */

@@ -103,11 +103,11 @@ struct store {
 	size_t nsnaps, capsnaps;
 	struct sf_by_handle files_h;   /* mu */
 	struct sf_by_fid files_f;      /* mu */
+	struct nstab *ns;	       /* tree snapshots (nstab.c) */
 	int reservefd, marksfd, genfd; /* side files (disk.c) */
 	int reserve_held;	       /* mu */
 	uint64_t gen;		       /* mu: the index's last committed write transaction */
 	int sums_all;		       /* every data extent carries checksums (meta "sums") */
-	struct nstab *ns;	       /* tree snapshots (nstab.c) */
 	uint64_t lost_tx;	       /* committed transactions the index lost (found at open) */
 	/* counters since open */
 	uint64_t cow_copies, cow_bytes;		/* mu */
