@@ -6,6 +6,7 @@
  * and the caller must only free space whose index rows are already
  * committed as deleted (see docs/SNAPSTORE.md, "Release").
  */
+#include "fullio.h"
 #include "blk_i.h"
 
 #include <assert.h>
@@ -222,19 +223,9 @@ static int zero_tail(struct blk *b, uint64_t off, uint64_t left)
 
 #define GATHER_BUF (4u << 20)
 
-static int write_full(struct blk *b, const char *buf, size_t len, uint64_t off)
+static int blk_write_all(struct blk *b, const char *buf, size_t len, uint64_t off)
 {
-	while (len) {
-		ssize_t w = pwrite(b->fd, buf, len, (off_t)off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return w < 0 ? -errno : -EIO;
-		buf += w;
-		len -= (size_t)w;
-		off += (uint64_t)w;
-	}
-	return 0;
+	return pwrite_full(b->fd, buf, len, (off_t)off);
 }
 
 int blk_gather(struct blk *b, int srcfd, const uint64_t (*src)[2], size_t n, uint64_t dst)
@@ -246,7 +237,7 @@ int blk_gather(struct blk *b, int srcfd, const uint64_t (*src)[2], size_t n, uin
 	int rc = 0;
 	for (size_t i = 0; i < n && !rc; i++) {
 		if (src[i][1] > GATHER_BUF) { /* a large range: copied on its own */
-			if (used && !(rc = write_full(b, buf, used, dst)))
+			if (used && !(rc = blk_write_all(b, buf, used, dst)))
 				dst += used;
 			used = 0;
 			if (!rc && !(rc = blk_copy(b, srcfd, src[i][0], dst, src[i][1])))
@@ -254,7 +245,7 @@ int blk_gather(struct blk *b, int srcfd, const uint64_t (*src)[2], size_t n, uin
 			continue;
 		}
 		if (used + src[i][1] > GATHER_BUF) {
-			if ((rc = write_full(b, buf, used, dst)))
+			if ((rc = blk_write_all(b, buf, used, dst)))
 				break;
 			dst += used;
 			used = 0;
@@ -279,7 +270,7 @@ int blk_gather(struct blk *b, int srcfd, const uint64_t (*src)[2], size_t n, uin
 		used += src[i][1];
 	}
 	if (!rc && used)
-		rc = write_full(b, buf, used, dst);
+		rc = blk_write_all(b, buf, used, dst);
 	free(buf);
 	return rc;
 }

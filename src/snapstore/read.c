@@ -14,24 +14,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fullio.h"
 #include "store_i.h"
 
-static int pread_full(int fd, char *p, uint64_t len, uint64_t off)
+/* All of [off, off + len) of the live file: shorter than at pin time and
+ * not preserved is -EIO. */
+static int pread_all(int fd, char *p, uint64_t len, uint64_t off)
 {
-	while (len) {
-		ssize_t k = pread(fd, p, len, (off_t)off);
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (k == 0)
-			return -EIO; /* shorter than at pin time and not preserved */
-		p += k;
-		off += (uint64_t)k;
-		len -= (uint64_t)k;
-	}
-	return 0;
+	ssize_t k = pread_full(fd, p, (size_t)len, (off_t)off);
+	return k < 0 ? (int)k : (uint64_t)k < len ? -EIO : 0;
 }
 
 /* Verify block b (file block number) of extent e, bs bytes at p. */
@@ -153,7 +144,7 @@ ssize_t store_snap_read(struct store *st, uint64_t id, uint64_t fid, void *buf, 
 			ee = end;
 		if (es > pos) { /* a gap: unchanged since the pin, in the live file */
 			rc = livefd < 0 ? livefd
-					: pread_full(livefd, out + (pos - off), es - pos, pos);
+					: pread_all(livefd, out + (pos - off), es - pos, pos);
 			pos = es;
 		}
 		if (rc || i == nex || ee <= pos)

@@ -21,7 +21,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -122,6 +125,9 @@ Test(install, tree_has_binaries_library_header_pc_cmake_man_helpers_units)
 	    "lib/systemd/system/snapfs@.service",
 	    "lib/systemd/system/snapfs-check@.service",
 	    "lib/systemd/system/snapfs-check@.timer",
+	    "lib/systemd/system/snapfs-snapshot@.service",
+	    "lib/systemd/system/snapfs-snapshot@.timer",
+	    "share/bash-completion/completions/snapctl",
 	    "share/doc/snapfs/examples/srv-data.mount",
 	};
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
@@ -157,6 +163,33 @@ Test(install, library_exports_exactly_the_api_of_the_header)
 	take(exported, sizeof(exported));
 	cr_assert(strstr(api, "snapfs_pin\n"), "no API parsed from snapfs.h:\n%s", api);
 	cr_assert_str_eq(exported, api, "exported:\n%s\nsnapfs.h:\n%s", exported, api);
+	/* the ABI: exactly the symbols of the checked-in list (the Debian
+	 * symbols file, which also says in which version each appeared) */
+	char listed[4096];
+	SH_OK("sed -n 's/^ \\([a-z_]*\\)@Base .*/\\1/p' '%s/debian/libsnapfs0.symbols' | sort",
+	      srcdir);
+	take(listed, sizeof(listed));
+	cr_assert_str_eq(exported, listed, "exported:\n%s\ndebian/libsnapfs0.symbols:\n%s",
+			 exported, listed);
+}
+
+Test(install, installed_binaries_pass_hardening_check)
+{
+	if (system("command -v hardening-check >/dev/null 2>&1"))
+		cr_skip_test("hardening-check (devscripts) is not installed: make deps");
+	const char *h = getenv("SNAPFS_TEST_HARDENED");
+	if (!h || strcmp(h, "1"))
+		cr_skip_test("not a hardened build (Debug, sanitizers or SNAPFS_HARDENING=OFF)");
+	/* PIE, stack protector, fortify, RELRO and BIND_NOW on each; fortify
+	 * needs an optimised build (not Debug), as in the release build.
+	 * Control-flow integrity is not asked: we compile with -fcf-protection,
+	 * but the linker keeps the IBT/SHSTK note only when every object has
+	 * it, and Debian 12's crt files and libc_nonshared.a do not (dpkg
+	 * enables it from Debian 13 on). */
+	SH_OK("hardening-check --nocfprotection '%s/sbin/snapfs' '%s/sbin/snapctl' "
+	      "'%s/libsnapfs.so' 2>&1 || { hardening-check -v '%s/sbin/snapfs' '%s/sbin/snapctl' "
+	      "'%s/libsnapfs.so'; false; }",
+	      pfx, pfx, libdir(), pfx, pfx, libdir());
 }
 
 /* A program that pins a file on a mount and reads it back through the
@@ -207,6 +240,24 @@ Test(install, program_builds_with_pkg_config_only_and_runs)
 	char exe[1024];
 	tu_path(exe, sizeof(exe), work, "prog");
 	run_against_mount(exe);
+}
+
+Test(install, libsnapfs_3_examples_build_and_the_segment_one_runs)
+{
+	/* every literal block of the installed libsnapfs(3) with a main(),
+	 * its mdoc escapes undone (\e is a backslash) */
+	const char *lib = libdir();
+	SH_OK("cd '%s' && '%s/test/install/man_examples.sh' '%s/share/man/man3/libsnapfs.3'", work,
+	      getenv("SNAPFS_SRCDIR"), pfx);
+	cr_assert_eq(atoi(out), 2, "examples with a main(): %s", out);
+	SH_OK("cd '%s' && for f in ex*.c; do cc -Wall -Werror $SNAPFS_TEST_CFLAGS -o ${f%%.c} $f "
+	      "$(PKG_CONFIG_PATH='%s/pkgconfig' pkg-config --cflags --libs snapfs) || exit 1; done",
+	      work, lib);
+	/* the segment example on a plain file (snapseg_read is then pread):
+	 * the sum of every 4096th byte */
+	SH_OK("cd '%s' && printf 'a%%4095sb%%4095s' x y > in && LD_LIBRARY_PATH='%s' ./ex2 in",
+	      work, lib);
+	cr_assert_str_eq(out, "195\n", "ex2: %s", out);
 }
 
 Test(install, program_builds_with_find_package_and_runs)
@@ -388,6 +439,11 @@ Test(install, daemon_notifies_ready_after_mount_and_stopping_at_exit)
 Test(install, man_pages_are_clean_under_mandoc_lint)
 {
 	SH_OK("command -v mandoc");
+	/* the footer names the project and its version, not "BSD" */
+	SH_OK("v=$('%s/sbin/snapctl' --version | cut -d' ' -f2); for p in man8/snapctl.8 "
+	      "man3/libsnapfs.3; do mandoc -Tascii '%s/share/man/'$p | tail -1 | "
+	      "grep -q \"^snapfs $v .* snapfs $v\\$\" || { echo $p; exit 1; }; done",
+	      pfx, pfx);
 	SH_OK("set -e; n=0; for f in $(find '%s/share/man' -type f -name '*.[0-9]'); do "
 	      "mandoc -Tlint -Wwarning \"$f\"; n=$((n+1)); done; test $n -ge 3",
 	      pfx);
@@ -404,9 +460,46 @@ Test(install, systemd_units_pass_systemd_analyze_verify)
 	SH_OK(
 	    "cd '%s/lib/systemd/system' && grep -q '^ExecStart=%s/sbin/snapfs ' snapfs@.service && "
 	    "MANPATH='%s/share/man:' systemd-analyze verify snapfs@.service "
-	    "snapfs-check@.service snapfs-check@.timer",
+	    "snapfs-check@.service snapfs-check@.timer snapfs-snapshot@.service "
+	    "snapfs-snapshot@.timer",
 	    pfx, pfx, pfx);
 	cr_assert(!strstr(out, "snapfs"), "verify complained:\n%s", out);
 	SH_OK("systemd-analyze verify --man=no '%s/share/doc/snapfs/examples/srv-data.mount'", pfx);
 	cr_assert(!strstr(out, "srv-data"), "verify complained:\n%s", out);
+}
+
+/* snapfs@.service's first ExecStartPre, run as systemd would with %f the
+ * mount point: it detaches a dead snapfs mount (its daemon killed), so a
+ * restart mounts again instead of failing in a loop, and leaves a live one
+ * alone. */
+Test(install, unit_detaches_a_dead_mount_and_leaves_a_live_one)
+{
+	char bin[1024];
+	snprintf(bin, sizeof(bin), "%s/sbin/snapfs", pfx);
+	setenv("SNAPFS_BIN", bin, 1);
+	SH_OK("sed -n \"s/^ExecStartPre=\\/bin\\/sh -c '\\(.*\\)' sh %%f$/\\1/p\" "
+	      "'%s/lib/systemd/system/snapfs@.service' > '%s/pre.sh' && test -s '%s/pre.sh'",
+	      pfx, work, work);
+	struct tu_mount m;
+	cr_assert_eq(tu_mount(&m, src, mnt, NULL), 0, "installed snapfs did not mount");
+	SH_OK(
+	    "sh -c \"$(cat '%s/pre.sh')\" sh '%s' 2>&1 && grep -q ' %s fuse.snapfs ' /proc/mounts",
+	    work, mnt, mnt);
+	cr_assert_str_eq(out, "", "a live mount: %s", out);
+	cr_assert_eq(kill(m.pid, SIGKILL), 0);
+	waitpid(m.pid, NULL, 0);
+	m.pid = -1;
+	/* statfs always asks the daemon; stat of the root may be cached */
+	struct statvfs vfs;
+	cr_assert_eq(statvfs(mnt, &vfs), -1, "the mount is not dead");
+	cr_assert_eq(errno, ENOTCONN);
+	SH_OK(
+	    "sh -c \"$(cat '%s/pre.sh')\" sh '%s' 2>&1; ! grep -q ' %s fuse.snapfs ' /proc/mounts",
+	    work, mnt, mnt);
+	char want[1200];
+	snprintf(want, sizeof(want),
+		 "snapfs: %s: dead snapfs mount (its daemon is gone); detaching it\n", mnt);
+	cr_assert_str_eq(out, want);
+	cr_assert_eq(statvfs(mnt, &vfs), 0, "still dead: %s", strerror(errno));
+	tu_umount(&m);
 }
