@@ -9,7 +9,9 @@
  *            bytes copied per byte written and index rows
  *   dir      lookups (meta, one file by path, isdir) and readdir of a 13-entry
  *            directory in snapshots of 13 .. 100,000 files: flat in n
- * Usage: bench_store [pin|cow|index|bs|dir]...  (none: all). Prints Markdown.
+ *   tree     tree pins against the number of files (bench_tree.c); 1,000 live
+ *            tree snapshots
+ * Usage: bench_store [pin|cow|index|bs|dir|tree]...  (none: all). Prints Markdown.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -407,6 +409,26 @@ static void bench_dir(void)
 	}
 }
 
+/* For bench_tree.c. */
+char bt_src[300], bt_sdir[300];
+int bt_srcfd;
+void bench_tree(void);
+struct store *bt_fresh(uint32_t bs);
+double bt_now(void);
+void bt_die(const char *what, int rc);
+struct store *bt_fresh(uint32_t bs)
+{
+	return fresh(bs);
+}
+double bt_now(void)
+{
+	return now();
+}
+void bt_die(const char *what, int rc)
+{
+	die(what, rc);
+}
+
 int main(int argc, char **argv)
 {
 	snprintf(root, sizeof(root), "/dev/shm/snapfs-bench-store-XXXXXX");
@@ -416,6 +438,9 @@ int main(int argc, char **argv)
 	snprintf(sdir, sizeof(sdir), "%s/store", root);
 	mkdir(src, 0755);
 	srcfd = open(src, O_DIRECTORY | O_RDONLY);
+	bt_srcfd = srcfd;
+	snprintf(bt_src, sizeof(bt_src), "%s", src);
+	snprintf(bt_sdir, sizeof(bt_sdir), "%s", sdir);
 	int all = argc < 2;
 	for (int i = 1; i < argc || all; i++) {
 		const char *w = all ? NULL : argv[i];
@@ -429,6 +454,8 @@ int main(int argc, char **argv)
 			bench_index();
 		if (all || !strcmp(w, "dir"))
 			bench_dir();
+		if (all || !strcmp(w, "tree"))
+			bench_tree();
 		if (all)
 			break;
 	}

@@ -19,6 +19,7 @@ pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET sqlite3)
 pkg_check_modules(LIBBSD REQUIRED IMPORTED_TARGET libbsd-overlay)
 find_package(Threads REQUIRED)
 set(PROJECT_SOURCE_DIR $top)
+add_subdirectory($top/src/common common)
 add_subdirectory($top/src/snapstore snapstore)
 add_subdirectory($here bench)
 EOC

@@ -129,6 +129,8 @@ int store_ns_need(struct store_file *sf)
 	uint64_t m = __atomic_load_n(&st->ns->max_live, __ATOMIC_ACQUIRE);
 	if (!m)
 		return 0;
+	if (store_file_tracked(sf))
+		sf->hooked = 1; /* under the write lock: store_file_unlock records the change */
 	if (!__atomic_load_n(&sf->ns_known, __ATOMIC_ACQUIRE)) {
 		pthread_mutex_lock(&st->mu);
 		int rc = ns_load(sf);
@@ -216,6 +218,10 @@ int store_ns_save(struct store_file *sf, int fd, const struct store_attr *now)
 	a.nid = nid;
 	if (!rc)
 		rc = nsidx_attr_insert(st->ns->nx, &a);
+	if (!rc && reg) /* what the file shows now, as a pin records it: recovery after a
+			   crash before the change finds the file as recorded, not stale */
+		rc = extidx_file_set_stat(st->x, nid, now->ino, now->size, store_ts_ns(&now->mtime),
+					  store_ts_ns(&now->ctime));
 	if (rc) {
 		extidx_rollback(st->x);
 		goto out;
@@ -230,6 +236,8 @@ int store_ns_save(struct store_file *sf, int fd, const struct store_attr *now)
 		    .snap = x->id, .epoch = x->epoch, .size = now->size, .kind = x->kind};
 		store_cover_add(sf, &c); /* room reserved above */
 	}
+	if (reg)
+		sf->hooked = 1; /* now tracked: the unlock records the change */
 	assert(store_cover_sanity(sf));
 out_done:
 	if (!rc)
@@ -249,8 +257,11 @@ int store_ns_entry(struct store *st, struct store_file *dir, const char *name,
 	size_t few[NS_FEW], *idx = few, n = 0;
 	int pinned = 0;
 	uint64_t m = __atomic_load_n(&st->ns->max_live, __ATOMIC_ACQUIRE);
-	if (!m || !dir || !name || !*name || dir->st != st || (child && child->st != st))
-		return m ? -EINVAL : 0;
+	if (!dir || !name || !*name || strchr(name, '/') || !strcmp(name, ".") ||
+	    !strcmp(name, "..") || dir->st != st || (child && child->st != st))
+		return -EINVAL;
+	if (!m)
+		return 0;
 	pthread_mutex_lock(&st->mu);
 	uint64_t dnid = 0, cnid = 0, t = 0;
 	int rc = ns_nid(dir, 0, &dnid);

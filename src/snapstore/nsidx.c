@@ -32,6 +32,7 @@ enum {
 	N_ENT_AT,
 	N_ENT_LAST,
 	N_ENT_DIR,
+	N_ENT_DIR_AFTER,
 	N_ENT_COV,
 	N_ENT_ALL,
 	N_REFS,
@@ -65,6 +66,8 @@ static const char *const sql_text[N_N] = {
 		   "ORDER BY efrom DESC LIMIT 1",
     [N_ENT_DIR] = "SELECT " ENT_COLS " FROM ns_entry WHERE dir = ?1 AND efrom <= ?2 AND "
 		  "eto > ?2 ORDER BY name",
+    [N_ENT_DIR_AFTER] = "SELECT " ENT_COLS " FROM ns_entry WHERE dir = ?1 AND name > ?3 AND "
+			"efrom <= ?2 AND eto > ?2 ORDER BY name",
     [N_ENT_COV] = "SELECT " ENT_COLS " FROM ns_entry WHERE eto > ?1 AND efrom <= ?1 "
 		  "ORDER BY dir, name, efrom",
     [N_ENT_ALL] = "SELECT " ENT_COLS " FROM ns_entry ORDER BY dir, name, efrom",
@@ -517,17 +520,27 @@ void nsidx_entries_free(struct nsidx_entry *a, size_t cnt)
 
 int nsidx_entries(struct nsidx *n, uint64_t dir, uint64_t at, struct nsidx_entry **out, size_t *cnt)
 {
+	return nsidx_entries_after(n, dir, at, NULL, out, cnt);
+}
+
+int nsidx_entries_after(struct nsidx *n, uint64_t dir, uint64_t at, const char *after,
+			struct nsidx_entry **out, size_t *cnt)
+{
 	*out = NULL;
 	*cnt = 0;
 	if (!n->ready)
 		return 0;
-	int which = dir ? N_ENT_DIR : at == UINT64_MAX ? N_ENT_ALL : N_ENT_COV;
+	int which = dir		       ? (after && *after ? N_ENT_DIR_AFTER : N_ENT_DIR)
+		    : at == UINT64_MAX ? N_ENT_ALL
+				       : N_ENT_COV;
 	sqlite3_stmt *s = stmt(n, which);
 	if (!s)
 		return -EIO;
 	if (dir) {
 		bind_u64(s, 1, dir);
 		bind_u64(s, 2, at);
+		if (which == N_ENT_DIR_AFTER)
+			sqlite3_bind_blob(s, 3, after, (int)strlen(after), SQLITE_STATIC);
 	} else if (at != UINT64_MAX) {
 		bind_u64(s, 1, at);
 	}

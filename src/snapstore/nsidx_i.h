@@ -76,6 +76,9 @@ int nsidx_entry_tlast(struct nsidx *n, uint64_t dir, const char *name, uint64_t 
 /* dir's rows covering s in name order (dir == 0: every directory's rows
  * covering s; s == UINT64_MAX: all rows). Names owned by the array. */
 int nsidx_entries(struct nsidx *n, uint64_t dir, uint64_t s, struct nsidx_entry **a, size_t *cnt);
+/* dir's rows covering s with names after `after` (NULL or "": all). */
+int nsidx_entries_after(struct nsidx *n, uint64_t dir, uint64_t s, const char *after,
+			struct nsidx_entry **a, size_t *cnt);
 void nsidx_entries_free(struct nsidx_entry *a, size_t cnt);
 
 /* Whether any namespace row or tree names fid (so its files row must stay). */

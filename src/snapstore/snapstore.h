@@ -313,7 +313,10 @@ int store_snap_is_tree(struct store *st, uint64_t id, uint64_t *root_fid, char *
 int store_ns_active(struct store *st);
 /* 1 if a live tree snapshot needs this node's current attributes saved before
  * it changes (call store_ns_save then), else 0, or -errno. In memory after the
- * first call on a node (one index seek then). */
+ * first call on a node (one index seek then). Call with the node's write lock
+ * held, before every change of it (also when the answer will be 0: a tracked
+ * file is then marked so that store_file_unlock records the change for crash
+ * recovery). */
 int store_ns_need(struct store_file *sf);
 /*
  * Save the node's current attributes `now` for every live tree snapshot that
@@ -353,6 +356,11 @@ void store_ns_born(struct store_file *sf);
  */
 int store_tree_attr(struct store *st, uint64_t id, struct store_file *sf, struct store_attr *out,
 		    char *buf, size_t buflen);
+/* The same for a caller that has just stat'ed the live node (under its read
+ * lock): the staleness check uses live->st_ctim instead of opening the node
+ * by handle (saves an open_by_handle_at per call). live NULL: as above. */
+int store_tree_attr_st(struct store *st, uint64_t id, struct store_file *sf,
+		       const struct stat *live, struct store_attr *out, char *buf, size_t buflen);
 /* The same by nid, for nodes reached through a saved entry (which may be gone
  * live): 1 means open it with store_fid_open and stat it. */
 int store_tree_attr_fid(struct store *st, uint64_t id, uint64_t fid, struct store_attr *out,
@@ -369,10 +377,17 @@ int store_tree_entries(struct store *st, uint64_t id, uint64_t dir_fid,
 		       int (*fn)(void *arg, const char *name, uint64_t child_fid,
 				 uint32_t child_type),
 		       void *arg);
+/* The same from the first name (bytewise) after `after` (NULL or "": from
+ * the start), for a readdir resumed at an offset: one seek, not a rescan. */
+int store_tree_entries_after(struct store *st, uint64_t id, uint64_t dir_fid, const char *after,
+			     int (*fn)(void *arg, const char *name, uint64_t child_fid,
+				       uint32_t child_type),
+			     void *arg);
 /* Bytes [off, off + len) of regular file fid as at the snapshot, clipped to
  * size_at_s (from store_tree_attr): preserved blocks where the file changed,
- * else the live file. -EIO when stale or a needed block is missing. A node
- * with no nid (store_file_fid 0) has no row: read the live file directly. */
+ * else the live file. -EIO when stale or a needed block is missing. Takes the
+ * file's read lock itself: the caller must not hold its write lock. A node
+ * with no nid (store_ns_nid 0) has no row: read the live file directly. */
 ssize_t store_tree_read(struct store *st, uint64_t id, uint64_t fid, uint64_t size_at_s, void *buf,
 			size_t len, uint64_t off);
 /* The handle of nid fid (handle_type into *htype, bytes into h, at most *hlen,

@@ -85,14 +85,20 @@ static int fid_handle(struct store *st, uint64_t fid, unsigned char *h, uint32_t
 int store_tree_attr(struct store *st, uint64_t id, struct store_file *sf, struct store_attr *out,
 		    char *buf, size_t buflen)
 {
+	return store_tree_attr_st(st, id, sf, NULL, out, buf, buflen);
+}
+
+int store_tree_attr_st(struct store *st, uint64_t id, struct store_file *sf,
+		       const struct stat *live, struct store_attr *out, char *buf, size_t buflen)
+{
 	struct nstree x;
 	struct nsidx_attr a;
 	uint64_t nid = 0;
 	int found = 0;
 	pthread_mutex_lock(&st->mu);
 	int rc = tree_get(st, id, &x);
-	if (!rc)
-		rc = ns_nid(sf, 0, &nid);
+	if (!rc && !(rc = ns_load(sf))) /* once per node: later calls need no lookup */
+		nid = sf->fid;
 	if (!rc && nid) {
 		rc = nsidx_attr_at(st->ns->nx, nid, x.epoch, &a, buf, buflen);
 		found = !rc;
@@ -106,6 +112,8 @@ int store_tree_attr(struct store *st, uint64_t id, struct store_file *sf, struct
 		attr_out(&a, out);
 		return 0;
 	}
+	if (live)
+		return store_ts_ns(&live->st_ctim) > x.created_ns ? -EIO : 1;
 	return live_unchanged(st, sf->handle, sf->hlen, x.created_ns);
 }
 
@@ -164,13 +172,21 @@ int store_tree_entries(struct store *st, uint64_t id, uint64_t dir_fid,
 				 uint32_t child_type),
 		       void *arg)
 {
+	return store_tree_entries_after(st, id, dir_fid, NULL, fn, arg);
+}
+
+int store_tree_entries_after(struct store *st, uint64_t id, uint64_t dir_fid, const char *after,
+			     int (*fn)(void *arg, const char *name, uint64_t child_fid,
+				       uint32_t child_type),
+			     void *arg)
+{
 	struct nstree x;
 	struct nsidx_entry *e = NULL;
 	size_t n = 0;
 	pthread_mutex_lock(&st->mu);
 	int rc = tree_get(st, id, &x);
 	if (!rc && dir_fid)
-		rc = nsidx_entries(st->ns->nx, dir_fid, x.epoch, &e, &n);
+		rc = nsidx_entries_after(st->ns->nx, dir_fid, x.epoch, after, &e, &n);
 	pthread_mutex_unlock(&st->mu);
 	for (size_t i = 0; i < n && !rc; i++)
 		rc = fn(arg, e[i].name, e[i].child, e[i].ctype);

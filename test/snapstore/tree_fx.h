@@ -125,7 +125,11 @@ static uint64_t tf_hash(const void *p, size_t n)
 
 static char tf_type(uint32_t mode)
 {
-	return S_ISDIR(mode) ? 'd' : S_ISREG(mode) ? 'f' : S_ISLNK(mode) ? 'l' : '?';
+	return S_ISDIR(mode)	? 'd'
+	       : S_ISREG(mode)	? 'f'
+	       : S_ISLNK(mode)	? 'l'
+	       : S_ISFIFO(mode) ? 'p'
+				: '?';
 }
 
 /* One node: mode, uid, nlink, size; target (symlinks), packed xattrs, bytes
@@ -323,6 +327,9 @@ static void tf_snap_visit(struct tf_snap *c, const char *path, uint64_t nid, int
 		cr_assert_eq(store_file_get(c->st, livefd, &sf), 0);
 		cr_assert_eq(store_ns_nid(sf, &nid), 0);
 		rc = store_tree_attr(c->st, c->id, sf, &a, buf, TF_BUF);
+		struct stat lsb; /* the daemon's way: its own stat of the live node */
+		cr_assert_eq(fstat(livefd, &lsb), 0);
+		cr_assert_eq(store_tree_attr_st(c->st, c->id, sf, &lsb, &a, buf, TF_BUF), rc);
 	} else {
 		rc = store_tree_attr_fid(c->st, c->id, nid, &a, buf, TF_BUF);
 	}
@@ -370,6 +377,17 @@ static void tf_snap_visit(struct tf_snap *c, const char *path, uint64_t nid, int
 	if (S_ISDIR(a.mode)) {
 		struct tf_ents r = {0};
 		cr_assert_eq(store_tree_entries(c->st, c->id, nid, tf_ent_cb, &r), 0);
+		if (r.n) { /* a resumed listing is the rest of the full one */
+			struct tf_ents r2 = {0};
+			size_t k = r.n / 2;
+			cr_assert_eq(store_tree_entries_after(c->st, c->id, nid, r.e[k].name,
+							      tf_ent_cb, &r2),
+				     0);
+			cr_assert_eq(r2.n, r.n - k - 1);
+			for (size_t i = 0; i < r2.n; i++)
+				cr_assert_str_eq(r2.e[i].name, r.e[k + 1 + i].name);
+			free(r2.e);
+		}
 		int dfd = -1;
 		if (livefd >= 0)
 			dfd = openat(livefd, ".", O_RDONLY | O_DIRECTORY);
