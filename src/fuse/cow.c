@@ -5,10 +5,11 @@
  * segment's batched write-back), goes through gate_write(), which does the
  * same steps in the same order for all of them:
  *
- *   lock      the inode's rwlock for writing (and a copy source's for
+ *   lock      the pin lock shared (ns.c), the inode's rwlock for writing (and a copy source's for
  *             reading, both in address order), then the store file's lock;
  *   prepare   the writer's own step under the lock (a segment gives up
  *             blocks its snapshot no longer shows);
+ *   save      its attributes, when a tree snapshot needs them (ns.c);
  *   mark      the segments' change bitmaps (bits.c), before any byte moves;
  *   preserve  ask the store to keep what live snapshots still need;
  *   kill      set-id bits and file capabilities, as write(2) does;
@@ -156,11 +157,15 @@ static void gate_kill_priv(struct sfs_inode *inode, int fd, const struct gate_op
 ssize_t gate_write(struct sfs_inode *inode, struct gate_op *op)
 {
 	struct store_file *sf = inode_sf(inode);
+	ns_enter();
 	gate_lock(inode, op->src, sf);
 	ssize_t rc = op->prepare ? op->prepare(op->arg, op, sf) : 0;
+	int changes = op->what != GATE_NONE && !(op->what == GATE_RANGES && op->n == 0);
+	/* Size and times change even when no byte a snapshot reads does. */
+	if (rc == 0 && !(op->what == GATE_RANGES && op->n == 0))
+		rc = ns_save_locked(sf, inode->fd);
 	if (rc == 0)
 		rc = gate_preserve(inode, sf, op);
-	int changes = op->what != GATE_NONE && !(op->what == GATE_RANGES && op->n == 0);
 	int fd = op->fd;
 	if (rc == 0 && changes && fd >= 0)
 		gate_kill_priv(inode, fd, op);
@@ -170,6 +175,7 @@ ssize_t gate_write(struct sfs_inode *inode, struct gate_op *op)
 	if (rc >= 0 && changes && fd < 0 && op->fd >= 0)
 		gate_kill_priv(inode, op->fd, op);
 	gate_unlock(inode, op->src, sf);
+	ns_leave();
 	return rc;
 }
 

@@ -114,8 +114,11 @@ void sfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 	}
 	char proc[64];
 	inode_procpath(inode, proc);
-	struct sfs_cred c;
-	int rc = cred_enter(req, &c);
+	struct sfs_cred c = {0};
+	ns_enter();
+	int rc = ns_save_inode(inode);
+	if (rc == 0)
+		rc = cred_enter(req, &c);
 	if (rc)
 		goto out;
 	if (valid & FUSE_SET_ATTR_MODE) {
@@ -154,12 +157,14 @@ void sfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 			goto out_errno;
 	}
 	cred_leave(&c);
+	ns_leave();
 	sfs_getattr(req, ino, fi);
 	return;
 out_errno:
 	rc = -errno;
 out:
 	cred_leave(&c);
+	ns_leave();
 	fuse_reply_err(req, -rc);
 }
 
@@ -167,7 +172,7 @@ void sfs_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	char buf[PATH_MAX + 1];
 	if (sfs_virtual(inode_get(ino))) {
-		fuse_reply_err(req, EINVAL);
+		snapview_readlink(req, inode_get(ino));
 		return;
 	}
 	ssize_t n = readlinkat(inode_get(ino)->fd, "", buf, sizeof(buf));
@@ -221,8 +226,10 @@ struct sfs_xattr_args {
 static ssize_t x_get(struct sfs_inode *in, const char *name, void *val, size_t size)
 {
 	if (sfs_virtual(in)) {
-		errno = ENODATA;
-		return -1;
+		ssize_t n = snapview_xattr(in, name, val, size);
+		if (n < 0)
+			errno = (int)-n;
+		return n < 0 ? -1 : n;
 	}
 	if (S_ISLNK(in->type)) {
 		struct sfs_xattr_args a = {.value = (uintptr_t)val, .size = (uint32_t)size};
@@ -239,8 +246,12 @@ static ssize_t x_get(struct sfs_inode *in, const char *name, void *val, size_t s
 
 static ssize_t x_list(struct sfs_inode *in, char *list, size_t size)
 {
-	if (sfs_virtual(in))
-		return 0;
+	if (sfs_virtual(in)) {
+		ssize_t n = snapview_xattr(in, NULL, list, size);
+		if (n < 0)
+			errno = (int)-n;
+		return n < 0 ? -1 : n;
+	}
 	if (S_ISLNK(in->type)) {
 		long r = syscall(SYS_listxattrat, in->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW,
 				 list, size);
@@ -332,11 +343,15 @@ void sfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *
 		  int flags)
 {
 	struct sfs_inode *inode = inode_get(ino);
-	struct sfs_cred c;
-	int rc = cred_enter(req, &c);
+	struct sfs_cred c = {0};
+	ns_enter();
+	int rc = sfs_virtual(inode) ? -EROFS : ns_save_inode(inode);
+	if (rc == 0)
+		rc = cred_enter(req, &c);
 	if (rc == 0 && x_set(inode, name, value, size, flags))
 		rc = -errno;
 	cred_leave(&c);
+	ns_leave();
 	if (rc == 0 && strcmp(name, "security.capability") == 0)
 		__atomic_store_n(&inode->nocaps, 0, __ATOMIC_RELAXED);
 	fuse_reply_err(req, -rc);
@@ -344,10 +359,15 @@ void sfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *
 
 void sfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	struct sfs_cred c;
-	int rc = cred_enter(req, &c);
-	if (rc == 0 && x_remove(inode_get(ino), name))
+	struct sfs_inode *inode = inode_get(ino);
+	struct sfs_cred c = {0};
+	ns_enter();
+	int rc = sfs_virtual(inode) ? -EROFS : ns_save_inode(inode);
+	if (rc == 0)
+		rc = cred_enter(req, &c);
+	if (rc == 0 && x_remove(inode, name))
 		rc = -errno;
 	cred_leave(&c);
+	ns_leave();
 	fuse_reply_err(req, -rc);
 }

@@ -115,8 +115,11 @@ static void make_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, m
 		fuse_reply_err(req, err);
 		return;
 	}
-	struct sfs_cred c;
-	int rc = cred_enter(req, &c);
+	struct sfs_cred c = {0};
+	ns_enter();
+	int rc = ns_entry(parent, name);
+	if (rc == 0)
+		rc = cred_enter(req, &c);
 	if (rc)
 		goto out;
 	switch (kind) {
@@ -131,8 +134,11 @@ static void make_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, m
 		break;
 	}
 	rc = rc ? -errno : 0;
+	if (rc == 0)
+		ns_born(parent, name);
 out:
 	cred_leave(&c);
+	ns_leave();
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -164,11 +170,17 @@ void sfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *
 	}
 	char proc[64];
 	inode_procpath(inode, proc);
-	struct sfs_cred c;
-	int rc = cred_enter(req, &c);
+	struct sfs_cred c = {0};
+	ns_enter();
+	int rc = ns_entry(parent, newname);
+	if (rc == 0)
+		rc = ns_save_inode(inode); /* its link count */
+	if (rc == 0)
+		rc = cred_enter(req, &c);
 	if (rc == 0 && linkat(AT_FDCWD, proc, parent->fd, newname, AT_SYMLINK_FOLLOW))
 		rc = -errno;
 	cred_leave(&c);
+	ns_leave();
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -184,16 +196,18 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name
 		return;
 	}
 	struct store_file *victim = NULL;
-	struct sfs_cred c;
-	int rc = flags ? 0 : cow_victim(parent, name, &victim);
+	struct sfs_cred c = {0};
+	ns_enter();
+	int rc = ns_entry(parent, name);
+	if (rc == 0 && !flags)
+		rc = cow_victim(parent, name, &victim);
 	if (rc == 0)
 		rc = cred_enter(req, &c);
-	else
-		c.switched = 0;
 	if (rc == 0 && unlinkat(parent->fd, name, flags))
 		rc = -errno;
 	cred_leave(&c);
 	cow_victim_done(victim);
+	ns_leave();
 	fuse_reply_err(req, -rc);
 }
 
@@ -224,17 +238,21 @@ void sfs_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name, fuse_in
 	}
 	/* A file replaced by the rename may lose its last link. */
 	struct store_file *victim = NULL;
-	struct sfs_cred c;
-	int rc = (flags & (RENAME_EXCHANGE | RENAME_NOREPLACE))
-		     ? 0
-		     : cow_victim(newparent, newname, &victim);
+	struct sfs_cred c = {0};
+	ns_enter();
+	/* Both entries, and what each names: the moved node (its ctime, and a
+	 * directory's ".."), the replaced one (its link count). */
+	int rc = ns_entry(parent, name);
+	if (rc == 0)
+		rc = ns_entry(newparent, newname);
+	if (rc == 0 && !(flags & (RENAME_EXCHANGE | RENAME_NOREPLACE)))
+		rc = cow_victim(newparent, newname, &victim);
 	if (rc == 0)
 		rc = cred_enter(req, &c);
-	else
-		c.switched = 0;
 	if (rc == 0 && renameat2(parent->fd, name, newparent->fd, newname, flags))
 		rc = -errno;
 	cred_leave(&c);
 	cow_victim_done(victim);
+	ns_leave();
 	fuse_reply_err(req, -rc);
 }

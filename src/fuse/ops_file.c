@@ -149,9 +149,12 @@ void sfs_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t 
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	struct sfs_cred c;
+	struct sfs_cred c = {0};
 	int fd = -1;
-	int rc = cred_enter(req, &c);
+	ns_enter();
+	int rc = ns_entry(parent, name);
+	if (rc == 0)
+		rc = cred_enter(req, &c);
 	if (rc == 0) {
 		/* Create only: an existing file (the kernel's entry was stale) goes
 		 * through open_backing, so O_TRUNC is copied-on-write. */
@@ -163,6 +166,9 @@ void sfs_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t 
 			rc = -errno;
 	}
 	cred_leave(&c);
+	if (rc == 0)
+		ns_born(parent, name);
+	ns_leave();
 	struct fuse_entry_param e;
 	if (rc == -EEXIST && !(fi->flags & O_EXCL)) {
 		rc = inode_lookup(parent, name, &e);
@@ -192,7 +198,7 @@ void sfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fus
 	struct sfs_inode *inode = inode_get(ino);
 	struct sfs_file *f = file_of(fi);
 	if (f->snap) {
-		snapview_read(req, f->snap, f->fid, size, off);
+		snapview_read(req, f, size, off);
 		return;
 	}
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);

@@ -80,8 +80,11 @@ static int target_get(fuse_req_t req, const char *path, const struct stat *pst,
 	if (rc == 0)
 		rc = inode_lookup(t->parent, comp, &e);
 	if (rc == -ENOENT) {
-		struct sfs_cred c;
-		rc = cred_enter(req, &c);
+		struct sfs_cred c = {0};
+		ns_enter();
+		rc = ns_entry(t->parent, comp);
+		if (rc == 0)
+			rc = cred_enter(req, &c);
 		int fd =
 		    rc ? -1
 		       : openat(t->parent->fd, comp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
@@ -97,6 +100,9 @@ static int target_get(fuse_req_t req, const char *path, const struct stat *pst,
 				unlinkat(t->parent->fd, comp, 0);
 		}
 		cred_leave(&c);
+		if (rc == 0)
+			ns_born(t->parent, comp);
+		ns_leave();
 		if (rc == 0)
 			rc = inode_lookup(t->parent, comp, &e);
 		t->created = rc == 0;

@@ -60,6 +60,7 @@ enum sfs_kind {
 	SFS_VROOT,    /* the snapshot view's root, MNT/<snapdir> */
 	SFS_VDIR,     /* a directory inside a snapshot ("" = the ID directory) */
 	SFS_VFILE,    /* a file inside a snapshot */
+	SFS_TNODE,    /* any node inside a tree snapshot (treeview.c) */
 };
 
 struct sfs_inode {
@@ -81,20 +82,26 @@ struct sfs_inode {
 	/* Virtual nodes (snapview.c); read-only after creation (vst too). */
 	uint64_t snap;		 /* snapshot id */
 	char *vpath;		 /* path inside the snapshot; "" for the ID directory */
-	uint64_t fid;		 /* SFS_VFILE: the file's id in the store */
+	uint64_t fid;		 /* SFS_VFILE: the file's id in the store; SFS_TNODE: the
+				    node's id, 0 while the store has none */
 	struct stat vst;	 /* attributes served for the node */
+	char *vtarget;		 /* SFS_TNODE symlink: its target as at the snapshot */
+	void *vxattrs;		 /* SFS_TNODE: its xattrs as at the snapshot (packed) */
+	uint32_t vxattrs_len;	 /* (sf: SFS_TNODE: the live node's store file, or NULL) */
 	struct sfs_inode *vnext; /* virtual-node hash chain, protected by sfs->mutex */
 };
 
 /* One open regular file: fi->fh points here. */
 struct sfs_file {
-	int fd;		   /* backing descriptor */
-	int flags;	   /* open flags as the caller gave them */
-	uint64_t snap;	   /* non-zero: reads are served from this snapshot */
-	uint64_t fid;	   /* the file's id in that snapshot */
-	uint64_t ref_snap; /* non-zero: this open holds a reference on that
-			      ephemeral snapshot, dropped at release;
-			      protected by the holds' mutex (hold.c) */
+	int fd;			 /* backing descriptor */
+	int flags;		 /* open flags as the caller gave them */
+	uint64_t snap;		 /* non-zero: reads are served from this snapshot */
+	uint64_t fid;		 /* the file's id in that snapshot */
+	struct sfs_inode *tnode; /* a tree snapshot's file: its view node (the
+				    kernel keeps it while the file is open) */
+	uint64_t ref_snap;	 /* non-zero: this open holds a reference on that
+				    ephemeral snapshot, dropped at release;
+				    protected by the holds' mutex (hold.c) */
 };
 
 static inline struct sfs_file *file_of(const struct fuse_file_info *fi)
@@ -236,6 +243,28 @@ ssize_t gate_write(struct sfs_inode *inode, struct gate_op *op);
 int cow_victim(struct sfs_inode *parent, const char *name, struct store_file **held);
 void cow_victim_done(struct store_file *held);
 
+/* ns.c: namespace copy-on-write for tree snapshots. Every handler that
+ * changes a node or an entry brackets the change with ns_enter/ns_leave
+ * (nestable) and saves first; 0 or -errno (then don't change). */
+void ns_enter(void);
+void ns_leave(void);
+/* Exclusive: no change is in flight (a tree pin). */
+void ns_pin_lock(void);
+void ns_pin_unlock(void);
+/* The node's attributes are about to change. */
+int ns_save_inode(struct sfs_inode *inode);
+int ns_save_fd(int fd);
+/* The same with sf (the node's store file) already locked for writing. */
+int ns_save_locked(struct store_file *sf, int fd);
+/* Entry name of dir is about to change (created, removed, replaced). */
+int ns_entry(struct sfs_inode *dir, const char *name);
+/* name was just created in dir. */
+void ns_born(struct sfs_inode *dir, const char *name);
+/* The live state of the node open as fd, as the store keeps it: target
+ * (symlinks) into target[tlen], xattrs packed into *xattrs (free it). */
+struct store_attr;
+int ns_gather(int fd, struct store_attr *a, char *target, size_t tlen, void **xattrs);
+
 /* bits.c: change bitmaps for segments' direct fills */
 /* A bitmap for a file of size bytes, all clear; -errno. */
 int bits_new(uint64_t size, struct bits **out);
@@ -302,7 +331,10 @@ void snapview_readdir(fuse_req_t req, struct sfs_inode *inode, size_t size, off_
 void snapview_releasedir(fuse_req_t req, struct fuse_file_info *fi);
 void snapview_open(fuse_req_t req, struct sfs_inode *inode, struct fuse_file_info *fi);
 /* Serve a read from a snapshot: the view's files and open-time snapshots. */
-void snapview_read(fuse_req_t req, uint64_t snap, uint64_t fid, size_t size, off_t off);
+void snapview_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t off);
+void snapview_readlink(fuse_req_t req, struct sfs_inode *inode);
+/* getxattr (name) / listxattr (NULL) of a view node: a count or -errno. */
+ssize_t snapview_xattr(struct sfs_inode *inode, const char *name, char *buf, size_t size);
 static inline int sfs_virtual(const struct sfs_inode *inode)
 {
 	return inode->kind != SFS_REAL;

@@ -149,6 +149,11 @@ int store_open_handle(struct store *st, const unsigned char *h, uint32_t hlen, i
 	return fd < 0 ? -errno : fd;
 }
 
+int store_file_open(struct store_file *sf, int flags)
+{
+	return store_open_handle(sf->st, sf->handle, sf->hlen, flags);
+}
+
 int store_live_fd(struct store_file *sf)
 {
 	if (sf->livefd >= 0)

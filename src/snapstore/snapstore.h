@@ -295,4 +295,42 @@ void store_set_logger(void (*fn)(int level, const char *msg));
  */
 void store_set_test_hook(void (*fn)(const char *point));
 
+/* ---- TEMPORARY: tree snapshot API being written in tree-store ---- */
+struct store_attr {
+	uint32_t mode;
+	uint32_t uid, gid;
+	uint64_t nlink, size, rdev, ino;
+	struct timespec atime, mtime, ctime;
+	const char *target;
+	uint32_t target_len;
+	const void *xattrs;
+	uint32_t xattrs_len;
+};
+int store_pin_tree(struct store *st, const struct store_pin *p, struct store_file *root,
+		   const char *path, uint64_t *id);
+int store_snap_is_tree(struct store *st, uint64_t id, uint64_t *root_fid, char *path,
+		       size_t pathlen);
+int store_ns_active(struct store *st);
+int store_ns_need(struct store_file *sf);
+int store_ns_save(struct store_file *sf, int fd, const struct store_attr *now);
+int store_ns_entry(struct store *st, struct store_file *dir, const char *name,
+		   struct store_file *child, uint32_t child_type);
+void store_ns_born(struct store_file *sf);
+int store_tree_attr(struct store *st, uint64_t id, struct store_file *sf, struct store_attr *out,
+		    char *buf, size_t buflen);
+int store_tree_attr_fid(struct store *st, uint64_t id, uint64_t fid, struct store_attr *out,
+			char *buf, size_t buflen);
+int store_tree_lookup(struct store *st, uint64_t id, uint64_t dir_fid, const char *name,
+		      uint64_t *child_fid, uint32_t *child_type);
+int store_tree_entries(struct store *st, uint64_t id, uint64_t dir_fid,
+		       int (*fn)(void *arg, const char *name, uint64_t child_fid,
+				 uint32_t child_type),
+		       void *arg);
+ssize_t store_tree_read(struct store *st, uint64_t id, uint64_t fid, uint64_t size_at_s,
+			void *buf, size_t len, uint64_t off);
+int store_fid_open(struct store *st, uint64_t fid, int flags);
+/* Open the live node of sf by its handle (flags as open(2); O_PATH is
+ * fine): a new descriptor, or -ESTALE when the node is gone. */
+int store_file_open(struct store_file *sf, int flags);
+
 #endif /* SNAPSTORE_H */
