@@ -18,6 +18,7 @@
 #include "client_i.h"
 #include "path.h"
 #include "rec.h"
+#include "treecmd.h"
 
 #include <err.h>
 #include <errno.h>
@@ -264,6 +265,8 @@ static int cmd_show(int argc, char **argv)
 	uint64_t id = parse_id(argv[optind]);
 	char root[PATH_MAX];
 	mount_root(NULL, root, sizeof(root));
+	if (snap_is_tree(root, id)) /* walk its view (treecmd.c) */
+		return tree_show(root, id, scripted, c.exact, c.json);
 	static const char *const head[] = {"PATH", "SIZE", "MODE"};
 	c.t = (struct table){.ncol = 3, .head = head, .align = "lrl"};
 	if (c.json) {
@@ -316,11 +319,14 @@ static int cmd_diff(int argc, char **argv)
 		scripted |= ch == 'H', exact |= ch == 'p', json |= ch == 'j';
 	if (optind >= argc)
 		usage_err("missing ID");
-	if (optind + 2 < argc)
-		usage_err("%s: unexpected argument", argv[optind + 2]);
 	uint64_t id = parse_id(argv[optind]);
 	char root[PATH_MAX];
 	mount_root(optind + 1 < argc ? argv[optind + 1] : NULL, root, sizeof(root));
+	if (snap_is_tree(root, id)) /* walk its view (treecmd.c) */
+		return tree_diff(root, id, argc - optind - 1, argv + optind + 1, scripted, exact,
+				 json);
+	if (optind + 2 < argc)
+		usage_err("%s: unexpected argument", argv[optind + 2]);
 	struct snapfs_req *q = req_new(SNAPFS_OP_DIFF);
 	add_filters(root, id, q, argv + optind + 1, argc - optind - 1);
 	static const char *const head[] = {"PATH", "OFFSET", "LENGTH"};
@@ -394,14 +400,19 @@ static int cmd_diff(int argc, char **argv)
 
 static int cmd_restore(int argc, char **argv)
 {
-	static const struct option lo[] = {HELP_OPTION, {0}};
-	while (next_opt(argc, argv, "+", lo) != -1)
-		;
+	static const struct option lo[] = {{"dry-run", no_argument, NULL, 'n'}, HELP_OPTION, {0}};
+	int dry = 0;
+	while (next_opt(argc, argv, "+n", lo) != -1)
+		dry = 1;
 	if (optind >= argc)
 		usage_err("missing ID");
 	uint64_t id = parse_id(argv[optind]);
 	char root[PATH_MAX];
 	mount_root(optind + 1 < argc ? argv[optind + 1] : NULL, root, sizeof(root));
+	if (snap_is_tree(root, id)) /* walk its view (treecmd.c) */
+		return tree_restore(root, id, argc - optind - 1, argv + optind + 1, dry);
+	if (dry)
+		usage_err("--dry-run: only for tree snapshots");
 	struct snapfs_req *q = req_new(SNAPFS_OP_RESTORE);
 	add_filters(root, id, q, argv + optind + 1, argc - optind - 1);
 	struct snapfs_req *r = req_new(SNAPFS_OP_RESTORE);
@@ -528,8 +539,8 @@ static const struct command command_table[] = {
     {"release", cmd_release, "release ID..."},
     {"list", cmd_list, "list [-H] [-p] [--json]"},
     {"show", cmd_show, "show [-H] [-p] [--json] ID"},
-    {"diff", cmd_diff, "diff [-H] [-p] [--json] ID [PATH]"},
-    {"restore", cmd_restore, "restore ID [PATH...]"},
+    {"diff", cmd_diff, "diff [-H] [-p] [--json] ID [ID2] [PATH...]"},
+    {"restore", cmd_restore, "restore [-n|--dry-run] ID [PATH...]"},
     {"stats", cmd_stats, "stats [-H] [-p] [--json]"},
     {"check", cmd_check, "check"},
     {0},
