@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
@@ -308,6 +309,7 @@ static void build_fixed(void)
 	mkfile(A, "b.txt", 3000, 2, 0644);
 	mkfile(A, "big.bin", 65536, 3, 0644);
 	mkfile(A, "ext.f", 4096, 4, 0644);
+	mkfile(A, "tail.f", 5000, 23, 0644);
 	mkfile(A, "edit.f", 8192, 5, 0644);
 	mkfile(A, "mode.f", 10, 6, 0644);
 	mkfile(A, "t.f", 500, 7, 0644);
@@ -397,6 +399,10 @@ static void mutate_fixed(void)
 	char junk[5000];
 	memset(junk, 'e', sizeof(junk));
 	cr_assert_eq(write(fd, junk, sizeof(junk)), 5000);
+	close(fd);
+	at(p, B, "tail.f");
+	fd = open(p, O_WRONLY | O_APPEND);
+	cr_assert_eq(write(fd, junk, 10), 10);
 	close(fd);
 	at(p, B, "hl2"), unlink(p);
 	at(p, B, "sep"), unlink(p);
@@ -498,6 +504,7 @@ Test(tree, diff_lists_exactly_the_changes)
 			   "R swap1 -> swap2\n"
 			   "M t.f type\n"
 			   "+ t.f/inner\n"
+			   "M tail.f size,mtime,data\n"
 			   "M x.attr xattr\n";
 	cr_assert_str_eq(t, want, "diff:\n%s", t);
 	/* byte ranges at block granularity */
@@ -615,7 +622,8 @@ Test(tree, restore_makes_the_copy_equal_writing_only_differing_blocks)
 	cr_assert_eq(l->errors, 0, "%s", l->text);
 	assert_same_manifest(A, B);
 	/* a.txt 4096 + big.bin 8192 + b.txt 3000 + edit.f 4096 + sep 100 +
-	 * gone/q 200 + gone/r 300 + t.f 500; ext.f is only truncated */
+	 * gone/q 200 + gone/r 300 + t.f 500; ext.f and tail.f are only
+	 * truncated (tail.f's last block is the same up to its old end) */
 	cr_assert_eq(st.bytes_written, 4096 + 8192 + 3000 + 4096 + 100 + 200 + 300 + 500,
 		     "bytes written %" PRIu64 "\n%s", st.bytes_written, l->text);
 	/* the renamed nodes were moved back, not copied */
@@ -828,4 +836,48 @@ Test(tree, ten_thousand_files_random_changes, .timeout = 300)
 		"treecli: 10,000 files: diff %.2f s, restore (diff included) %.2f s, %" PRIu64
 		" bytes written\n",
 		tdiff, trestore, st.bytes_written);
+}
+
+/* ---- as a user ---- */
+
+Test(tree, a_user_restores_their_tree_through_read_only_directories)
+{
+	char p[PATH_MAX];
+	cr_assert_eq(chmod(base, 0755), 0);
+	cr_assert_eq(mkdir(A, 0755), 0);
+	mkd(A, "ro");
+	mkfile(A, "ro/f", 5000, 1, 0444);
+	mkfile(A, "g", 10, 2, 0644);
+	const char *all[] = {"ro/f", "g", "ro", ""};
+	for (size_t i = 0; i < sizeof(all) / sizeof(*all); i++) {
+		at(p, A, all[i]);
+		cr_assert_eq(lchown(p, 65534, 65534), 0);
+	}
+	at(p, A, "ro");
+	cr_assert_eq(chmod(p, 0555), 0);
+	copy_tree(A, B);
+	at(p, B, "ro");
+	cr_assert_eq(chmod(p, 0755), 0);
+	mkfile(B, "ro/new", 10, 3, 0644);
+	cr_assert_eq(chmod(p, 0555), 0);
+	overwrite("ro/f", 4096, 1, 'W');
+	at(p, B, "g");
+	cr_assert_eq(unlink(p), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (setgid(65534) || setuid(65534))
+			_exit(3);
+		struct tree_opts o = opts(0);
+		struct tree_diff *d;
+		struct tree_stats st = {0};
+		if (tree_diff_new(A, B, NULL, 0, &o, &d))
+			_exit(2);
+		int rc = tree_apply(d, NULL, NULL, &st);
+		_exit(rc || st.errors ? 1 : 0);
+	}
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "restore as a user: status %d",
+		  status);
+	assert_same_manifest(A, B);
 }

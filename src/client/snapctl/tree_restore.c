@@ -108,6 +108,7 @@ struct rs {
 	struct tree_stats *stats;
 	struct pmap where;
 	bool dry, root;
+	bool mode_opened; /* open_to_write() changed the mode: set it back */
 	unsigned aside;
 };
 
@@ -342,82 +343,86 @@ static int open_from(struct rs *r, size_t f)
 	return fd < 0 ? -errno : fd;
 }
 
-/* Open TO's file at path for writing; a file of ours without write
+/* Open TO's file at path for reading and writing; a file of ours without write
  * permission gets it (its mode is set back afterwards). */
 static int open_to_write(struct rs *r, const char *path)
 {
-	int fd = openat(r->to->rootfd, path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = openat(r->to->rootfd, path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 && errno == EACCES) {
 		struct stat st;
 		if (!fstatat(r->to->rootfd, path, &st, AT_SYMLINK_NOFOLLOW) &&
 		    st.st_uid == geteuid() &&
-		    !fchmodat(r->to->rootfd, path, (st.st_mode & 07777) | S_IWUSR, 0))
-			fd = openat(r->to->rootfd, path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+		    !fchmodat(r->to->rootfd, path, (st.st_mode & 07777) | S_IRUSR | S_IWUSR, 0)) {
+			r->mode_opened = true;
+			fd = openat(r->to->rootfd, path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+		}
 	}
 	return fd < 0 ? -errno : fd;
 }
 
-/* Write FROM's bytes of f's differing ranges into TO's file at path and
- * set its size. */
+/* Within f's differing ranges, write FROM's blocks that differ from TO's
+ * file at path (TO's bytes past its end count as zeros: the size is set
+ * afterwards), then set the size. A dry run reads and counts. */
 static int data_set(struct rs *r, size_t f, size_t t, const char *path)
 {
 	const struct tnode *s = fnode(r, f);
-	off_t osize = tnode(r, t)->st.st_size;
+	off_t osize = tnode(r, t)->st.st_size, size = s->st.st_size;
 	uint64_t bytes = 0;
 	int rc = 0, rfd = -1, wfd = -1;
-	if (r->dry) {
-		for (size_t k = 0; k < s->ranges.n; k++) {
-			uint64_t end = s->ranges.v[k].off + s->ranges.v[k].len;
-			if ((off_t)s->ranges.v[k].off < s->st.st_size)
-				bytes += (end > (uint64_t)s->st.st_size ? (uint64_t)s->st.st_size
-									: end) -
-					 s->ranges.v[k].off;
-		}
+	char *buf = malloc(2 * TREE_BLOCK), *ob = buf + TREE_BLOCK;
+	if (!buf) {
+		rc = -ENOMEM;
 		goto out;
 	}
 	if ((rfd = open_from(r, f)) < 0) {
 		rc = rfd;
 		goto out;
 	}
-	if ((wfd = open_to_write(r, path)) < 0) {
-		rc = wfd;
-		goto out;
-	}
-	char *buf = malloc(TREE_BLOCK);
-	if (!buf) {
-		rc = -ENOMEM;
+	wfd = r->dry ? openat(r->to->rootfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+		     : open_to_write(r, path);
+	if (wfd < 0) {
+		rc = r->dry ? -errno : wfd;
 		goto out;
 	}
 	for (size_t k = 0; k < s->ranges.n && rc == 0; k++) {
 		off_t off = (off_t)s->ranges.v[k].off, end = off + (off_t)s->ranges.v[k].len;
-		if (end > s->st.st_size)
-			end = s->st.st_size;
+		if (end > size)
+			end = size;
 		for (; off < end && rc == 0; off += TREE_BLOCK) {
 			size_t n = (size_t)(end - off < TREE_BLOCK ? end - off : TREE_BLOCK);
+			size_t on = off < osize
+					? (size_t)(osize - off < (off_t)n ? osize - off : (off_t)n)
+					: 0;
 			ssize_t got = pread_full(rfd, buf, n, off);
-			if (got < 0) {
-				rc = (int)got;
+			ssize_t ogot = got >= 0 && on ? pread_full(wfd, ob, on, off) : 0;
+			if (got < 0 || ogot < 0) {
+				rc = got < 0 ? (int)got : (int)ogot;
 				break;
 			}
-			bool zero = true;
-			for (ssize_t i = 0; i < got && zero; i++)
-				zero = !buf[i];
-			if (off >= osize && zero)
-				continue; /* a hole once the size is set */
-			if ((rc = pwrite_full(wfd, buf, (size_t)got, off)) == 0)
-				bytes += (uint64_t)got;
+			memset(ob + ogot, 0, n - (size_t)ogot);
+			if (!memcmp(buf, ob, (size_t)got))
+				continue;
+			if (!r->dry && (rc = pwrite_full(wfd, buf, (size_t)got, off)))
+				break;
+			bytes += (uint64_t)got;
 		}
 	}
-	free(buf);
-	if (rc == 0 && osize != s->st.st_size && ftruncate(wfd, s->st.st_size))
-		rc = -errno;
 out:
+	free(buf);
+	r->stats->bytes_written += bytes;
+	int stop = 0, trc = 0;
+	if (bytes || rc)
+		stop = act(r, "write", path, NULL, bytes, 0, rc);
+	if (!rc && !stop && osize != size) {
+		if (!r->dry && ftruncate(wfd, size))
+			trc = -errno;
+		stop = act(r, "truncate", path, NULL, (uint64_t)size, 0, trc);
+	}
 	if (rfd >= 0)
 		close(rfd);
 	if (wfd >= 0)
 		close(wfd);
-	r->stats->bytes_written += bytes;
-	return act(r, "write", path, NULL, bytes, 0, rc) ? -EINTR : rc;
+	return stop ? -EINTR : rc ? rc : trc;
 }
 
 /* ---- creating ---- */
@@ -530,9 +535,10 @@ static int update(struct rs *r, size_t f, size_t t)
 	}
 	struct tnode *g = fnode(r, s->group);
 	if (S_ISREG(s->st.st_mode) && (fields & (TREE_F_DATA | TREE_F_SIZE)) && !g->done) {
+		r->mode_opened = false;
 		if ((rc = data_set(r, f, t, s->path)) == -EINTR)
 			return rc;
-		fields |= TREE_F_MTIME;
+		fields |= TREE_F_MTIME | (r->mode_opened ? TREE_F_MODE : 0);
 	}
 	g->done = true;
 	return attrs_set(r, f, s->path, fields) ? -EINTR : 0;
@@ -657,6 +663,24 @@ static int pass_dirs(struct rs *r)
 	return 0;
 }
 
+/* The caller's TO directories without write or search permission get it
+ * (permission checks are the kernel's: this is what the owner may do);
+ * pass 4 sets back the mode of those that stay. */
+static void open_dirs(struct rs *r)
+{
+	uid_t me = geteuid();
+	for (size_t t = 0; t < r->to->nodes.n; t++) {
+		struct tnode *x = tnode(r, t);
+		mode_t m = x->st.st_mode;
+		if (!S_ISDIR(m) || x->st.st_uid != me || (m & 0300) == 0300)
+			continue;
+		if (fchmodat(r->to->rootfd, tree_at(x->path), (m & 07777) | 0300, 0))
+			continue;
+		if (x->pair >= 0 && !(x->pflags & PAIR_REPLACE))
+			fnode(r, (size_t)x->pair)->fields |= TREE_F_MODE;
+	}
+}
+
 int tree_apply(struct tree_diff *d, int (*report)(void *arg, const struct tree_action *a),
 	       void *arg, struct tree_stats *stats)
 {
@@ -683,6 +707,8 @@ int tree_apply(struct tree_diff *d, int (*report)(void *arg, const struct tree_a
 		if (x->holds && x->parent >= 0)
 			tnode(&r, (size_t)x->parent)->holds = true;
 	}
+	if (rc == 0 && !r.dry && !r.root)
+		open_dirs(&r);
 	if (rc == 0)
 		rc = pass_remove(&r, false);
 	if (rc == 0)
