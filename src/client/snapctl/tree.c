@@ -545,14 +545,14 @@ static bool all_zero(const char *p, size_t n)
 	return true;
 }
 
-#define CHUNK (64 * TREE_BLOCK)
+#define CHUNK (TREE_CHUNK / 2)
 
-int tree_blocks(int rfd, off_t rsize, int ofd, off_t osize, int wfd, struct tnode *n,
-		uint64_t *written, uint64_t *compared)
+int tree_blocks(struct tree_diff *d, int rfd, off_t rsize, int ofd, off_t osize, int wfd,
+		struct tnode *n, uint64_t *written, uint64_t *compared)
 {
-	char *rb = malloc(2 * CHUNK), *ob = rb + CHUNK;
-	if (!rb)
+	if (!d->buf && !(d->buf = malloc(TREE_CHUNK)))
 		return -ENOMEM;
+	char *rb = d->buf, *ob = rb + CHUNK;
 	int rc = 0;
 	off_t max = rsize > osize ? rsize : osize;
 	for (off_t off = 0; off < max && rc == 0; off += CHUNK) {
@@ -568,14 +568,14 @@ int tree_blocks(int rfd, off_t rsize, int ofd, off_t osize, int wfd, struct tnod
 			rc = (int)got;
 			break;
 		}
-		memset(rb + got, 0, CHUNK - (size_t)got);
+		memset(rb + got, 0, want - (size_t)got);
 		rn = (size_t)got; /* the file may be shorter than it said */
 		got = on && ofd >= 0 ? pread_full(ofd, ob, on, off) : 0;
 		if (got < 0) {
 			rc = (int)got;
 			break;
 		}
-		memset(ob + got, 0, CHUNK - (size_t)got);
+		memset(ob + got, 0, want - (size_t)got);
 		on = (size_t)got;
 		if (compared)
 			*compared += rn + on;
@@ -597,7 +597,6 @@ int tree_blocks(int rfd, off_t rsize, int ofd, off_t osize, int wfd, struct tnod
 				*written += rl;
 		}
 	}
-	free(rb);
 	return rc;
 }
 
@@ -617,7 +616,7 @@ static int compare_data(struct tree_diff *d, struct tnode *a, const struct tnode
 		close(rfd);
 		return ofd;
 	}
-	int rc = tree_blocks(rfd, a->st.st_size, ofd, b->st.st_size, -1, a, NULL, NULL);
+	int rc = tree_blocks(d, rfd, a->st.st_size, ofd, b->st.st_size, -1, a, NULL, NULL);
 	close(rfd);
 	close(ofd);
 	if (rc == 0 && a->ranges.n)
@@ -834,6 +833,7 @@ void tree_diff_free(struct tree_diff *d)
 		free(d->subs[i]);
 	free(d->subs);
 	vec_release(&d->changes);
+	free(d->buf);
 	free(d);
 }
 

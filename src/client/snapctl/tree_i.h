@@ -68,7 +68,10 @@ struct tree_diff {
 		struct tree_change *v;
 		size_t n, alloc;
 	} changes;
+	char *buf; /* TREE_CHUNK bytes for tree_blocks(), made at first use */
 };
+
+#define TREE_CHUNK (128 * TREE_BLOCK)
 
 /* tree.c */
 /* The first index in side's identity order holding ident, or byid.n. */
@@ -88,7 +91,7 @@ int tree_xattrs(const char *path, char **out, size_t *len);
  * differing blocks go to ranges (may be NULL) and, when writing, are
  * written to wfd (blocks past osize that are all zeros are skipped: the
  * size is set afterwards). */
-int tree_blocks(int rfd, off_t rsize, int ofd, off_t osize, int wfd, struct tnode *n,
-		uint64_t *written, uint64_t *compared);
+int tree_blocks(struct tree_diff *d, int rfd, off_t rsize, int ofd, off_t osize, int wfd,
+		struct tnode *n, uint64_t *written, uint64_t *compared);
 
 #endif /* TREE_I_H */

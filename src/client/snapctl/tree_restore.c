@@ -469,7 +469,7 @@ static int create_file(struct rs *r, size_t f, uint64_t *bytes)
 		close(rfd);
 		return e;
 	}
-	int rc = tree_blocks(rfd, s->st.st_size, -1, 0, wfd, NULL, bytes, NULL);
+	int rc = tree_blocks(r->d, rfd, s->st.st_size, -1, 0, wfd, NULL, bytes, NULL);
 	if (rc == 0 && ftruncate(wfd, s->st.st_size))
 		rc = -errno;
 	close(rfd);
