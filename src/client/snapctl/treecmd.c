@@ -58,6 +58,7 @@ struct view {
 	char dir[PATH_MAX];
 	char *roots[64];
 	size_t nroots;
+	bool guessed; /* the daemon did not tell the pinned paths */
 	char buf[SNAPFS_PROTO_DATA];
 };
 
@@ -80,6 +81,7 @@ static void view_open(const char *root, uint64_t id, struct view *v)
 	v->nroots = 0;
 	if (snapfs_call(root, r) == 0 || errno != ENOTSUP || !r->len || r->len > sizeof(r->data)) {
 		v->roots[v->nroots++] = ""; /* no roots told: the whole view */
+		v->guessed = true;
 		free(r);
 		return;
 	}
@@ -263,6 +265,14 @@ static const char **tree_subs(const char *root, const struct view *v, int n, cha
 			      size_t *nsubs)
 {
 	if (n <= 0) {
+		/* The view's top directories list only the way to the pinned
+		 * paths: compared with the whole live tree, everything else
+		 * would look added (and a restore would remove it). */
+		if (v->guessed)
+			errx(1,
+			     "%s: %" PRIu64
+			     ": the daemon does not tell the pinned paths: give PATHs",
+			     cmd, v->id);
 		*nsubs = v->nroots;
 		return (const char **)v->roots;
 	}
