@@ -155,6 +155,11 @@ int main(int argc, char **argv)
 	mk = calloc(mcap, 8), mv = calloc(mcap, 8);
 	for (size_t i = 0; i < la.n && i < lb.n; i++)
 		map_put(lb.ino[i], la.ino[i]);
+	for (size_t i = 0; i < la.n; i++)
+		free(la.path[i]);
+	for (size_t i = 0; i < lb.n; i++)
+		free(lb.path[i]);
+	free(la.path), free(la.ino), free(lb.path), free(lb.ino);
 	/* 1% of the files changed, 1% of the directories renamed */
 	for (long k = 0; k < n / 100; k++) {
 		long i = (long)(rnd(&seed) % (uint64_t)n);
@@ -215,5 +220,7 @@ int main(int argc, char **argv)
 	       n, ws, cs, wd, cd, changes, wr, cr, st.actions, st.bytes_written);
 	snprintf(p, sizeof(p), "rm -rf %s", base);
 	sh(p);
+	fclose(null);
+	free(mk), free(mv);
 	return 0;
 }
