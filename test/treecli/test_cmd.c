@@ -254,10 +254,15 @@ Test(treecmd, diff_names_changes_and_restore_brings_the_tree_back)
 	cr_assert_null(strstr(r->out, "other/"), "outside the pinned tree:\n%s", r->out);
 	cr_assert_null(strstr(r->out, "d1new/x"), "a renamed directory's entries follow it");
 
-	r = run("diff", "--json", ids, P("proj/d1new"));
+	r = run("diff", "--json", ids);
 	ok(r);
 	has(r, "\"output_version\"");
 	has(r, "\"change\": \"R\", \"path\": \"proj/d1new\", \"from\": \"proj/d1\"");
+	/* a path filter: what moved into it from outside is new there */
+	r = run("diff", "-H", ids, P("proj/d1new"));
+	ok(r);
+	has(r, "+\tproj/d1new\tdir\n");
+	has(r, "+\tproj/d1new/x\tfile\n");
 
 	r = run("show", "-H", ids);
 	ok(r);

@@ -305,8 +305,9 @@ static int xattrs_sync(struct rs *r, size_t f, const char *path)
 	return rc;
 }
 
-/* Set back fields of FROM node f on the TO node at path. */
-static int attrs_set(struct rs *r, size_t f, const char *path, unsigned fields)
+/* Set back fields of FROM node f on the TO node at path; reported unless
+ * quiet (then only a failure is). */
+static int attrs_set(struct rs *r, size_t f, const char *path, unsigned fields, bool quiet)
 {
 	const struct tnode *s = fnode(r, f);
 	int rc = 0, fd = r->to->rootfd;
@@ -330,6 +331,8 @@ static int attrs_set(struct rs *r, size_t f, const char *path, unsigned fields)
 		if (utimensat(fd, tree_at(path), ts, AT_SYMLINK_NOFOLLOW) && !rc)
 			rc = -errno;
 	}
+	if (quiet && !rc)
+		return 0; /* part of a "create" */
 	int stop = act(r, "attr", path, NULL, 0, fields, rc);
 	return stop;
 }
@@ -512,7 +515,7 @@ static int create(struct rs *r, size_t f)
 	unsigned all = TREE_F_MODE | TREE_F_MTIME | TREE_F_XATTR;
 	if (r->root)
 		all |= TREE_F_OWNER;
-	return attrs_set(r, f, s->path, all) ? -EINTR : 0;
+	return attrs_set(r, f, s->path, all, true) ? -EINTR : 0;
 }
 
 /* f is at its path as TO node t: set back what differs. */
@@ -541,7 +544,7 @@ static int update(struct rs *r, size_t f, size_t t)
 		fields |= TREE_F_MTIME | (r->mode_opened ? TREE_F_MODE : 0);
 	}
 	g->done = true;
-	return attrs_set(r, f, s->path, fields) ? -EINTR : 0;
+	return attrs_set(r, f, s->path, fields, false) ? -EINTR : 0;
 }
 
 /* ---- the passes ---- */
@@ -653,7 +656,7 @@ static int pass_dirs(struct rs *r)
 				fields |= TREE_F_OWNER;
 		}
 		if (fields & (TREE_F_MODE | TREE_F_OWNER | TREE_F_MTIME | TREE_F_XATTR)) {
-			if (attrs_set(r, f, s->path, fields))
+			if (attrs_set(r, f, s->path, fields, s->created))
 				return -EINTR;
 		} else if (s->touched && !r->dry) {
 			struct timespec ts[2] = {s->st.st_atim, s->st.st_mtim};

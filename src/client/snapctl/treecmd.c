@@ -497,7 +497,8 @@ static int report(void *arg, const struct tree_action *a)
 	if (!strcmp(a->verb, "rename") || !strcmp(a->verb, "link") ||
 	    !strcmp(a->verb, "move-aside")) {
 		printf("%s\t%s -> %s\n", a->verb, a->from, path);
-	} else if (!strcmp(a->verb, "write") || !strcmp(a->verb, "create")) {
+	} else if (!strcmp(a->verb, "write") || !strcmp(a->verb, "truncate") ||
+		   (!strcmp(a->verb, "create") && a->bytes)) {
 		printf("%s\t%s\t%" PRIu64 "\n", a->verb, path, a->bytes);
 	} else if (!strcmp(a->verb, "attr")) {
 		printf("attr\t%s\t", path);
