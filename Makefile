@@ -1,36 +1,41 @@
 # Thin wrapper over CMake. The two commands of the README: `make demo`, `make test`.
+# Only `make deps` installs packages (and demo and test, which call it);
+# `make`, `make install` and `make deb` never do. PREFIX and DESTDIR are
+# honoured by install: `make install PREFIX=/usr DESTDIR=/tmp/stage`.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 WERROR     := $(if $(SNAPFS_WERROR),ON,OFF)
 CTEST_ARGS ?= --output-on-failure --timeout 600
+PREFIX     ?= /usr/local
 
-.PHONY: all deps build build-asan demo test test-fast test-asan check-long check-tsan bench install clean format-check
+.PHONY: all deps build build-asan demo test test-fast test-asan check-long check-tsan bench install deb clean format-check
 
 all: build
 
 deps:
 	@scripts/deps.sh
 
-build: deps
+build:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSNAPFS_WERROR=$(WERROR) >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
-build-asan: deps
+build-asan:
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSNAPFS_SANITIZE=ON -DSNAPFS_WERROR=$(WERROR) >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 
-demo: build
+# Builds only what it runs (the daemon and snapctl), quietly.
+demo: deps
 	@scripts/demo.sh $(BUILD)
 
 # Every suite in the normal build, then again under ASan+UBSan.
 test: test-fast test-asan
 
-test-fast: build
+test-fast: deps build
 	@echo "== tests ($(BUILD)) =="
 	@ctest --test-dir $(BUILD) $(CTEST_ARGS)
 
-test-asan: build-asan
+test-asan: deps build-asan
 	@echo "== tests under ASan+UBSan ($(ASAN_BUILD)) =="
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --test-dir $(ASAN_BUILD) $(CTEST_ARGS)
@@ -51,10 +56,15 @@ bench: build
 	@bench/run.sh $(BUILD)
 
 install: build
-	@cmake --install $(BUILD)
+	@cmake --install $(BUILD) --prefix $(PREFIX)
+
+# The Debian packages (snapfs, libsnapfs0, libsnapfs-dev) from debian/, built
+# from a copy of the committed tree in build-deb/, then checked by lintian.
+deb:
+	@scripts/deb.sh build-deb
 
 format-check:
 	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build-tsan
+	rm -rf $(BUILD) $(ASAN_BUILD) build-tsan build-deb

@@ -55,7 +55,8 @@ install(FILES ${PROJECT_BINARY_DIR}/snapfsConfig.cmake
 install(FILES ${PROJECT_SOURCE_DIR}/man/snapfs.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
 install(FILES ${PROJECT_SOURCE_DIR}/man/libsnapfs.3 DESTINATION ${CMAKE_INSTALL_MANDIR}/man3)
 set(SNAPFS_MAN3_LINKS snapfs_pin snapfs_pin_ex snapfs_release snapfs_freeze
-	snapfs_snapshot_path snapfs_mount_root snapfs_map snapfs_unmap snapseg_create
+	snapfs_snapshot_path snapfs_mount_root snapfs_map snapfs_unmap snapfs_version snapfs_list
+	snapfs_show snapfs_diff snapfs_lookup snapseg_create
 	snapseg_base snapseg_read snapseg_write snapseg_discard snapseg_stats snapseg_destroy)
 
 # Links created at install time: DIR NAME TARGET (relative symlinks).
@@ -83,9 +84,19 @@ endforeach()
 snapfs_install_link(${CMAKE_INSTALL_SBINDIR} mount.snapfs snapfs)
 snapfs_install_link(${CMAKE_INSTALL_SBINDIR} mount.fuse.snapfs snapfs)
 
-# systemd: the per-mount service and the periodic store check; the .mount
-# unit and the per-instance configuration are examples.
-foreach(u snapfs@.service snapfs-check@.service snapfs-check@.timer)
+# bash completion, where bash-completion looks for it: its completionsdir
+# (/usr/share/bash-completion/completions for the /usr prefix), here taken
+# relative to the prefix so that an install into another prefix stays in it.
+set(SNAPFS_BASH_COMPLETIONDIR "${CMAKE_INSTALL_DATADIR}/bash-completion/completions" CACHE STRING
+	"bash completion directory (relative to the prefix unless absolute)")
+install(FILES ${PROJECT_SOURCE_DIR}/contrib/bash-completion/snapctl
+	DESTINATION ${SNAPFS_BASH_COMPLETIONDIR})
+
+# systemd: the per-mount service, the periodic store check and the
+# periodic snapshot with retention; the .mount unit and the per-instance
+# configuration are examples.
+foreach(u snapfs@.service snapfs-check@.service snapfs-check@.timer snapfs-snapshot@.service
+		snapfs-snapshot@.timer)
 	snapfs_install_configured(${PROJECT_SOURCE_DIR}/contrib/systemd/${u}.in
 		${SNAPFS_SYSTEMD_UNITDIR})
 endforeach()

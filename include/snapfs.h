@@ -3,11 +3,14 @@
  * libsnapfs: consistent snapshots of files on a snapfs mount.
  *
  * Every function works on paths or descriptors anywhere inside one snapfs
- * mount; the mount is found from the path. Functions return 0 (or a
- * pointer) on success and -1 (or NULL) with errno set on failure:
- * ENOENT for an unknown snapshot or path, ENOTSUP for a path that is not on
- * a snapfs mount, EISDIR for a directory without recursion, EXDEV for paths
- * on different mounts. Thread-safe. The library keeps process-wide state,
+ * mount; the mount is found from the path (through libmount). Functions
+ * return 0 (or a pointer) on success and -1 (or NULL) with errno set on
+ * failure: ENOENT for an unknown snapshot or path, ENOTSUP for a path that
+ * is not on a snapfs mount, EISDIR for a directory without recursion,
+ * EXDEV for paths on different mounts; libsnapfs(3) lists every errno.
+ * Names: snapfs_* for snapshots and mappings, snapseg_* for segments;
+ * the first argument is the object acted on (a path in the mount, a
+ * descriptor, a segment). Thread-safe. The library keeps process-wide state,
  * each piece under its own lock: the SIGBUS handler and the list of
  * segments it serves (set up at the first snapseg_create()), and the list
  * of snapfs_map() mappings.
@@ -24,6 +27,17 @@ extern "C" {
 #endif
 
 #define SNAPFS_API __attribute__((visibility("default")))
+
+/* The version of this header; snapfs_version() gives the library's. The
+ * library keeps its ABI within one major version (the SONAME's number). */
+#define SNAPFS_VERSION_MAJOR 0
+#define SNAPFS_VERSION_MINOR 2
+#define SNAPFS_VERSION_PATCH 0
+#define SNAPFS_VERSION_NUMBER                                                                      \
+	(SNAPFS_VERSION_MAJOR * 10000 + SNAPFS_VERSION_MINOR * 100 + SNAPFS_VERSION_PATCH)
+
+/* The library's version as "MAJOR.MINOR.PATCH" (a static string). */
+SNAPFS_API const char *snapfs_version(void);
 
 /* Flags for snapfs_pin_ex(). */
 #define SNAPFS_RECURSIVE 0x1u /* directories: every regular file under them */
@@ -53,6 +67,67 @@ SNAPFS_API char *snapfs_snapshot_path(const char *path, uint64_t id);
 
 /* The root of the snapfs mount holding path (caller frees). */
 SNAPFS_API char *snapfs_mount_root(const char *path);
+
+/*
+ * Listing and lookup: what snapctl list, show and diff print, as records.
+ * Each function calls fn once per record, in the daemon's order, with a
+ * pointer valid only during the call; fn returns 0 to go on, anything
+ * else to stop, and the function then returns that value. The records
+ * are fetched page by page, so a snapshot released meanwhile may end a
+ * walk early with ENOENT. Records may grow at their end in a later minor
+ * version; they are only ever passed by pointer. A caller sees only its
+ * own snapshots unless it is root.
+ */
+
+/* Flags of struct snapfs_snapshot. */
+#define SNAPFS_SNAP_EPHEMERAL 0x1u /* a freeze or open-time snapshot, not pinned */
+#define SNAPFS_SNAP_STALE     0x2u /* lost (the store could not keep it); release it */
+
+struct snapfs_snapshot {
+	uint64_t id, epoch;
+	int64_t created, expires; /* unix times; expires 0: never */
+	uint64_t files;		  /* files in the snapshot */
+	uint64_t bytes_held;	  /* store bytes only this snapshot keeps */
+	uint32_t uid;		  /* owner */
+	uint32_t flags;		  /* SNAPFS_SNAP_* */
+	const char *label;	  /* "" when none */
+};
+
+struct snapfs_file {
+	const char *path; /* relative to the mount root, as at pin time */
+	uint64_t size;	  /* at pin time */
+	int64_t mtime;
+	uint32_t mode, uid, gid;
+};
+
+/* One changed byte range of a file since the snapshot. A file whose
+ * changes could not be computed comes once with error set (an errno
+ * value) and no range. */
+struct snapfs_change {
+	const char *path;
+	uint64_t size;		 /* the file's size at pin time */
+	uint64_t offset, length; /* the range, in the snapshot's terms */
+	int error;
+};
+
+/* Every snapshot of the mount holding path_in_mount, by ascending id. */
+SNAPFS_API int snapfs_list(const char *path_in_mount,
+			   int (*fn)(const struct snapfs_snapshot *s, void *arg), void *arg);
+
+/* Every file of snapshot id, by path. ENOENT: no such snapshot. */
+SNAPFS_API int snapfs_show(const char *path_in_mount, uint64_t id,
+			   int (*fn)(const struct snapfs_file *f, void *arg), void *arg);
+
+/* Every range that differs between snapshot id and the live files, by
+ * path then offset; with n > 0 only those of the files at or under the n
+ * paths (relative to the mount root). ENOENT: no such snapshot. */
+SNAPFS_API int snapfs_diff(const char *path_in_mount, uint64_t id, const char *const paths[],
+			   size_t n, int (*fn)(const struct snapfs_change *c, void *arg),
+			   void *arg);
+
+/* The newest snapshot labelled label on the mount holding path_in_mount
+ * into *id. ENOENT when there is none. */
+SNAPFS_API int snapfs_lookup(const char *path_in_mount, const char *label, uint64_t *id);
 
 /*
  * Deferred I/O (docs/SEGMENT.md): a segment is a reserved region of any

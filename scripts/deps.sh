@@ -2,8 +2,11 @@
 # Install the Debian packages snapfs needs to build, test and benchmark.
 # Installs only what is missing; when not root, prints the apt-get line and stops.
 set -euo pipefail
+# Why each is needed: README.md, "Dependencies".
 pkgs=(build-essential cmake pkg-config libfuse3-dev fuse3 libsqlite3-dev sqlite3
-      libbsd-dev libcriterion-dev fio attr mandoc util-linux e2fsprogs systemd clang-format)
+      libbsd-dev libmount-dev libsmartcols-dev libcriterion-dev fio attr mandoc util-linux
+      e2fsprogs systemd clang-format bash-completion
+      dpkg-dev debhelper fakeroot lintian devscripts)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -9,6 +9,11 @@
 #include <stdint.h>
 
 struct snapfs_req;
+struct libmnt_fs;
+
+/* fn for every fuse.snapfs mount of /proc/self/mountinfo, in mount order,
+ * until it returns non-zero (returned). -1 with errno when it cannot be read. */
+int snapfs_mounts(int (*fn)(struct libmnt_fs *fs, void *arg), void *arg);
 
 /* Find the snapfs mount holding path: its root and path's place in it
  * ("." for the root). -1 with errno (ENOTSUP: not on snapfs). */

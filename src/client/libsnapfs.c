@@ -1,15 +1,20 @@
 // SPDX-License-Identifier: MIT
 /*
  * libsnapfs: pin, release, freeze and snapshot paths, over the control
- * ioctl (snapfs_proto.h). A path is mapped to its mount by resolving it
- * (realpath) and taking the longest fuse.snapfs mount point in
- * /proc/self/mountinfo that contains it; requests name files by their
- * path relative to that mount's root.
+ * ioctl (snapfs_proto.h), and the listing calls (list, show, diff,
+ * lookup) that walk the daemon's paged answers with the record codec
+ * (rec.h). A path is mapped to its mount by resolving it (realpath) and
+ * taking the longest fuse.snapfs mount point of /proc/self/mountinfo (read
+ * with libmount) that contains it; requests name files by their path
+ * relative to that mount's root.
  */
 #include "snapfs.h"
 #include "snapfs_proto.h"
 #include "client_i.h"
 #include "path.h"
+#include "rec.h"
+
+#include <libmount.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,19 +26,51 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Undo the octal escapes mountinfo uses for spaces and the like. */
-static void unescape(char *s)
+/* The snapfs mount points in /proc/self/mountinfo, through libmount. */
+int snapfs_mounts(int (*fn)(struct libmnt_fs *fs, void *arg), void *arg)
 {
-	char *d = s;
-	while (*s) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] && s[3]) {
-			*d++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-			s += 4;
-		} else {
-			*d++ = *s++;
-		}
+	struct libmnt_table *tb = mnt_new_table();
+	if (!tb)
+		return -1;
+	int rc = mnt_table_parse_file(tb, "/proc/self/mountinfo");
+	if (rc) {
+		mnt_unref_table(tb);
+		errno = rc < 0 ? -rc : EIO;
+		return -1;
 	}
-	*d = 0;
+	struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
+	struct libmnt_fs *fs;
+	rc = 0;
+	while (it && rc == 0 && mnt_table_next_fs(tb, it, &fs) == 0) {
+		const char *type = mnt_fs_get_fstype(fs);
+		if (type && !strcmp(type, "fuse.snapfs") && mnt_fs_get_target(fs))
+			rc = fn(fs, arg);
+	}
+	if (!it)
+		rc = -1;
+	mnt_free_iter(it);
+	mnt_unref_table(tb);
+	return rc;
+}
+
+struct locate {
+	const char *abs;
+	char best[PATH_MAX];
+	size_t bestlen;
+};
+
+static int locate_one(struct libmnt_fs *fs, void *arg)
+{
+	struct locate *l = arg;
+	const char *mp = mnt_fs_get_target(fs);
+	size_t len = strlen(mp);
+	int inside = !strcmp(mp, "/") ||
+		     (!strncmp(l->abs, mp, len) && (l->abs[len] == '/' || l->abs[len] == 0));
+	if (inside && len >= l->bestlen && len < sizeof(l->best)) {
+		memcpy(l->best, mp, len + 1);
+		l->bestlen = len;
+	}
+	return 0;
 }
 
 int snapfs_locate(const char *path, char *root, size_t rootlen, char *rel, size_t rellen)
@@ -41,36 +78,19 @@ int snapfs_locate(const char *path, char *root, size_t rootlen, char *rel, size_
 	char abs[PATH_MAX];
 	if (!realpath(path, abs))
 		return -1;
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	if (!f)
+	/* the longest snapfs mount point holding abs (mount points are
+	 * canonical paths; libmount undoes mountinfo's octal escapes) */
+	struct locate l = {.abs = abs};
+	if (snapfs_mounts(locate_one, &l))
 		return -1;
-	char line[4096], best[PATH_MAX] = "";
-	size_t bestlen = 0;
-	while (fgets(line, sizeof(line), f)) {
-		/* id parent major:minor root mountpoint opts... - fstype source superopts */
-		char mp[PATH_MAX], *sep = strstr(line, " - ");
-		char fstype[64];
-		if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1 ||
-		    sscanf(sep + 3, "%63s", fstype) != 1 || strcmp(fstype, "fuse.snapfs"))
-			continue;
-		unescape(mp);
-		size_t len = strlen(mp);
-		int inside = !strcmp(mp, "/") ||
-			     (!strncmp(abs, mp, len) && (abs[len] == '/' || abs[len] == 0));
-		if (inside && len >= bestlen) {
-			strlcpy(best, mp, sizeof(best));
-			bestlen = len;
-		}
-	}
-	fclose(f);
-	if (!bestlen) {
+	if (!l.bestlen) {
 		errno = ENOTSUP;
 		return -1;
 	}
-	const char *r = !strcmp(best, "/") ? abs + 1 : abs + bestlen;
+	const char *r = !strcmp(l.best, "/") ? abs + 1 : abs + l.bestlen;
 	while (*r == '/')
 		r++;
-	if ((root && strlcpy(root, best, rootlen) >= rootlen) ||
+	if ((root && strlcpy(root, l.best, rootlen) >= rootlen) ||
 	    (rel && strlcpy(rel, *r ? r : ".", rellen) >= rellen)) {
 		errno = ENAMETOOLONG;
 		return -1;
@@ -247,4 +267,213 @@ char *snapfs_snapshot_path(const char *path, uint64_t id)
 	free(r);
 	errno = e;
 	return out;
+}
+
+const char *snapfs_version(void)
+{
+	return SNAPFS_VERSION_STRING;
+}
+
+/* Keep errno across cleanup. */
+static int fail_keep(struct snapfs_req *r)
+{
+	int e = errno;
+	free(r);
+	errno = e;
+	return -1;
+}
+
+int snapfs_list(const char *path_in_mount, int (*fn)(const struct snapfs_snapshot *s, void *arg),
+		void *arg)
+{
+	char root[PATH_MAX];
+	if (!fn) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (snapfs_locate(path_in_mount, root, sizeof(root), NULL, 0))
+		return -1;
+	struct snapfs_req *r = snapfs_req_new(SNAPFS_OP_LIST);
+	if (!r)
+		return -1;
+	for (uint64_t cursor = 0;;) {
+		memset(r, 0, sizeof(*r));
+		r->op = SNAPFS_OP_LIST;
+		r->cursor = cursor;
+		if (snapfs_call(root, r))
+			return fail_keep(r);
+		struct rec_iter it;
+		struct snapfs_rec_snap s;
+		int rc;
+		rec_iter_init(&it, r);
+		while ((rc = rec_next_snap(&it, &s)) > 0) {
+			struct snapfs_snapshot o = {
+			    .id = s.id,
+			    .epoch = s.epoch,
+			    .created = s.created,
+			    .expires = s.expires,
+			    .files = s.nfiles,
+			    .bytes_held = s.bytes_held,
+			    .uid = s.uid,
+			    .flags = (s.kind ? SNAPFS_SNAP_EPHEMERAL : 0) |
+				     (s.state ? SNAPFS_SNAP_STALE : 0),
+			    .label = s.label,
+			};
+			int stop = fn(&o, arg);
+			if (stop) {
+				free(r);
+				return stop;
+			}
+		}
+		if (rc < 0) {
+			errno = EPROTO;
+			return fail_keep(r);
+		}
+		if (!(cursor = r->cursor))
+			break;
+	}
+	free(r);
+	return 0;
+}
+
+int snapfs_show(const char *path_in_mount, uint64_t id,
+		int (*fn)(const struct snapfs_file *f, void *arg), void *arg)
+{
+	char root[PATH_MAX];
+	if (!fn) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (snapfs_locate(path_in_mount, root, sizeof(root), NULL, 0))
+		return -1;
+	struct snapfs_req *r = snapfs_req_new(SNAPFS_OP_SHOW);
+	if (!r)
+		return -1;
+	for (uint64_t cursor = 0;;) {
+		memset(r, 0, sizeof(*r));
+		r->op = SNAPFS_OP_SHOW;
+		r->id = id;
+		r->cursor = cursor;
+		if (snapfs_call(root, r))
+			return fail_keep(r);
+		struct rec_iter it;
+		struct snapfs_rec_file f;
+		const char *path;
+		int rc;
+		rec_iter_init(&it, r);
+		while ((rc = rec_next_file(&it, &f, &path)) > 0) {
+			struct snapfs_file o = {path, f.size, f.mtime, f.mode, f.uid, f.gid};
+			int stop = fn(&o, arg);
+			if (stop) {
+				free(r);
+				return stop;
+			}
+		}
+		if (rc < 0) {
+			errno = EPROTO;
+			return fail_keep(r);
+		}
+		if (!(cursor = r->cursor))
+			break;
+	}
+	free(r);
+	return 0;
+}
+
+int snapfs_diff(const char *path_in_mount, uint64_t id, const char *const paths[], size_t n,
+		int (*fn)(const struct snapfs_change *c, void *arg), void *arg)
+{
+	char root[PATH_MAX];
+	if (!fn || (n && !paths) || n > UINT32_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (snapfs_locate(path_in_mount, root, sizeof(root), NULL, 0))
+		return -1;
+	struct snapfs_req *q = snapfs_req_new(SNAPFS_OP_DIFF), *r = NULL;
+	if (!q)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(paths[i]) + 1;
+		if (q->len + len > sizeof(q->data)) {
+			errno = E2BIG;
+			return fail_keep(q);
+		}
+		memcpy(q->data + q->len, paths[i], len);
+		q->len += (uint32_t)len;
+	}
+	q->count = (uint32_t)n;
+	if (!(r = snapfs_req_new(SNAPFS_OP_DIFF)))
+		return fail_keep(q);
+	int ret = 0;
+	for (uint64_t cursor = 0;;) {
+		memcpy(r, q, sizeof(*r));
+		r->id = id;
+		r->cursor = cursor;
+		if (snapfs_call(root, r)) {
+			ret = -1;
+			break;
+		}
+		struct rec_iter it;
+		struct snapfs_rec_diff d;
+		const void *ranges;
+		const char *path;
+		int more = 0;
+		rec_iter_init(&it, r);
+		while (!ret && (more = rec_next_diff(&it, &d, &ranges, &path)) > 0) {
+			struct snapfs_change c = {.path = path, .size = d.size, .error = -d.status};
+			if (d.status)
+				ret = fn(&c, arg);
+			for (uint32_t k = 0; !ret && k < d.nranges; k++) {
+				struct snapfs_range rg = rec_range(ranges, k);
+				c.offset = rg.off;
+				c.length = rg.len;
+				ret = fn(&c, arg);
+			}
+		}
+		if (ret)
+			break;
+		if (more < 0) {
+			errno = EPROTO;
+			ret = -1;
+			break;
+		}
+		if (!(cursor = r->cursor))
+			break;
+	}
+	int e = errno;
+	free(q);
+	free(r);
+	errno = e;
+	return ret;
+}
+
+struct lookup {
+	const char *label;
+	uint64_t id;
+};
+
+static int lookup_one(const struct snapfs_snapshot *s, void *arg)
+{
+	struct lookup *l = arg;
+	if (!strcmp(s->label, l->label) && s->id > l->id)
+		l->id = s->id;
+	return 0;
+}
+
+int snapfs_lookup(const char *path_in_mount, const char *label, uint64_t *id)
+{
+	if (!label || !*label || !id) {
+		errno = EINVAL;
+		return -1;
+	}
+	struct lookup l = {label, 0};
+	if (snapfs_list(path_in_mount, lookup_one, &l))
+		return -1;
+	if (!l.id) {
+		errno = ENOENT;
+		return -1;
+	}
+	*id = l.id;
+	return 0;
 }

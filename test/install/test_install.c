@@ -122,6 +122,9 @@ Test(install, tree_has_binaries_library_header_pc_cmake_man_helpers_units)
 	    "lib/systemd/system/snapfs@.service",
 	    "lib/systemd/system/snapfs-check@.service",
 	    "lib/systemd/system/snapfs-check@.timer",
+	    "lib/systemd/system/snapfs-snapshot@.service",
+	    "lib/systemd/system/snapfs-snapshot@.timer",
+	    "share/bash-completion/completions/snapctl",
 	    "share/doc/snapfs/examples/srv-data.mount",
 	};
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
@@ -157,6 +160,33 @@ Test(install, library_exports_exactly_the_api_of_the_header)
 	take(exported, sizeof(exported));
 	cr_assert(strstr(api, "snapfs_pin\n"), "no API parsed from snapfs.h:\n%s", api);
 	cr_assert_str_eq(exported, api, "exported:\n%s\nsnapfs.h:\n%s", exported, api);
+	/* the ABI: exactly the symbols of the checked-in list (the Debian
+	 * symbols file, which also says in which version each appeared) */
+	char listed[4096];
+	SH_OK("sed -n 's/^ \\([a-z_]*\\)@Base .*/\\1/p' '%s/debian/libsnapfs0.symbols' | sort",
+	      srcdir);
+	take(listed, sizeof(listed));
+	cr_assert_str_eq(exported, listed, "exported:\n%s\ndebian/libsnapfs0.symbols:\n%s",
+			 exported, listed);
+}
+
+Test(install, installed_binaries_pass_hardening_check)
+{
+	if (system("command -v hardening-check >/dev/null 2>&1"))
+		cr_skip_test("hardening-check (devscripts) is not installed: make deps");
+	const char *h = getenv("SNAPFS_TEST_HARDENED");
+	if (!h || strcmp(h, "1"))
+		cr_skip_test("not a hardened build (Debug, sanitizers or SNAPFS_HARDENING=OFF)");
+	/* PIE, stack protector, fortify, RELRO and BIND_NOW on each; fortify
+	 * needs an optimised build (not Debug), as in the release build.
+	 * Control-flow integrity is not asked: we compile with -fcf-protection,
+	 * but the linker keeps the IBT/SHSTK note only when every object has
+	 * it, and Debian 12's crt files and libc_nonshared.a do not (dpkg
+	 * enables it from Debian 13 on). */
+	SH_OK("hardening-check --nocfprotection '%s/sbin/snapfs' '%s/sbin/snapctl' "
+	      "'%s/libsnapfs.so' 2>&1 || { hardening-check -v '%s/sbin/snapfs' '%s/sbin/snapctl' "
+	      "'%s/libsnapfs.so'; false; }",
+	      pfx, pfx, libdir(), pfx, pfx, libdir());
 }
 
 /* A program that pins a file on a mount and reads it back through the
@@ -388,6 +418,11 @@ Test(install, daemon_notifies_ready_after_mount_and_stopping_at_exit)
 Test(install, man_pages_are_clean_under_mandoc_lint)
 {
 	SH_OK("command -v mandoc");
+	/* the footer names the project and its version, not "BSD" */
+	SH_OK("v=$('%s/sbin/snapctl' --version | cut -d' ' -f2); for p in man8/snapctl.8 "
+	      "man3/libsnapfs.3; do mandoc -Tascii '%s/share/man/'$p | tail -1 | "
+	      "grep -q \"^snapfs $v .* snapfs $v\\$\" || { echo $p; exit 1; }; done",
+	      pfx, pfx);
 	SH_OK("set -e; n=0; for f in $(find '%s/share/man' -type f -name '*.[0-9]'); do "
 	      "mandoc -Tlint -Wwarning \"$f\"; n=$((n+1)); done; test $n -ge 3",
 	      pfx);
@@ -404,7 +439,8 @@ Test(install, systemd_units_pass_systemd_analyze_verify)
 	SH_OK(
 	    "cd '%s/lib/systemd/system' && grep -q '^ExecStart=%s/sbin/snapfs ' snapfs@.service && "
 	    "MANPATH='%s/share/man:' systemd-analyze verify snapfs@.service "
-	    "snapfs-check@.service snapfs-check@.timer",
+	    "snapfs-check@.service snapfs-check@.timer snapfs-snapshot@.service "
+	    "snapfs-snapshot@.timer",
 	    pfx, pfx, pfx);
 	cr_assert(!strstr(out, "snapfs"), "verify complained:\n%s", out);
 	SH_OK("systemd-analyze verify --man=no '%s/share/doc/snapfs/examples/srv-data.mount'", pfx);

@@ -24,13 +24,10 @@
 #include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <pwd.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define INO_LOW ((1ull << 40) - 1)
@@ -149,26 +146,15 @@ static const char *type_name(mode_t m)
 			     : "socket";
 }
 
-static char type_char(mode_t m)
+static const char *type_char(mode_t m)
 {
-	return S_ISDIR(m)    ? 'd'
-	       : S_ISREG(m)  ? '-'
-	       : S_ISLNK(m)  ? 'l'
-	       : S_ISFIFO(m) ? 'p'
-	       : S_ISCHR(m)  ? 'c'
-	       : S_ISBLK(m)  ? 'b'
-			     : 's';
-}
-
-static void fmt_time(const struct timespec *t, int exact, char *buf, size_t len)
-{
-	if (exact) {
-		snprintf(buf, len, "%lld", (long long)t->tv_sec);
-		return;
-	}
-	struct tm tm;
-	time_t tt = t->tv_sec;
-	strftime(buf, len, "%Y-%m-%d %H:%M:%S", localtime_r(&tt, &tm));
+	return S_ISDIR(m)    ? "d"
+	       : S_ISREG(m)  ? "-"
+	       : S_ISLNK(m)  ? "l"
+	       : S_ISFIFO(m) ? "p"
+	       : S_ISCHR(m)  ? "c"
+	       : S_ISBLK(m)  ? "b"
+			     : "s";
 }
 
 static void fmt_size(uint64_t n, int exact, char *buf, size_t len)
@@ -179,71 +165,73 @@ static void fmt_size(uint64_t n, int exact, char *buf, size_t len)
 		nicenum(n, buf, len);
 }
 
-static void json_node(const struct stat *st, const char *target)
-{
-	printf("\"type\": \"%s\", \"mode\": \"%04o\", \"uid\": %u, \"gid\": %u, \"size\": %lld, "
-	       "\"mtime\": %lld",
-	       type_name(st->st_mode), (unsigned)(st->st_mode & 07777), (unsigned)st->st_uid,
-	       (unsigned)st->st_gid, (long long)st->st_size, (long long)st->st_mtim.tv_sec);
-	if (target) {
-		printf(", \"target\": ");
-		json_str(target);
-	}
-}
-
 /* ---- show ---- */
+
+static const struct col show_cols[] = {
+    {"TYPE", COL_DEFAULT, "d directory, - file, l symlink, p FIFO, c or b device, s socket"},
+    {"MODE", COL_DEFAULT, "permission bits, octal"},
+    {"OWNER", COL_DEFAULT, "the owning user"},
+    {"GROUP", COL_DEFAULT, "the owning group"},
+    {"SIZE", COL_RIGHT | COL_NUM | COL_DEFAULT, "size in bytes"},
+    {"MTIME", COL_NUM | COL_DEFAULT, "modification time"},
+    {"PATH", COL_DEFAULT, "the entry, relative to the mount root"},
+    {"TARGET", COL_JSON, "a symlink's target"},
+    {"UID", COL_RIGHT | COL_NUM | COL_JSON, "the owner's user ID"},
+    {"GID", COL_RIGHT | COL_NUM | COL_JSON, "the group ID"},
+    {0},
+};
 
 struct show {
 	struct table t;
-	int exact, json, first;
+	int exact;
+	size_t n;
 };
 
 static int show_cb(void *arg, const char *path, const struct stat *st, const char *target)
 {
 	struct show *s = arg;
-	if (!*path)
-		path = ".";
-	if (s->json) {
-		printf("%s\n  {\"path\": ", s->first ? "" : ",");
-		json_str(path);
-		printf(", ");
-		json_node(st, target);
-		printf("}");
-		s->first = 0;
-		return 0;
-	}
-	char type[2] = {type_char(st->st_mode), 0}, mode[8], size[24], mtime[32], p[PATH_MAX * 2];
+	if (interrupted)
+		return -EINTR;
+	char mode[8], size[24], mtime[32], uid[16], gid[16];
 	snprintf(mode, sizeof(mode), "%04o", (unsigned)(st->st_mode & 07777));
 	fmt_size((uint64_t)st->st_size, s->exact, size, sizeof(size));
-	fmt_time(&st->st_mtim, s->exact, mtime, sizeof(mtime));
-	if (target)
-		snprintf(p, sizeof(p), "%s -> %s", path, target);
-	table_add(&s->t, type, mode, user_name(st->st_uid), group_name(st->st_gid), size, mtime,
-		  target ? p : path);
+	fmt_time(st->st_mtim.tv_sec, s->exact, mtime, sizeof(mtime));
+	snprintf(uid, sizeof(uid), "%u", (unsigned)st->st_uid);
+	snprintf(gid, sizeof(gid), "%u", (unsigned)st->st_gid);
+	const char *cells[] = {type_char(st->st_mode),
+			       mode,
+			       user_name(st->st_uid),
+			       group_name(st->st_gid),
+			       size,
+			       mtime,
+			       *path ? path : ".",
+			       target,
+			       uid,
+			       gid};
+	const int64_t keys[] = {0, 0, 0,	  0,	     st->st_size, st->st_mtim.tv_sec,
+				0, 0, st->st_uid, st->st_gid};
+	table_add(&s->t, cells, keys);
+	if (++s->n % 4096 == 0)
+		progress("%zu entries", s->n);
 	return 0;
 }
 
-int tree_show(const char *root, uint64_t id, int scripted, int exact, int json)
+int tree_show(const char *root, uint64_t id, const struct outopts *o)
 {
 	struct view v;
 	view_open(root, id, &v);
-	static const char *const head[] = {"TYPE", "MODE",  "OWNER", "GROUP",
-					   "SIZE", "MTIME", "PATH"};
-	struct show s = {.t = {.ncol = 7, .head = head, .align = "lllrrll"},
-			 .exact = exact,
-			 .json = json,
-			 .first = 1};
-	if (json) {
-		json_head("show");
-		printf(", \"id\": %" PRIu64 ", \"tree\": true, \"entries\": [", id);
-	}
+	struct show s = {.exact = o->exact || o->json};
+	table_setup(&s.t, "entries", show_cols, o);
+	catch_sigint();
 	int rc = tree_walk(v.dir, (const char *const *)v.roots, v.nroots, NULL, show_cb, &s);
+	progress_done();
+	if (rc == -EINTR || interrupted) {
+		warnx("%s: interrupted", cmd);
+		exit(EXIT_INTERRUPTED);
+	}
 	if (rc)
 		errx(1, "%s: %" PRIu64 ": %s", cmd, id, strerror(-rc));
-	if (json)
-		printf("%s]}\n", s.first ? "" : "\n");
-	else
-		table_print(&s.t, scripted);
+	table_print(&s.t, "show");
 	return 0;
 }
 
@@ -295,54 +283,27 @@ static const char **tree_subs(const char *root, const struct view *v, int n, cha
 	return subs;
 }
 
-static volatile sig_atomic_t interrupted;
-
-static void on_sigint(int sig)
+static void engine_progress(void *arg, const char *phase, size_t done, size_t total)
 {
-	interrupted = 1;
-}
-
-struct prog {
-	int on;
-	struct timespec last;
-};
-
-static void progress(void *arg, const char *phase, size_t done, size_t total)
-{
-	struct prog *p = arg;
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if ((now.tv_sec - p->last.tv_sec) * 1000000000L + (now.tv_nsec - p->last.tv_nsec) <
-	    100000000L)
-		return;
-	p->last = now;
-	p->on = 1;
-	fprintf(stderr, "\rsnapctl: %s: %s %zu/%zu\033[K", cmd, phase, done, total);
-}
-
-static void progress_end(struct prog *p)
-{
-	if (p->on)
-		fprintf(stderr, "\r\033[K");
-	p->on = 0;
+	progress("%s %zu/%zu", phase, done, total);
 }
 
 /* The diff of v (or its subs) against to, or exit 1. */
 static struct tree_diff *diff_make(const struct view *v, const char *to, const char *exclude,
-				   const char **subs, size_t nsubs, unsigned flags, struct prog *p)
+				   const char **subs, size_t nsubs, unsigned flags)
 {
 	struct tree_opts o = {.ident = view_ident,
 			      .exclude = exclude,
 			      .flags = TREE_TRUST_CTIME | TREE_IGNORE_SETID | flags,
 			      .stop = &interrupted,
-			      .progress = isatty(2) ? progress : NULL,
-			      .progress_arg = p};
+			      .progress = engine_progress};
 	struct tree_diff *d;
+	catch_sigint();
 	int rc = tree_diff_new(v->dir, to, subs, nsubs, &o, &d);
-	progress_end(p);
+	progress_done();
 	if (rc == -EINTR) {
 		warnx("%s: interrupted", cmd);
-		exit(130);
+		exit(EXIT_INTERRUPTED);
 	}
 	if (rc == -ENOENT && nsubs == 1)
 		errx(1, "%s: %s: not in snapshot %" PRIu64 " nor live", cmd,
@@ -354,71 +315,43 @@ static struct tree_diff *diff_make(const struct view *v, const char *to, const c
 
 /* ---- diff ---- */
 
-static void fmt_what(const struct tree_change *c, int exact, char *buf, size_t len)
+static const struct col diff_cols[] = {
+    {"CHANGE", COL_DEFAULT, "+ added, - removed, M modified, R renamed"},
+    {"PATH", COL_DEFAULT, "the entry (R: old -> new, in a table)"},
+    {"WHAT", COL_DEFAULT, "what changed (M), with the changed byte ranges; the type (+, -)"},
+    {"FROM", COL_JSON, "R: the old path"},
+    {"TYPE", COL_JSON, "file, dir, symlink, fifo, char, block, socket"},
+    {"FIELDS", COL_JSON, "M: what changed, comma-separated"},
+    {"RANGES", COL_JSON, "M: the changed byte ranges, OFFSET+LENGTH comma-separated"},
+    {0},
+};
+
+/* "type,mode,data" and, when ranges, "0+4096,8192+4096". */
+static void fmt_fields(const struct tree_change *c, char *buf, size_t len)
 {
 	size_t at = 0;
 	buf[0] = 0;
-	if (c->type == '+' || c->type == '-') {
-		const struct stat *st = c->st_to ? c->st_to : c->st_from;
-		snprintf(buf, len, "%s", type_name(st->st_mode));
-		return;
-	}
-	for (unsigned b = 0; b < 10 && at < len; b++) {
-		if (!(c->fields & (1u << b)))
-			continue;
-		at += (size_t)snprintf(buf + at, len - at, "%s%s", at ? "," : "",
-				       tree_field_names[b]);
-		if ((1u << b) != TREE_F_DATA)
-			continue;
-		for (size_t k = 0; k < c->nranges && at < len; k++) {
-			char o[24], l[24];
-			fmt_size(c->ranges[k].off, exact, o, sizeof(o));
-			fmt_size(c->ranges[k].len, exact, l, sizeof(l));
-			at += (size_t)snprintf(buf + at, len - at, "%s%s+%s", k ? " " : " ", o, l);
-		}
+	for (unsigned b = 0; b < 10 && at < len; b++)
+		if (c->fields & (1u << b))
+			at += (size_t)snprintf(buf + at, len - at, "%s%s", at ? "," : "",
+					       tree_field_names[b]);
+}
+
+static void fmt_ranges(const struct tree_change *c, int exact, char *buf, size_t len)
+{
+	size_t at = 0;
+	buf[0] = 0;
+	for (size_t k = 0; k < c->nranges && at < len; k++) {
+		char o[24], l[24];
+		fmt_size(c->ranges[k].off, exact, o, sizeof(o));
+		fmt_size(c->ranges[k].len, exact, l, sizeof(l));
+		at += (size_t)snprintf(buf + at, len - at, "%s%s+%s", k ? "," : "", o, l);
 	}
 	if (at >= len && len > 4)
 		strcpy(buf + len - 4, "...");
 }
 
-static void json_change(const struct tree_change *c, int first)
-{
-	char t[2] = {c->type, 0};
-	printf("%s\n  {\"change\": \"%s\", \"path\": ", first ? "" : ",", t);
-	json_str(c->path);
-	if (c->from) {
-		printf(", \"from\": ");
-		json_str(c->from);
-	}
-	const struct stat *st = c->st_to ? c->st_to : c->st_from;
-	printf(", \"type\": \"%s\"", type_name(st->st_mode));
-	if (c->type == 'M') {
-		printf(", \"fields\": [");
-		int n = 0;
-		for (unsigned b = 0; b < 10; b++)
-			if (c->fields & (1u << b))
-				printf("%s\"%s\"", n++ ? ", " : "", tree_field_names[b]);
-		printf("], \"ranges\": [");
-		for (size_t k = 0; k < c->nranges; k++)
-			printf("%s[%" PRIu64 ", %" PRIu64 "]", k ? ", " : "", c->ranges[k].off,
-			       c->ranges[k].len);
-		printf("]");
-	}
-	if (c->st_from) {
-		printf(", \"before\": {");
-		json_node(c->st_from, c->target_from);
-		printf("}");
-	}
-	if (c->st_to) {
-		printf(", \"after\": {");
-		json_node(c->st_to, c->target_to);
-		printf("}");
-	}
-	printf("}");
-}
-
-int tree_diff(const char *root, uint64_t id, int nargs, char **args, int scripted, int exact,
-	      int json)
+int tree_diff(const char *root, uint64_t id, int nargs, char **args, const struct outopts *oo)
 {
 	uint64_t id2 = 0;
 	struct stat st;
@@ -434,40 +367,39 @@ int tree_diff(const char *root, uint64_t id, int nargs, char **args, int scripte
 		view_open(root, id2, &v2);
 	size_t nsubs;
 	const char **subs = tree_subs(root, &v, nargs, args, &nsubs);
-	struct prog p = {0};
+	struct table t;
+	table_setup(&t, "changes", diff_cols, oo);
 	struct tree_diff *d =
-	    diff_make(&v, id2 ? v2.dir : root, id2 ? NULL : v.snapdir, subs, nsubs, 0, &p);
-	static const char *const head[] = {"CHANGE", "PATH", "WHAT"};
-	struct table t = {.ncol = 3, .head = head, .align = "lll"};
-	if (json) {
-		json_head("diff");
-		printf(", \"id\": %" PRIu64 ", \"id2\": ", id);
-		if (id2)
-			printf("%" PRIu64, id2);
-		else
-			printf("null");
-		printf(", \"changes\": [");
-	}
+	    diff_make(&v, id2 ? v2.dir : root, id2 ? NULL : v.snapdir, subs, nsubs, 0);
+	int exact = oo->exact || oo->json;
 	size_t n = tree_diff_count(d);
+	static char ranges[1 << 16], what[sizeof(ranges) + 256];
 	for (size_t i = 0; i < n; i++) {
 		const struct tree_change *c = tree_diff_get(d, i);
-		if (json) {
-			json_change(c, i == 0);
-			continue;
-		}
-		char type[2] = {c->type, 0}, what[4096], path[PATH_MAX * 2 + 8];
-		const char *pp = *c->path ? c->path : ".";
-		if (c->type == 'R')
-			snprintf(path, sizeof(path), "%s -> %s", *c->from ? c->from : ".", pp);
+		const struct stat *cs = c->st_to ? c->st_to : c->st_from;
+		char type[2] = {c->type, 0}, fields[256], path[2 * PATH_MAX + 8];
+		const char *p = *c->path ? c->path : ".";
+		if (c->type == 'R' && !oo->json)
+			snprintf(path, sizeof(path), "%s -> %s", *c->from ? c->from : ".", p);
 		else
-			snprintf(path, sizeof(path), "%s", pp);
-		fmt_what(c, exact, what, sizeof(what));
-		table_add(&t, type, path, what);
+			snprintf(path, sizeof(path), "%s", p);
+		fmt_fields(c, fields, sizeof(fields));
+		fmt_ranges(c, exact, ranges, sizeof(ranges));
+		if (c->type == '+' || c->type == '-')
+			snprintf(what, sizeof(what), "%s", type_name(cs->st_mode));
+		else
+			snprintf(what, sizeof(what), "%s%s%s", fields, *ranges ? " " : "", ranges);
+		const char *cells[] = {type,
+				       path,
+				       c->type == 'R' ? NULL : what,
+				       c->from,
+				       type_name(cs->st_mode),
+				       c->type == 'M' ? fields : NULL,
+				       c->nranges ? ranges : NULL};
+		const int64_t keys[] = {0, 0, 0, 0, 0, 0, 0};
+		table_add(&t, cells, keys);
 	}
-	if (json)
-		printf("%s]}\n", n ? "\n" : "");
-	else
-		table_print(&t, scripted);
+	table_print(&t, "diff");
 	tree_diff_free(d);
 	if (subs != (const char **)v.roots) {
 		for (size_t i = 0; i < nsubs; i++)
@@ -481,7 +413,6 @@ int tree_diff(const char *root, uint64_t id, int nargs, char **args, int scripte
 
 struct rep {
 	int rc;
-	struct prog *p;
 };
 
 static int report(void *arg, const struct tree_action *a)
@@ -489,7 +420,7 @@ static int report(void *arg, const struct tree_action *a)
 	struct rep *r = arg;
 	const char *path = *a->path ? a->path : ".";
 	if (a->err) {
-		progress_end(r->p);
+		progress_done();
 		warnx("%s: %s: %s: %s", cmd, path, a->verb, strerror(-a->err));
 		r->rc = 1;
 		return 0;
@@ -519,16 +450,11 @@ int tree_restore(const char *root, uint64_t id, int nargs, char **args, int dry)
 	view_open(root, id, &v);
 	size_t nsubs;
 	const char **subs = tree_subs(root, &v, nargs, args, &nsubs);
-	struct sigaction sa = {.sa_handler = on_sigint};
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	struct prog p = {0};
-	struct tree_diff *d =
-	    diff_make(&v, root, v.snapdir, subs, nsubs, dry ? TREE_DRY_RUN : 0, &p);
-	struct rep r = {0, &p};
+	struct tree_diff *d = diff_make(&v, root, v.snapdir, subs, nsubs, dry ? TREE_DRY_RUN : 0);
+	struct rep r = {0};
 	struct tree_stats st = {0};
 	int rc = tree_apply(d, report, &r, &st);
-	progress_end(&p);
+	progress_done();
 	tree_diff_free(d);
 	if (subs != (const char **)v.roots) {
 		for (size_t i = 0; i < nsubs; i++)
@@ -537,8 +463,8 @@ int tree_restore(const char *root, uint64_t id, int nargs, char **args, int dry)
 	}
 	if (rc == -EINTR) {
 		fflush(stdout);
-		warnx("%s: interrupted: run it again to finish", cmd);
-		exit(130);
+		warnx("%s: interrupted (the steps printed are done; run it again to finish)", cmd);
+		exit(EXIT_INTERRUPTED);
 	}
 	if (rc)
 		errx(1, "%s: %" PRIu64 ": %s", cmd, id, strerror(-rc));

@@ -11,12 +11,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct outopts;
+
 /* Whether snapshot id of the mount at root is a tree snapshot (pin -r). */
 bool snap_is_tree(const char *root, uint64_t id);
-int tree_show(const char *root, uint64_t id, int scripted, int exact, int json);
+int tree_show(const char *root, uint64_t id, const struct outopts *o);
 /* args: [ID2] [PATH...], the arguments after ID. */
-int tree_diff(const char *root, uint64_t id, int nargs, char **args, int scripted, int exact,
-	      int json);
+int tree_diff(const char *root, uint64_t id, int nargs, char **args, const struct outopts *o);
 /* args: [PATH...]; dry: print the steps, change nothing. */
 int tree_restore(const char *root, uint64_t id, int nargs, char **args, int dry);
 
