@@ -184,8 +184,14 @@ static int open_ro(struct direct_rec *r)
 		char buf[sizeof(struct file_handle) + MAX_HANDLE_SZ];
 	} u;
 	u.h.handle_bytes = MAX_HANDLE_SZ;
-	int mid;
-	if (name_to_handle_at(r->inode->fd, "", &u.h, &mid, AT_EMPTY_PATH))
+	int mid, pfd = inode_fd(r->inode);
+	if (pfd < 0) {
+		errno = -pfd;
+		return -1;
+	}
+	int err = name_to_handle_at(pfd, "", &u.h, &mid, AT_EMPTY_PATH);
+	inode_fd_put(r->inode);
+	if (err)
 		return -1;
 	int fd = open_by_handle_at(d.ro_fd, &u.h, O_RDONLY | O_CLOEXEC);
 	struct stat st;
@@ -286,11 +292,15 @@ static ssize_t wb_write(void *arg, struct gate_op *op)
 static int wb_apply(struct sfs_inode *inode, const struct peer *who, uint64_t snap, int data,
 		    const uint64_t (*rg)[2], uint32_t n, const uint64_t (*fg)[2], uint32_t nfg)
 {
-	char proc[64];
-	inode_procpath(inode, proc);
-	int wfd = open(proc, O_WRONLY | O_CLOEXEC);
+	char proc[PROCFD_PATH_LEN];
+	int pfd = inode_fd(inode);
+	if (pfd < 0)
+		return pfd;
+	int wfd = open(procfd_path(pfd, proc), O_WRONLY | O_CLOEXEC);
+	int err = errno;
+	inode_fd_put(inode);
 	if (wfd < 0)
-		return -errno;
+		return -err;
 	/* The bytes, mapped: the sender sealed the file against shrinking, so
 	 * reading the mapping cannot fault. */
 	uint64_t total = 0;

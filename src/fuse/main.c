@@ -181,7 +181,7 @@ static int open_source(struct sfs *fs)
 	struct stat st;
 	fstat(fd, &st);
 	fs->source_fd = fd;
-	fs->root.fd = fd;
+	fs->root.cfd = fd; /* never closed: the root has no handle (fh NULL) */
 	fs->root.dev = st.st_dev;
 	fs->root.ino = st.st_ino;
 	fs->root.type = S_IFDIR;

@@ -221,26 +221,37 @@ int ns_save_inode(struct sfs_inode *inode)
 {
 	if (!active() || sfs_virtual(inode))
 		return 0;
+	int fd = inode_fd(inode);
+	if (fd < 0)
+		return fd;
+	int rc = 0;
 	if (S_ISREG(inode->type)) {
 		/* A regular file's changes run under its gate locks. */
 		struct store_file *sf = inode_sf(inode);
-		if (!sf)
-			return 0;
-		pthread_rwlock_wrlock(&inode->rwlock);
-		store_file_wrlock(sf);
-		int rc = save_locked(sf, inode->fd);
-		store_file_unlock(sf);
-		pthread_rwlock_unlock(&inode->rwlock);
-		return rc;
+		if (sf) {
+			pthread_rwlock_wrlock(&inode->rwlock);
+			store_file_wrlock(sf);
+			rc = save_locked(sf, fd);
+			store_file_unlock(sf);
+			pthread_rwlock_unlock(&inode->rwlock);
+		}
+	} else {
+		rc = ns_save_fd(fd);
 	}
-	return ns_save_fd(inode->fd);
+	inode_fd_put(inode);
+	return rc;
 }
 
-int ns_save_locked(struct store_file *sf, int fd)
+int ns_save_locked(struct store_file *sf, struct sfs_inode *inode)
 {
-	if (!active() || !sf)
+	if (!active() || !sf || !store_ns_need(sf))
 		return 0;
-	return save_locked(sf, fd);
+	int fd = inode_fd(inode);
+	if (fd < 0)
+		return fd;
+	int rc = save_locked(sf, fd);
+	inode_fd_put(inode);
+	return rc;
 }
 
 int ns_entry(struct sfs_inode *dir, const char *name)
@@ -248,10 +259,15 @@ int ns_entry(struct sfs_inode *dir, const char *name)
 	if (!active())
 		return 0;
 	struct store_file *dsf = NULL, *csf = NULL;
-	int rc = store_file_get(sfs.store, dir->fd, &dsf);
-	if (rc)
+	int dfd = inode_fd(dir);
+	if (dfd < 0)
+		return dfd;
+	int rc = store_file_get(sfs.store, dfd, &dsf);
+	if (rc) {
+		inode_fd_put(dir);
 		return rc;
-	int cfd = openat(dir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	}
+	int cfd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	struct stat st = {0};
 	if (cfd < 0 && errno != ENOENT)
 		rc = -errno;
@@ -266,13 +282,14 @@ int ns_entry(struct sfs_inode *dir, const char *name)
 		rc = save_locked(csf, cfd);
 		store_file_unlock(csf);
 	}
-	if (rc == 0)
-		rc = store_ns_entry(sfs.store, dsf, name, csf, st.st_mode & S_IFMT);
 	if (rc == 0) {
 		store_file_wrlock(dsf);
-		rc = save_locked(dsf, dir->fd);
+		rc = store_ns_entry(sfs.store, dsf, name, csf, st.st_mode & S_IFMT);
+		if (rc == 0)
+			rc = save_locked(dsf, dfd);
 		store_file_unlock(dsf);
 	}
+	inode_fd_put(dir);
 	if (csf)
 		store_file_put(csf);
 	store_file_put(dsf);
@@ -285,7 +302,11 @@ void ns_born(struct sfs_inode *dir, const char *name)
 {
 	if (!active())
 		return;
-	int fd = openat(dir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	int dfd = inode_fd(dir);
+	if (dfd < 0)
+		return;
+	int fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	inode_fd_put(dir);
 	struct store_file *sf;
 	if (fd >= 0 && store_file_get(sfs.store, fd, &sf) == 0) {
 		store_ns_born(sf);

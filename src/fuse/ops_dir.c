@@ -39,15 +39,18 @@ void sfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	struct sfs_cred c;
-	int rc = cred_enter(req, &c);
+	struct sfs_cred c = {0};
+	int ifd = inode_fd(inode);
+	int rc = ifd < 0 ? ifd : cred_enter(req, &c);
 	int fd = -1;
 	if (rc == 0) {
-		fd = openat(inode->fd, ".", O_RDONLY | O_DIRECTORY);
+		fd = openat(ifd, ".", O_RDONLY | O_DIRECTORY);
 		if (fd < 0)
 			rc = -errno;
 	}
 	cred_leave(&c);
+	if (ifd >= 0)
+		inode_fd_put(inode);
 	if (rc)
 		goto out_free;
 	d->dp = fdopendir(fd);

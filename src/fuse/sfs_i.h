@@ -65,7 +65,13 @@ enum sfs_kind {
 
 struct sfs_inode {
 	enum sfs_kind kind;
-	int fd; /* O_PATH descriptor of the backing object; -1 if virtual */
+	int cfd;		/* cached O_PATH descriptor of the backing object, -1 when not
+				   cached (or virtual); use inode_fd(); protected by sfs->mutex */
+	unsigned fd_users;	/* calls using cfd now; protected by sfs->mutex */
+	struct file_handle *fh; /* reopens the object once cfd is closed; NULL: cfd
+				   is never closed (root, other filesystems) */
+	struct sfs_inode *lru_prev, *lru_next; /* cached descriptors, protected by
+						  sfs->mutex */
 	dev_t dev;
 	ino_t ino;
 	mode_t type;		 /* S_IFMT bits, fixed for the object's life */
@@ -75,8 +81,6 @@ struct sfs_inode {
 	int nocaps;		 /* 1: known to carry no security.capability xattr */
 	struct store_file *sf;	 /* regular files, attached on first need; set once under
 				    sfs->mutex, then read-only */
-	int rfd;		 /* read descriptor the store copies from; -1 until needed,
-				    set once under sfs->mutex */
 	struct bits *marks;	 /* change bitmaps of segments reading the file
 				    directly (bits.c); protected by rwlock */
 	/* Virtual nodes (snapview.c); read-only after creation (vst too). */
@@ -179,11 +183,17 @@ int inode_is_store_name(const struct sfs_inode *parent, const char *name);
 /* The store file of a regular file, attached on first use; NULL when the
  * store cannot identify it (then no snapshot can cover it either). */
 struct store_file *inode_sf(struct sfs_inode *inode);
-/* A read descriptor on the inode for the store's copies (owned by the
- * inode, closed when it is forgotten); -errno. */
+/* A new read descriptor on the inode (for the store's copies); close it. */
 int inode_rfd(struct sfs_inode *inode);
-/* "/proc/self/fd/N" for an inode's O_PATH fd (procfd_path). */
-void inode_procpath(const struct sfs_inode *inode, char buf[64]);
+/*
+ * The inode's O_PATH descriptor for the length of one call: cached, or
+ * reopened by its file handle (the daemon keeps no descriptor per known
+ * inode: at most a quarter of the soft RLIMIT_NOFILE stay cached, least
+ * recently used first out). Give it back with inode_fd_put(). -ENOENT when
+ * the object is gone, -EBADF for a virtual node.
+ */
+int inode_fd(struct sfs_inode *inode);
+void inode_fd_put(struct sfs_inode *inode);
 void sfs_fill_attr_timeouts(struct fuse_entry_param *e);
 /* Tell the kernel to drop its cached attributes and pages [off, off + len)
  * (len 0: to the end) of the backing object (dev, ino), if it knows it: for
@@ -255,7 +265,7 @@ void ns_pin_unlock(void);
 int ns_save_inode(struct sfs_inode *inode);
 int ns_save_fd(int fd);
 /* The same with sf (the node's store file) already locked for writing. */
-int ns_save_locked(struct store_file *sf, int fd);
+int ns_save_locked(struct store_file *sf, struct sfs_inode *inode);
 /* Entry name of dir is about to change (created, removed, replaced). */
 int ns_entry(struct sfs_inode *dir, const char *name);
 /* name was just created in dir. */

@@ -234,23 +234,6 @@ void snapview_releasedir(fuse_req_t req, struct fuse_file_info *fi)
 	fuse_reply_err(req, 0);
 }
 
-/* May the caller read a file with these pin-time attributes? Only asked when
- * the kernel does not check (no default_permissions). */
-static int may_read(fuse_req_t req, const struct stat *st)
-{
-	const struct fuse_ctx *c = fuse_req_ctx(req);
-	if (c->uid == 0)
-		return 1;
-	if (c->uid == st->st_uid)
-		return !!(st->st_mode & S_IRUSR);
-	gid_t groups[64];
-	int n = fuse_req_getgroups(req, 64, groups);
-	int ingroup = c->gid == st->st_gid;
-	for (int i = 0; i < n && i < 64 && !ingroup; i++)
-		ingroup = groups[i] == st->st_gid;
-	return ingroup ? !!(st->st_mode & S_IRGRP) : !!(st->st_mode & S_IROTH);
-}
-
 void snapview_open(fuse_req_t req, struct sfs_inode *inode, struct fuse_file_info *fi)
 {
 	if (inode->kind != SFS_VFILE && inode->kind != SFS_TNODE) {
@@ -266,7 +249,7 @@ void snapview_open(fuse_req_t req, struct sfs_inode *inode, struct fuse_file_inf
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	if (!sfs.o.default_permissions && !may_read(req, &inode->vst)) {
+	if (!sfs.o.default_permissions && !view_may(req, &inode->vst, R_OK)) {
 		fuse_reply_err(req, EACCES);
 		return;
 	}

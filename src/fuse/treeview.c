@@ -142,9 +142,13 @@ static int node_state(uint64_t id, struct store_file *sf, int fd, uint64_t fid, 
 	return rc;
 }
 
+/* The node's id in the store (0: nothing was ever saved for it). */
 static uint64_t node_fid(const struct sfs_inode *n)
 {
-	return n->sf ? store_file_fid(n->sf) : n->fid;
+	uint64_t nid = 0;
+	if (!n->sf)
+		return n->fid;
+	return store_ns_nid(n->sf, &nid) == 0 ? nid : 0;
 }
 
 static void fill_entry(struct fuse_entry_param *e, struct sfs_inode *n)
@@ -264,6 +268,9 @@ int treeview_lookup(fuse_req_t req, struct sfs_inode *parent, const char *name,
 {
 	if (!S_ISDIR(parent->vst.st_mode))
 		return -ENOTDIR;
+	/* Searching a directory needs the right it gave at the snapshot. */
+	if (!view_may(req, &parent->vst, X_OK))
+		return -EACCES;
 	char roots[ROOTS_MAX], path[PATH_MAX];
 	uint64_t root_fid;
 	int rc = snap_roots(parent->snap, &root_fid, roots, sizeof(roots));
@@ -410,7 +417,7 @@ static int list_once(uint64_t id, struct sfs_inode *dir, const char *roots, stru
 		while (dp && rc == 0 && (de = readdir(dp))) {
 			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 				continue;
-			if (bsearch(de->d_name, s->v, s->n, sizeof(*s->v), saved_cmp))
+			if (s->n && bsearch(de->d_name, s->v, s->n, sizeof(*s->v), saved_cmp))
 				continue;
 			int n = *dir->vpath
 				    ? snprintf(path, sizeof(path), "%s/%s", dir->vpath, de->d_name)
@@ -450,6 +457,8 @@ int treeview_list(fuse_req_t req, struct sfs_inode *dir, struct vdir *d)
 {
 	if (!S_ISDIR(dir->vst.st_mode))
 		return -ENOTDIR;
+	if (!view_may(req, &dir->vst, R_OK))
+		return -EACCES;
 	char roots[ROOTS_MAX];
 	uint64_t root_fid;
 	int rc = snap_roots(dir->snap, &root_fid, roots, sizeof(roots));
@@ -499,7 +508,7 @@ ssize_t treeview_read(struct sfs_inode *n, char *buf, size_t size, off_t off)
 	 * save the old state first. */
 	store_file_rdlock(n->sf);
 	ssize_t r;
-	if ((fid = store_file_fid(n->sf))) {
+	if (store_ns_nid(n->sf, &fid) == 0 && fid) {
 		store_file_unlock(n->sf);
 		return store_tree_read(sfs.store, n->snap, fid, at_s, buf, size, (uint64_t)off);
 	}

@@ -36,6 +36,11 @@ struct vnode_extra {
 	uint32_t xattrs_len;
 };
 
+/* May the caller access a view node with these attributes (as at its
+ * snapshot) for mask (R_OK, X_OK...)? The daemon's check where the kernel
+ * makes none (no default_permissions); root may. */
+int view_may(fuse_req_t req, const struct stat *st, int mask);
+
 int vnode_init(struct sfs *fs);
 void vnode_release(struct sfs *fs);
 /* Find or make the virtual node (snap, path) of kind and take a lookup

@@ -13,6 +13,7 @@
 #include "vec.h"
 
 #include <errno.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,8 +59,7 @@ int vnode_init(struct sfs *fs)
 		return -ENOMEM;
 	struct sfs_inode *r = &fs->vroot;
 	r->kind = SFS_VROOT;
-	r->fd = -1;
-	r->rfd = -1;
+	r->cfd = -1;
 	r->type = S_IFDIR;
 	r->vpath = "";
 	r->vst.st_mode = S_IFDIR | 0555;
@@ -135,8 +135,7 @@ struct sfs_inode *vnode_get(uint64_t snap, const char *path, enum sfs_kind kind,
 		*x = (struct vnode_extra){0};
 	}
 	n->kind = kind;
-	n->fd = -1;
-	n->rfd = -1;
+	n->cfd = -1;
 	n->snap = snap;
 	n->fid = fid;
 	n->vst = *st;
@@ -185,4 +184,23 @@ void vdir_free(struct vdir *d)
 		free(d->v[i].name);
 	vec_release(d);
 	free(d);
+}
+
+int view_may(fuse_req_t req, const struct stat *st, int mask)
+{
+	if (sfs.o.default_permissions)
+		return 1; /* the kernel checked, with these attributes */
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	if (c->uid == 0)
+		return 1;
+	mode_t bits =
+	    (mode_t)((mask & R_OK ? 4 : 0) | (mask & W_OK ? 2 : 0) | (mask & X_OK ? 1 : 0));
+	if (c->uid == st->st_uid)
+		return ((st->st_mode >> 6) & bits) == bits;
+	gid_t groups[64];
+	int n = fuse_req_getgroups(req, 64, groups);
+	int ingroup = c->gid == st->st_gid;
+	for (int i = 0; i < n && i < 64 && !ingroup; i++)
+		ingroup = groups[i] == st->st_gid;
+	return ((st->st_mode >> (ingroup ? 3 : 0)) & bits) == bits;
 }

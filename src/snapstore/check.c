@@ -38,6 +38,11 @@ static void problem(struct chk *k, const char *fmt, ...)
 		k->stop = 1;
 }
 
+static void ns_problem(void *arg, const char *msg)
+{
+	problem(arg, "%s", msg);
+}
+
 static int grab(void *arg, const struct ext *e)
 {
 	struct chk *k = arg;
@@ -203,6 +208,7 @@ int store_check(struct store *st, int (*fn)(void *arg, const char *problem), voi
 	for (size_t i = 0; i < nsfs; i++)
 		if (!store_snap_find(st, sfs[i].snap))
 			problem(&k, "snap_files row for unknown snapshot %" PRIu64, sfs[i].snap);
+	rc = ns_check(st, ns_problem, &k); /* tree snapshots' rows */
 out:
 	pthread_mutex_unlock(&st->mu);
 	free(k.a);

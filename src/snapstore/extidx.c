@@ -978,3 +978,14 @@ int64_t extidx_db_bytes(struct extidx *x)
 		n += (int64_t)sb.st_blocks * 512;
 	return n;
 }
+
+/* For the namespace index (nsidx.c), which shares the connection. */
+struct sqlite3 *extidx_db(struct extidx *x)
+{
+	return x->db;
+}
+
+int extidx_errno(struct extidx *x, int rc)
+{
+	return map_rc(x, rc);
+}

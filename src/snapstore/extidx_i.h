@@ -122,6 +122,11 @@ int extidx_ext_fid(struct extidx *x, uint64_t fid, uint64_t at, struct ext **a, 
 int extidx_ext_each(struct extidx *x, int (*fn)(void *arg, const struct ext *e), void *arg);
 int extidx_ext_stats(struct extidx *x, uint64_t *count, uint64_t *data_blocks);
 
+/* The connection and the result-code mapping, for nsidx.c (same floor, same
+ * connection, same rules). */
+struct sqlite3 *extidx_db(struct extidx *x);
+int extidx_errno(struct extidx *x, int rc);
+
 /* Size in bytes of index.db + WAL as SQLite sees it. */
 int64_t extidx_db_bytes(struct extidx *x);
 

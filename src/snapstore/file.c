@@ -72,6 +72,16 @@ struct store_file *store_file_by_fid(struct store *st, uint64_t fid)
 	return RB_FIND(sf_by_fid, &st->files_f, &key);
 }
 
+struct store_file *store_file_by_handle(struct store *st, const unsigned char *h, uint32_t hlen)
+{
+	struct store_file key;
+	if (hlen > sizeof(key.handle))
+		return NULL;
+	key.hlen = hlen;
+	memcpy(key.handle, h, hlen);
+	return RB_FIND(sf_by_handle, &st->files_h, &key);
+}
+
 void store_file_set_fid(struct store_file *sf, uint64_t fid)
 {
 	struct store *st = sf->st;

@@ -96,6 +96,32 @@ int snap_release_locked(struct store *st, uint64_t id, int full)
 		goto out;
 	if ((rc = extidx_snap_delete(st->x, id)))
 		goto out_rollback;
+	/* A tree snapshot: its namespace rows, and the files it covers. */
+	uint64_t *tf = NULL;
+	size_t ntf = 0;
+	if ((rc = ns_release_rows(st, id, &tf, &ntf)))
+		goto out_rollback;
+	if (ntf) {
+		uint64_t *nf = reallocarray(fids, nfids + ntf, sizeof(*nf));
+		uint64_t *nd = nf ? reallocarray(dropped, nfids + ntf, sizeof(*nd)) : NULL;
+		if (nf)
+			fids = nf;
+		if (nd)
+			dropped = nd;
+		if (!nf || !nd) {
+			free(tf);
+			rc = -ENOMEM;
+			goto out_rollback;
+		}
+		memcpy(fids + nfids, tf, ntf * sizeof(*tf));
+		qsort(fids, nfids + ntf, sizeof(*fids), cmp_u64);
+		size_t k = 0;
+		for (size_t i = 0; i < nfids + ntf; i++)
+			if (!k || fids[k - 1] != fids[i])
+				fids[k++] = fids[i];
+		nfids = k;
+	}
+	free(tf);
 	for (size_t i = 0; i < nfids; i++) {
 		struct store_file *sf = store_file_by_fid(st, fids[i]);
 		size_t nr = 0;
@@ -118,9 +144,11 @@ int snap_release_locked(struct store *st, uint64_t id, int full)
 		if (nr)
 			continue;
 		uint64_t refs = 0;
-		if ((rc = extidx_sfile_fid_refs(st->x, fids[i], &refs)))
+		int nsrefs = 0;
+		if ((rc = extidx_sfile_fid_refs(st->x, fids[i], &refs)) ||
+		    (!refs && (rc = ns_fid_refs(st, fids[i], &nsrefs))))
 			goto out_rollback;
-		if (!refs) {
+		if (!refs && !nsrefs) {
 			/* Nothing names the file any more: its remaining extents go too. */
 			if ((rc = snap_gc_fid(st, fids[i], UINT64_MAX, NULL, 0, &fr)) ||
 			    (rc = extidx_file_delete(st->x, fids[i])))
@@ -145,6 +173,8 @@ int snap_release_locked(struct store *st, uint64_t id, int full)
 		}
 	}
 	store_snap_del(st, id);
+	ns_tree_del(st, id);
+	ns_max_update(st);
 	freelist_apply(st, &fr);
 	for (size_t i = 0; i < nfids; i++)
 		assert(!store_file_by_fid(st, fids[i]) ||

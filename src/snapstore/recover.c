@@ -106,6 +106,8 @@ int store_recover(struct store *st)
 	    (rc = extidx_meta_get(st->x, "epoch", &epoch)))
 		return rc == -ENOENT ? -EIO : rc;
 	st->epoch = (uint64_t)epoch;
+	if ((rc = ns_init(st)))
+		return rc;
 	if ((rc = extidx_begin(st->x, 1)))
 		return rc;
 
@@ -141,6 +143,8 @@ int store_recover(struct store *st)
 		if ((rc = store_snap_add(st, &m)))
 			goto out;
 	}
+	if ((rc = ns_recover_rows(st))) /* tree snapshots, and their rows' GC */
+		goto out;
 
 	/* 2. Files and the valid snapshots covering them. */
 	if ((rc = extidx_files_all(st->x, &files, &nfiles)) ||
@@ -170,6 +174,8 @@ int store_recover(struct store *st)
 		if ((rc = store_cover_add(sf, &c)))
 			goto out;
 	}
+	if ((rc = ns_recover_covers(st))) /* regular files saved for tree snapshots */
+		goto out;
 
 	/* 3. Files changed while nobody watched make their snapshots stale. */
 	for (size_t i = 0; i < nfiles; i++) {
@@ -198,10 +204,12 @@ int store_recover(struct store *st)
 	for (size_t i = 0; i < nfiles; i++) {
 		struct store_file *sf = store_file_by_fid(st, files[i].fid);
 		uint64_t refs = 0;
+		int nsrefs = 0;
 		if (!sf->ncov) {
-			if ((rc = extidx_sfile_fid_refs(st->x, files[i].fid, &refs)))
+			if ((rc = extidx_sfile_fid_refs(st->x, files[i].fid, &refs)) ||
+			    (!refs && (rc = ns_fid_refs(st, files[i].fid, &nsrefs))))
 				goto out;
-			if (!refs && (rc = extidx_file_delete(st->x, files[i].fid)))
+			if (!refs && !nsrefs && (rc = extidx_file_delete(st->x, files[i].fid)))
 				goto out;
 			store_file_maybe_free(sf);
 		}
@@ -247,6 +255,7 @@ int store_recover(struct store *st)
 		goto out;
 	if ((rc = extidx_commit(st->x)))
 		goto out;
+	ns_max_update(st);
 	for (struct store_file *sf = store_file_first(st); sf; sf = store_file_next(sf))
 		assert(store_cover_sanity(sf));
 	assert(store_snaps_sanity(st, 1));

@@ -34,6 +34,7 @@ static void free_all(struct store *st)
 		store_forgo_free(&st->snaps[i]);
 	free(st->snaps);
 	blk_release(&st->blk);
+	ns_free(st); /* its statements before the connection */
 	extidx_close(st->x);
 	if (st->blk.fd >= 0)
 		close(st->blk.fd);
