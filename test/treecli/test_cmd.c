@@ -257,7 +257,9 @@ Test(treecmd, diff_names_changes_and_restore_brings_the_tree_back)
 	r = run("diff", "--json", ids);
 	ok(r);
 	has(r, "\"output_version\"");
-	has(r, "\"change\": \"R\", \"path\": \"proj/d1new\", \"from\": \"proj/d1\"");
+	has(r, "\"path\": \"proj/d1new\",\n");
+	has(r, "\"from\": \"proj/d1\",\n");
+	has(r, "\"ranges\": \"4096+4096\"\n");
 	/* a path filter: what moved into it from outside is new there */
 	r = run("diff", "-H", ids, P("proj/d1new"));
 	ok(r);
@@ -268,8 +270,10 @@ Test(treecmd, diff_names_changes_and_restore_brings_the_tree_back)
 	ok(r);
 	has(r, "d\t0755\t");
 	has(r, "l\t0777\t");
-	has(r, "proj/ln -> a.txt\n");
-	has(r, "proj/gone/q\n");
+	has(r, "\tproj/gone/q\n");
+	r = run("show", "-H", "-o", "PATH,TARGET", ids);
+	ok(r);
+	has(r, "proj/ln\ta.txt\n");
 
 	char *mutated = manifest(mnt, "proj");
 	r = run("restore", "--dry-run", ids);

@@ -65,6 +65,7 @@ static void view_open(const char *root, uint64_t id, struct view *v)
 	call(root, r, NULL, 0);
 	r->data[sizeof(r->data) - 1] = 0;
 	v->id = id;
+	v->guessed = false;
 	strlcpy(v->snapdir, r->data, sizeof(v->snapdir));
 	if ((size_t)snprintf(v->dir, sizeof(v->dir), "%s/%s/%" PRIu64,
 			     strcmp(root, "/") ? root : "", r->data, id) >= sizeof(v->dir))
