@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@
 static char *src, *mnt;
 static struct tu_mount mount_;
 static int mounted;
+static int run_sigint; /* start snapctl with SIGINT pending */
 
 static void setup(void)
 {
@@ -84,6 +86,13 @@ static struct res *run_v(const char *const *args)
 	unlink(errp);
 	pid_t pid = fork();
 	if (pid == 0) {
+		if (run_sigint) {
+			sigset_t ss;
+			sigemptyset(&ss);
+			sigaddset(&ss, SIGINT);
+			sigprocmask(SIG_BLOCK, &ss, NULL);
+			raise(SIGINT); /* pending across exec, delivered when snapctl unblocks it */
+		}
 		if (chdir(mnt))
 			_exit(126);
 		dup2(ofd, 1);
@@ -330,4 +339,33 @@ Test(treecmd, one_line_errors)
 	r = run("restore", ids, "/");
 	cr_assert_eq(r->status, 1, "%s", r->err);
 	cr_assert_eq(strchr(r->err, '\n'), r->err + strlen(r->err) - 1, "one line: %s", r->err);
+}
+
+Test(treecmd, sigint_stops_show_diff_and_restore_without_damage)
+{
+	NEED_DAEMON();
+	build();
+	uint64_t id = pin_tree("proj");
+	char ids[24];
+	snprintf(ids, sizeof(ids), "%" PRIu64, id);
+	mutate();
+	char *mutated = manifest(mnt, "proj");
+	run_sigint = 1;
+	struct res *r = run("show", ids);
+	cr_assert_eq(r->status, 130, "%s", r->err);
+	cr_assert_str_eq(r->err, "snapctl: show: interrupted\n");
+	r = run("diff", ids);
+	cr_assert_eq(r->status, 130, "%s", r->err);
+	r = run("restore", ids);
+	cr_assert_eq(r->status, 130, "%s", r->err);
+	cr_assert_str_eq(r->err, "snapctl: restore: interrupted\n");
+	run_sigint = 0;
+	char *after = manifest(mnt, "proj");
+	cr_assert_str_eq(mutated, after, "an interrupted restore changed the tree");
+	ok(run("restore", ids));
+	r = run("diff", "-H", ids);
+	ok(r);
+	cr_assert_str_eq(r->out, "", "left after restore:\n%s", r->out);
+	free(mutated);
+	free(after);
 }
