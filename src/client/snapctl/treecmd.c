@@ -9,8 +9,9 @@
  * links). Restore works through the live mount as the caller: other
  * snapshots keep their state by copy-on-write, permissions are checked as
  * for any other program. The pinned paths come with SHOW's -ENOTSUP
- * answer (data: '\n'-separated, "" for the whole mount); a daemon that
- * does not send them gets the whole view compared.
+ * answer (data: '\n'-separated, "" for the whole mount); without them
+ * diff and restore need PATHs (the view's top directories list only the
+ * way down to the pinned trees).
  */
 #include "snapctl_i.h"
 #include "treecmd.h"
@@ -53,7 +54,7 @@ struct view {
 	uint64_t id;
 	char snapdir[SNAPFS_PROTO_LABEL];
 	char dir[PATH_MAX];
-	char *roots[64];
+	char **roots; /* into buf */
 	size_t nroots;
 	bool guessed; /* the daemon did not tell the pinned paths */
 	char buf[SNAPFS_PROTO_DATA];
@@ -72,21 +73,27 @@ static void view_open(const char *root, uint64_t id, struct view *v)
 		errx(1, "%s: %s: path too long", cmd, root);
 	free(r);
 	struct stat st;
-	if (stat(v->dir, &st))
+	if (stat(v->dir, &st) && errno == ENOENT)
 		errx(1, "%s: %" PRIu64 ": no such snapshot", cmd, id);
+	if (stat(v->dir, &st))
+		err(1, "%s: %s", cmd, v->dir);
 	r = req_new(SNAPFS_OP_SHOW);
 	r->id = id;
 	v->nroots = 0;
 	if (snapfs_call(root, r) == 0 || errno != ENOTSUP || !r->len || r->len > sizeof(r->data)) {
-		v->roots[v->nroots++] = ""; /* no roots told: the whole view */
+		v->buf[0] = 0; /* no roots told: the whole view */
 		v->guessed = true;
-		free(r);
-		return;
+	} else {
+		memcpy(v->buf, r->data, r->len);
+		v->buf[r->len - 1] = 0;
 	}
-	memcpy(v->buf, r->data, r->len);
-	v->buf[r->len - 1] = 0;
 	free(r);
-	for (char *p = v->buf, *e; p && v->nroots < sizeof(v->roots) / sizeof(v->roots[0]); p = e) {
+	size_t n = 1;
+	for (const char *p = v->buf; (p = strchr(p, '\n')); p++)
+		n++;
+	if (!(v->roots = calloc(n, sizeof(*v->roots))))
+		err(1, "%s", cmd);
+	for (char *p = v->buf, *e; p; p = e) {
 		if ((e = strchr(p, '\n')))
 			*e++ = 0;
 		v->roots[v->nroots++] = p;
@@ -225,6 +232,7 @@ int tree_show(const char *root, uint64_t id, const struct outopts *o)
 	table_setup(&s.t, "entries", show_cols, o);
 	catch_sigint();
 	int rc = tree_walk(v.dir, (const char *const *)v.roots, v.nroots, NULL, show_cb, &s);
+	free(v.roots);
 	progress_done();
 	if (rc == -EINTR || interrupted) {
 		warnx("%s: interrupted", cmd);
@@ -407,6 +415,9 @@ int tree_diff(const char *root, uint64_t id, int nargs, char **args, const struc
 			free((char *)subs[i]);
 		free(subs);
 	}
+	free(v.roots);
+	if (id2)
+		free(v2.roots);
 	return 0;
 }
 
@@ -462,6 +473,7 @@ int tree_restore(const char *root, uint64_t id, int nargs, char **args, int dry)
 			free((char *)subs[i]);
 		free(subs);
 	}
+	free(v.roots);
 	if (rc == -EINTR) {
 		fflush(stdout);
 		warnx("%s: interrupted (the steps printed are done; run it again to finish)", cmd);
