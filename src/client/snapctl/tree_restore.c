@@ -613,7 +613,10 @@ static int pass_place(struct rs *r)
 			if ((rc = cur_path(r, t, cur, sizeof(cur))))
 				return rc;
 			if (strcmp(cur, s->path)) {
-				if ((rc = clear_path(r, s->path)))
+				/* the node in the way may hold t: where t is
+				 * comes after the move */
+				if ((rc = clear_path(r, s->path)) ||
+				    (rc = cur_path(r, t, cur, sizeof(cur))))
 					return rc;
 				rc = move_node(r, t, cur, s->path);
 				if (!rc) {
