@@ -1042,9 +1042,13 @@ Test(tree, random_changes_on_random_trees_are_undone, .timeout = 300)
 		copy_tree(A, B);
 		for (int step = 0; step < 120; step++)
 			random_change(&seed, step);
-		struct log *l = calloc(1, sizeof(*l));
+		struct log *l = calloc(1, sizeof(*l)), *dry = calloc(1, sizeof(*dry));
 		struct tree_stats st = {0};
+		cr_assert_eq(restore(NULL, 0, TREE_DRY_RUN, dry, NULL), 0, "seed %" PRIu64, s);
 		cr_assert_eq(restore(NULL, 0, 0, l, &st), 0, "seed %" PRIu64, s);
+		cr_assert_str_eq(dry->text, l->text, "seed %" PRIu64 ": a dry run told otherwise",
+				 s);
+		free(dry);
 		cr_assert_eq(l->errors, 0, "seed %" PRIu64 ":\n%s", s, l->text);
 		cr_assert_gt(st.actions, 10, "seed %" PRIu64 ": %" PRIu64 " steps", s, st.actions);
 		steps += st.actions;

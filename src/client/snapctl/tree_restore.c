@@ -381,7 +381,9 @@ static int data_set(struct rs *r, size_t f, size_t t, const char *path)
 		rc = rfd;
 		goto out;
 	}
-	wfd = r->dry ? openat(r->to->rootfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+	/* a dry run moved nothing: the file is where the walk saw it */
+	wfd = r->dry ? openat(r->to->rootfd, tree_at(tnode(r, t)->path),
+			      O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
 		     : open_to_write(r, path);
 	if (wfd < 0) {
 		rc = r->dry ? -errno : wfd;
