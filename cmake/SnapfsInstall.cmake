@@ -83,6 +83,9 @@ endforeach()
 # it falls back to mount.fuse3, which runs `snapfs` from $PATH.
 snapfs_install_link(${CMAKE_INSTALL_SBINDIR} mount.snapfs snapfs)
 snapfs_install_link(${CMAKE_INSTALL_SBINDIR} mount.fuse.snapfs snapfs)
+foreach(h mount.snapfs mount.fuse.snapfs) # `man mount.fuse.snapfs`
+	snapfs_install_link(${CMAKE_INSTALL_MANDIR}/man8 ${h}.8 snapfs.8)
+endforeach()
 
 # bash completion, where bash-completion looks for it: its completionsdir
 # (/usr/share/bash-completion/completions for the /usr prefix), here taken

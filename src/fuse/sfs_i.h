@@ -207,6 +207,9 @@ struct sfs_cred {
 };
 void cred_init(void);
 int cred_enter(fuse_req_t req, struct sfs_cred *c);
+/* The same for a caller known by its ids (the side channel's peer),
+ * whatever cred_switch says; no switch unless the daemon is root. */
+int cred_enter_ids(uid_t uid, gid_t gid, const gid_t *groups, int n, struct sfs_cred *c);
 void cred_leave(struct sfs_cred *c);
 
 /* cow.c: the write gate, through which every change of a regular file's
@@ -318,12 +321,14 @@ int hold_drop(struct sfs_file *f, uint64_t id);
 /* Close an open file's descriptor, drop its hold, free it. */
 void hold_file_free(struct sfs_file *f);
 
-/* direct.c: segments filling pages from the live file (docs/SEGMENT.md) */
+/* sidechan.c: the segment's side channel: direct fills from the live file
+ * and batched write-backs (writeback.c) (docs/SEGMENT.md) */
 int direct_init(struct sfs *fs);
 int direct_start(void);
 void direct_stop(void);
 /* Register the ephemeral snapshot id, frozen on inode, for direct fills;
- * out gets the token, socket name and block size. 0 or -errno. */
+ * out gets the token, socket name and block size. 0 or -errno; -EAGAIN
+ * when the owner or the daemon has as many records as it may keep. */
 int direct_register(struct sfs_inode *inode, uint64_t id, struct snapfs_req *out);
 /* The snapshot is being released: its records end. */
 void direct_forget(uint64_t id);

@@ -233,6 +233,20 @@ void store_file_wrlock(struct store_file *sf)
 
 void store_file_unlock(struct store_file *sf)
 {
+	if (sf->hooked) {
+		/* The end of a change by the daemon: record what the file shows now,
+		 * so recovery after a crash can tell this change from a later one
+		 * made without us (see recover.c). */
+		struct store *st = sf->st;
+		struct stat sb;
+		sf->hooked = 0;
+		pthread_mutex_lock(&st->mu);
+		int fd = sf->detached ? -1 : store_live_fd(sf);
+		uint64_t fid = sf->fid;
+		pthread_mutex_unlock(&st->mu);
+		if (fd >= 0 && fid && !fstat(fd, &sb))
+			store_mark_write(st, fid, &sb);
+	}
 	pthread_rwlock_unlock(&sf->lock);
 }
 

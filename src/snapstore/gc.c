@@ -92,7 +92,7 @@ int snap_release_locked(struct store *st, uint64_t id, int full)
 		if (!nfids || fids[nfids - 1] != fids[i])
 			fids[nfids++] = fids[i];
 
-	if ((rc = extidx_begin(st->x, full)))
+	if ((rc = store_begin(st, full)))
 		goto out;
 	if ((rc = extidx_snap_delete(st->x, id)))
 		goto out_rollback;
@@ -156,7 +156,7 @@ int snap_release_locked(struct store *st, uint64_t id, int full)
 			dropped[ndropped++] = fids[i];
 		}
 	}
-	if ((rc = extidx_commit(st->x)))
+	if ((rc = store_commit(st)))
 		goto out;
 	store_test_point("release:committed");
 
@@ -197,7 +197,12 @@ int store_release(struct store *st, uint64_t id)
 	pthread_rwlock_wrlock(&st->space);
 	pthread_mutex_lock(&st->mu);
 	struct snapmem *sm = store_snap_find(st, id);
-	int rc = sm ? snap_release_locked(st, id, sm->kind == STORE_PINNED) : -ENOENT;
+	int full = sm && sm->kind == STORE_PINNED;
+	int rc = sm ? snap_release_locked(st, id, full) : -ENOENT;
+	if (rc == -ENOSPC && store_reserve_drop(st))
+		rc = snap_release_locked(st, id, full); /* the index needed room: retry */
+	if (!rc && !st->reserve_held)
+		(void)store_reserve_make(st); /* space was just punched free */
 	pthread_mutex_unlock(&st->mu);
 	pthread_rwlock_unlock(&st->space);
 	return rc;

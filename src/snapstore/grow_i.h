@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The store's one growable-array step. Header-only and dependency-free, so
+ * The store's growable-array step, on the project's one growth routine
+ * (vec_grow, src/common/vec.h: doubling, overflow-checked). Header-only, so
  * the index module (which must not include store_i.h) can use it too.
  */
 #ifndef GROW_I_H
 #define GROW_I_H
+
+#include "vec.h"
 
 #include <stdlib.h>
 
@@ -16,15 +19,8 @@
  */
 static inline void *store_grow(void *a, size_t n, size_t *cap, size_t elem, size_t first)
 {
-	if (n < *cap)
-		return a;
-	size_t nc = *cap ? *cap * 2 : first;
-	if (nc <= n)
-		nc = n + 1;
-	void *na = reallocarray(a, nc, elem);
-	if (na)
-		*cap = nc;
-	return na;
+	(void)first; /* vec_grow starts at VEC_MIN */
+	return n < *cap ? a : vec_grow(a, n, 1, cap, elem);
 }
 
 #endif /* GROW_I_H */

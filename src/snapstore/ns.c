@@ -47,7 +47,7 @@ int store_pin_tree(struct store *st, const struct store_pin *p, struct store_fil
 		else
 			t->t = na;
 	}
-	if (rc || (rc = extidx_begin(st->x, p->kind == STORE_PINNED)))
+	if (rc || (rc = store_begin(st, p->kind == STORE_PINNED)))
 		goto out;
 	struct extidx_snap row = {.epoch = E,
 				  .created = now.tv_sec,
@@ -72,7 +72,7 @@ int store_pin_tree(struct store *st, const struct store_pin *p, struct store_fil
 		extidx_rollback(st->x);
 		goto out;
 	}
-	if ((rc = extidx_commit(st->x)))
+	if ((rc = store_commit(st)))
 		goto out;
 	store_test_point("pin:committed");
 	st->epoch = E + 1;
@@ -193,7 +193,7 @@ int store_ns_save(struct store_file *sf, int fd, const struct store_attr *now)
 		sf->cov = na;
 		sf->capcov = nc;
 	}
-	if ((rc = extidx_begin(st->x, pinned)))
+	if ((rc = store_begin(st, pinned)))
 		goto out;
 	uint64_t E = st->epoch;
 	struct nsidx_attr a = {.efrom = sf->ns_tlast,
@@ -220,7 +220,7 @@ int store_ns_save(struct store_file *sf, int fd, const struct store_attr *now)
 		extidx_rollback(st->x);
 		goto out;
 	}
-	if ((rc = extidx_commit(st->x)))
+	if ((rc = store_commit(st)))
 		goto out;
 	if (!sf->fid)
 		store_file_set_fid(sf, nid);
@@ -262,7 +262,7 @@ int store_ns_entry(struct store *st, struct store_file *dir, const char *name,
 		rc = live_range(st, t, few, &idx, &n, &pinned);
 	if (rc || !n)
 		goto out;
-	if ((rc = extidx_begin(st->x, pinned)))
+	if ((rc = store_begin(st, pinned)))
 		goto out;
 	if (!dnid)
 		rc = ns_nid(dir, 1, &dnid);
@@ -281,7 +281,7 @@ int store_ns_entry(struct store *st, struct store_file *dir, const char *name,
 		extidx_rollback(st->x);
 		goto out;
 	}
-	if ((rc = extidx_commit(st->x)))
+	if ((rc = store_commit(st)))
 		goto out;
 	if (!dir->fid)
 		store_file_set_fid(dir, dnid);

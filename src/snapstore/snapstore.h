@@ -86,7 +86,8 @@ uint32_t store_block_size(const struct store *st);
 
 /* Periodic work, called about once a second by the daemon: releases
  * expired snapshots and records that the store is still alive (used by
- * open after a crash to tell the daemon's last writes from later ones). */
+ * open after a crash to tell the daemon's last writes from later ones), and
+ * recreates the space reserve if it was used. */
 int store_tick(struct store *st);
 
 /*
@@ -100,6 +101,11 @@ void store_file_put(struct store_file *sf);
 
 void store_file_rdlock(struct store_file *sf);
 void store_file_wrlock(struct store_file *sf);
+/* Unlocking the write lock after a hook ran under it records the file's
+ * ctime, mtime and size (an fstat and a 32-byte write to the store's marks
+ * file): after a crash, recovery trusts a change the daemon recorded so and
+ * treats any later one as made from outside (stale). So call it after the
+ * change, not before. */
 void store_file_unlock(struct store_file *sf);
 
 /* Whether any live snapshot covers this file: when 0 the hooks are no-ops

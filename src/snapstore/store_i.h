@@ -3,7 +3,7 @@
  * Private shared state of the snapstore: struct store, struct store_file and
  * the helpers the store's modules call on each other. Everything here is
  * protected by st->mu unless a field says otherwise; the lock order is
- * file rwlocks -> st->space -> st->mu (see docs/SNAPSTORE.md).
+ * file rwlocks -> st->space -> st->mu -> st->snaplock (see docs/SNAPSTORE.md).
  */
 #ifndef STORE_I_H
 #define STORE_I_H
@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/tree.h>
 #include <time.h>
 
@@ -45,6 +46,7 @@ struct store_file {
 	struct cover *cov;     /* st->mu; sorted by epoch */
 	size_t ncov, capcov;   /* st->mu */
 	int tracked;	       /* ncov != 0, read atomically without the lock */
+	int hooked;	       /* lock (write): a hook ran under this hold of the write lock */
 	uint32_t maxnblk; /* st->mu; >= nblk of every extent of the file (range-query window) */
 	/* Tree snapshots (ns.c): the epoch since which the node's live attributes
 	 * hold (t_last) and the epoch it was born in (0: unknown); written under
@@ -65,12 +67,18 @@ struct snapforgo {
 	struct snapforgo *next;
 };
 
+/* The index's state of a snapshot made stale by damage to the store (a
+ * truncated block file, lost index transactions); in memory: STORE_STALE
+ * with damaged set. store_check reports these. */
+#define STORE_STATE_DAMAGED 2
+
 /* A live snapshot as the store keeps it in memory. */
 struct snapmem {
 	uint64_t id, epoch;
 	int64_t created, expires;
 	uint32_t uid;
 	int kind, state;
+	int damaged;		 /* stale because the store was damaged (index state 2) */
 	struct snapforgo *forgo; /* mu; ephemeral snapshots only */
 };
 
@@ -93,11 +101,17 @@ struct store {
 	pthread_rwlock_t snaplock;
 	struct snapmem *snaps; /* sorted by id */
 	size_t nsnaps, capsnaps;
-	struct sf_by_handle files_h; /* mu */
-	struct sf_by_fid files_f;    /* mu */
-	struct nstab *ns;	     /* tree snapshots (nstab.c) */
-	/* counters since open; mu */
-	uint64_t cow_copies, cow_bytes, store_reads, store_read_bytes;
+	struct sf_by_handle files_h;   /* mu */
+	struct sf_by_fid files_f;      /* mu */
+	struct nstab *ns;	       /* tree snapshots (nstab.c) */
+	int reservefd, marksfd, genfd; /* side files (disk.c) */
+	int reserve_held;	       /* mu */
+	uint64_t gen;		       /* mu: the index's last committed write transaction */
+	int sums_all;		       /* every data extent carries checksums (meta "sums") */
+	uint64_t lost_tx;	       /* committed transactions the index lost (found at open) */
+	/* counters since open */
+	uint64_t cow_copies, cow_bytes;		/* mu */
+	uint64_t store_reads, store_read_bytes; /* atomic (__atomic_*), no lock */
 };
 
 /* ---- log.c: the bottom floor ---- */
@@ -105,6 +119,8 @@ void store_logf(int level, const char *fmt, ...) __attribute__((format(printf, 2
 void store_vlogf(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 void store_test_point(const char *point);
 int64_t store_now_ns(void);
+/* The wall clock the kernel stamps ctime from (CLOCK_REALTIME_COARSE). */
+int64_t store_coarse_now_ns(void);
 
 static inline int64_t store_ts_ns(const struct timespec *t)
 {
@@ -115,6 +131,21 @@ static inline struct timespec store_ns_ts(int64_t v)
 {
 	return (struct timespec){.tv_sec = v / 1000000000, .tv_nsec = v % 1000000000};
 }
+
+/* ---- disk.c: side files of the store directory, and transactions ---- */
+/* After every refusal check: opens (creates) them; fresh: a new store, so
+ * marks and gen left by an earlier store in the directory are dropped. */
+int store_disk_open(struct store *st, int fresh);
+void store_disk_close(struct store *st);
+int store_reserve_make(struct store *st); /* best effort: 0 or -errno */
+int store_reserve_drop(struct store *st); /* 1 if it gave space back (then retry) */
+void store_mark_write(struct store *st, uint64_t fid, const struct stat *sb);
+int store_mark_matches(struct store *st, uint64_t fid, const struct stat *sb);
+uint64_t store_gen_read(struct store *st);
+void store_gen_write(struct store *st, uint64_t gen);
+/* A write transaction that counts in st->gen (mu held). */
+int store_begin(struct store *st, int full);
+int store_commit(struct store *st);
 
 /* ---- snaptab.c: the snapshot table (mu held unless said otherwise) ---- */
 struct snapmem *store_snap_find(struct store *st, uint64_t id); /* mu or snaplock held */

@@ -21,7 +21,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -239,6 +242,24 @@ Test(install, program_builds_with_pkg_config_only_and_runs)
 	run_against_mount(exe);
 }
 
+Test(install, libsnapfs_3_examples_build_and_the_segment_one_runs)
+{
+	/* every literal block of the installed libsnapfs(3) with a main(),
+	 * its mdoc escapes undone (\e is a backslash) */
+	const char *lib = libdir();
+	SH_OK("cd '%s' && '%s/test/install/man_examples.sh' '%s/share/man/man3/libsnapfs.3'", work,
+	      getenv("SNAPFS_SRCDIR"), pfx);
+	cr_assert_eq(atoi(out), 2, "examples with a main(): %s", out);
+	SH_OK("cd '%s' && for f in ex*.c; do cc -Wall -Werror $SNAPFS_TEST_CFLAGS -o ${f%%.c} $f "
+	      "$(PKG_CONFIG_PATH='%s/pkgconfig' pkg-config --cflags --libs snapfs) || exit 1; done",
+	      work, lib);
+	/* the segment example on a plain file (snapseg_read is then pread):
+	 * the sum of every 4096th byte */
+	SH_OK("cd '%s' && printf 'a%%4095sb%%4095s' x y > in && LD_LIBRARY_PATH='%s' ./ex2 in",
+	      work, lib);
+	cr_assert_str_eq(out, "195\n", "ex2: %s", out);
+}
+
 Test(install, program_builds_with_find_package_and_runs)
 {
 	char path[1024];
@@ -445,4 +466,40 @@ Test(install, systemd_units_pass_systemd_analyze_verify)
 	cr_assert(!strstr(out, "snapfs"), "verify complained:\n%s", out);
 	SH_OK("systemd-analyze verify --man=no '%s/share/doc/snapfs/examples/srv-data.mount'", pfx);
 	cr_assert(!strstr(out, "srv-data"), "verify complained:\n%s", out);
+}
+
+/* snapfs@.service's first ExecStartPre, run as systemd would with %f the
+ * mount point: it detaches a dead snapfs mount (its daemon killed), so a
+ * restart mounts again instead of failing in a loop, and leaves a live one
+ * alone. */
+Test(install, unit_detaches_a_dead_mount_and_leaves_a_live_one)
+{
+	char bin[1024];
+	snprintf(bin, sizeof(bin), "%s/sbin/snapfs", pfx);
+	setenv("SNAPFS_BIN", bin, 1);
+	SH_OK("sed -n \"s/^ExecStartPre=\\/bin\\/sh -c '\\(.*\\)' sh %%f$/\\1/p\" "
+	      "'%s/lib/systemd/system/snapfs@.service' > '%s/pre.sh' && test -s '%s/pre.sh'",
+	      pfx, work, work);
+	struct tu_mount m;
+	cr_assert_eq(tu_mount(&m, src, mnt, NULL), 0, "installed snapfs did not mount");
+	SH_OK(
+	    "sh -c \"$(cat '%s/pre.sh')\" sh '%s' 2>&1 && grep -q ' %s fuse.snapfs ' /proc/mounts",
+	    work, mnt, mnt);
+	cr_assert_str_eq(out, "", "a live mount: %s", out);
+	cr_assert_eq(kill(m.pid, SIGKILL), 0);
+	waitpid(m.pid, NULL, 0);
+	m.pid = -1;
+	/* statfs always asks the daemon; stat of the root may be cached */
+	struct statvfs vfs;
+	cr_assert_eq(statvfs(mnt, &vfs), -1, "the mount is not dead");
+	cr_assert_eq(errno, ENOTCONN);
+	SH_OK(
+	    "sh -c \"$(cat '%s/pre.sh')\" sh '%s' 2>&1; ! grep -q ' %s fuse.snapfs ' /proc/mounts",
+	    work, mnt, mnt);
+	char want[1200];
+	snprintf(want, sizeof(want),
+		 "snapfs: %s: dead snapfs mount (its daemon is gone); detaching it\n", mnt);
+	cr_assert_str_eq(out, want);
+	cr_assert_eq(statvfs(mnt, &vfs), 0, "still dead: %s", strerror(errno));
+	tu_umount(&m);
 }
