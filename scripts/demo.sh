@@ -108,8 +108,8 @@ writer=
 step "the snapshot, its changes since, and the store"
 echo "\$ snapctl list -o ID,CREATED,FILES,LABEL,STATE"
 "$snapctl" -m "$dir/snap" list -o ID,CREATED,FILES,LABEL,STATE
-echo "\$ snapctl diff demo -o PATH,LENGTH"
-"$snapctl" -m "$dir/snap" diff demo -o PATH,LENGTH
+echo "\$ snapctl diff demo"
+"$snapctl" -m "$dir/snap" diff demo
 echo "\$ snapctl release -l demo"
 "$snapctl" -m "$dir/snap" release -l demo
 fusermount3 -u "$dir/snap"

@@ -78,7 +78,9 @@ struct snapfs_rec_snap {
 
 /* A tree snapshot (pin -r): MNT/<snapdir>/ID shows the pinned trees as
  * they were; nfiles is 0 (nothing was counted at the pin), and SHOW, DIFF
- * and RESTORE answer -ENOTSUP for it: clients walk the view instead. */
+ * and RESTORE answer -ENOTSUP for it, with data = the pinned paths
+ * ('\n'-separated, relative to the mount root, "" for all of it) and len
+ * its size with the NUL: clients walk the view under those paths. */
 #define SNAPFS_SNAP_TREE 0x1u
 
 struct snapfs_rec_stats {

@@ -102,8 +102,11 @@ int snap_open(fuse_req_t req, struct snapfs_req *r, struct sfiles *fl)
 		return -EINVAL;
 	if (!hold_visible(req, r->id, &m))
 		return -ENOENT;
-	if (store_snap_is_tree(sfs.store, r->id, NULL, NULL, 0) == 1)
-		return -ENOTSUP; /* a tree: walk MNT/<snapdir>/ID */
+	if (store_snap_is_tree(sfs.store, r->id, NULL, r->data, sizeof(r->data)) == 1) {
+		/* a tree: clients walk MNT/<snapdir>/ID under the pinned paths */
+		r->len = (uint32_t)strnlen(r->data, sizeof(r->data) - 1) + 1;
+		return -ENOTSUP;
+	}
 	return sfiles_load(r->id, fl);
 }
 

@@ -19,6 +19,7 @@
 #include "client_i.h"
 #include "path.h"
 #include "rec.h"
+#include "treecmd.h"
 #include "vec.h"
 
 #include <err.h>
@@ -382,6 +383,8 @@ static int cmd_show(int argc, char **argv)
 	char root[PATH_MAX];
 	mount_root(NULL, root, sizeof(root));
 	uint64_t id = parse_snap(root, argv[optind]);
+	if (snap_is_tree(root, id)) /* walk its view (treecmd.c) */
+		return tree_show(root, id, &o);
 	c.exact = o.exact || o.json;
 	table_setup(&c.t, "files", show_cols, &o);
 	catch_sigint();
@@ -477,6 +480,8 @@ static int cmd_diff(int argc, char **argv)
 	char root[PATH_MAX];
 	mount_root(optind + 1 < argc ? argv[optind + 1] : NULL, root, sizeof(root));
 	uint64_t id = parse_snap(root, argv[optind]);
+	if (snap_is_tree(root, id)) /* walk its view (treecmd.c) */
+		return tree_diff(root, id, argc - optind - 1, argv + optind + 1, &o);
 	struct snapfs_req *q = req_new(SNAPFS_OP_DIFF);
 	add_filters(root, id, q, argv + optind + 1, argc - optind - 1);
 	/* the filters as add_filters checked and placed them */
@@ -502,13 +507,19 @@ static int cmd_diff(int argc, char **argv)
 
 static int cmd_restore(int argc, char **argv)
 {
-	while (next_opt(argc, argv, "", NULL, NULL) != -1)
-		;
+	static const struct option lo[] = {{"dry-run", no_argument, NULL, 'n'}, {0}};
+	int c, dry = 0;
+	while ((c = next_opt(argc, argv, "n", lo, NULL)) != -1)
+		dry |= c == 'n';
 	if (optind >= argc)
 		usage_err("missing ID");
 	char root[PATH_MAX];
 	mount_root(optind + 1 < argc ? argv[optind + 1] : NULL, root, sizeof(root));
 	uint64_t id = parse_snap(root, argv[optind]);
+	if (snap_is_tree(root, id)) /* walk its view (treecmd.c) */
+		return tree_restore(root, id, argc - optind - 1, argv + optind + 1, dry);
+	if (dry)
+		usage_err("--dry-run: only for tree snapshots");
 	struct snapfs_req *q = req_new(SNAPFS_OP_RESTORE);
 	add_filters(root, id, q, argv + optind + 1, argc - optind - 1);
 	struct snapfs_req *r = req_new(SNAPFS_OP_RESTORE);
@@ -775,25 +786,30 @@ static const struct command command_table[] = {
      "  snapctl list --json | jq '.snapshots[].id'\n\n",
      list_cols},
     {"show", cmd_show, "show [-H|-J|-r] [-p] [-o COLS] [-s COL] ID|LABEL",
-     "List the files of a snapshot (LABEL: the newest with that label).\n\n"
+     "List the files of a snapshot (LABEL: the newest with that label); of a\n"
+     "tree snapshot (pin -r), every entry: type, mode, owner, size, mtime, path.\n\n"
      "options:\n"
      "\nexamples:\n"
      "  snapctl show 3\n"
      "  snapctl show nightly -s SIZE\n\n",
      show_cols},
-    {"diff", cmd_diff, "diff [-H|-J|-r] [-p] [-o COLS] [-s COL] ID|LABEL [PATH...]",
+    {"diff", cmd_diff, "diff [-H|-J|-r] [-p] [-o COLS] [-s COL] ID|LABEL [ID2] [PATH...]",
      "List the byte ranges of the files that changed since the snapshot, or\n"
-     "only those of the PATHs (files, or directories holding files).\n\n"
+     "only those of the PATHs (files, or directories holding files). For a\n"
+     "tree snapshot, what changed since it (or until snapshot ID2), as zfs\n"
+     "diff: + added, - removed, M modified (with what), R renamed.\n\n"
      "options:\n"
      "\nexamples:\n"
      "  snapctl diff 3\n"
      "  snapctl diff nightly db.sqlite --json\n\n",
      diff_cols},
-    {"restore", cmd_restore, "restore ID|LABEL [PATH...]",
+    {"restore", cmd_restore, "restore [-n] ID|LABEL [PATH...]",
      "Write back the blocks that differ from the snapshot, into the same\n"
-     "files (recreated when gone), or only the PATHs. It may be stopped\n"
-     "with ^C and run again.\n\n"
+     "files (recreated when gone), or only the PATHs. A tree snapshot is\n"
+     "rolled back: what was created since is removed, renames undone, the\n"
+     "rest recreated or set back. It may be stopped with ^C and run again.\n\n"
      "options:\n"
+     "  -n, --dry-run     print the steps of a tree restore, change nothing\n"
      "\nexamples:\n"
      "  snapctl restore 3\n"
      "  snapctl restore nightly db.sqlite db.sqlite-wal\n\n",
