@@ -78,4 +78,9 @@ done
 run_one
 n=$(grep -o "Tested: [0-9]*" "$top/err" | awk "{ s += \$2 } END { print s }")
 echo "backing: source on $srckind, store on $storekind: ${n:-?} tests, exit $rc"
+# A filter that matches nothing must not pass for a green run.
+if [ $rc -eq 0 ] && [ "${n:-0}" = 0 ]; then
+	echo "backing: no test ran (check the --filter patterns)" >&2
+	rc=1
+fi
 exit $rc
