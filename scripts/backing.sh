@@ -118,6 +118,7 @@ up_sshfs() {
 # glusterd with its working and run directories in $state, a one-brick volume
 # on the eth0 address's name, mounted with the FUSE client. A second client
 # mount ($state/direct) is "another host": it writes to the volume directly.
+# GLUSTER_VOLUME_SET="key=value ..." sets volume options before the start.
 up_gluster() {
 	local state=$1 mnt=$2 host vol i
 	host=$(hostname)
@@ -139,6 +140,9 @@ up_gluster() {
 	done
 	echo "$vol" >"$state/vol"
 	gluster --mode=script volume create "$vol" "$host:$state/brick" force >"$state/log/cli" 2>&1 &&
+		for o in ${GLUSTER_VOLUME_SET:-}; do
+			gluster --mode=script volume set "$vol" "${o%%=*}" "${o#*=}" >>"$state/log/cli" 2>&1
+		done &&
 		gluster --mode=script volume start "$vol" >>"$state/log/cli" 2>&1 || {
 		say "gluster: volume create/start failed: $(tail -n 2 "$state/log/cli")"
 		return $SKIP
