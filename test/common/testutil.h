@@ -39,8 +39,8 @@ struct tu_mount {
  * with the daemon's stderr left in errbuf when it exits instead.
  * With $SNAPFS_TEST_STORE set and no store= in opts, adds
  * store=$SNAPFS_TEST_STORE/<source's last component> (the backing matrix's
- * store on another filesystem). Registers an atexit handler that lazily unmounts and kills the daemon, so a
- * failing test never leaves a mount behind.
+ * store on another filesystem). Registers an atexit handler that lazily unmounts and kills the
+ * daemon, so a failing test never leaves a mount behind.
  */
 int tu_mount(struct tu_mount *m, const char *source, const char *mnt, const char *opts);
 /* Unmount (fusermount3 -u, then lazy) and reap the daemon; returns its exit status. */
