@@ -66,9 +66,10 @@ rc=0
 cmd=()
 run_one() {
 	[ ${#cmd[@]} -gt 0 ] || return 0
-	"${cmd[@]}" 2> >(tee -a "$top/err" >&2)
+	"${cmd[@]}" 2>"$top/err.one"
 	local r=$?
-	wait
+	cat "$top/err.one" >&2
+	cat "$top/err.one" >>"$top/err"
 	[ $r -eq 0 ] || rc=$r
 	cmd=()
 }
