@@ -13,7 +13,7 @@ trap 'rm -f "$log"' EXIT
 fail=0
 for t in snap/test_snap_cow snap/test_snap_view snap/test_snap_life snap/test_snap_soak \
 	fuse/test_fuse_passthrough fuse/test_fuse_mount snapctl/test_snapctl_cli \
-	segment/test_segment_seg segment/test_segment_wb; do
+	segment/test_segment_seg segment/test_segment_wb segment/test_segment_sec; do
 	if ! "$build/test/$t" -j1 >"$log" 2>&1; then
 		echo "check-tsan: $t failed"; tail -20 "$log"; fail=1
 	fi

@@ -3,7 +3,7 @@
 # Installs only what is missing; when not root, prints the apt-get line and stops.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libfuse3-dev fuse3 libsqlite3-dev sqlite3
-      libbsd-dev libcriterion-dev fio attr mandoc util-linux e2fsprogs systemd clang-format
+      libbsd-dev libmount-dev libcriterion-dev fio attr mandoc util-linux e2fsprogs systemd clang-format
       xfsprogs btrfs-progs sshfs openssh-server openssh-client glusterfs-server glusterfs-client)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -133,7 +133,7 @@ static int side_connect(const struct snaphold *h, int secs)
 	return c;
 }
 
-/* Ask the daemon for the live file and the change bitmap (daemon: direct.c). */
+/* Ask the daemon for the live file and the change bitmap (daemon: sidechan.c). */
 static int direct_setup(struct snaphold *h)
 {
 	struct snapfs_req *r = snapfs_req_new(SNAPFS_OP_DIRECT);
@@ -202,6 +202,11 @@ out:
 int snaphold_writeback(const struct snaphold *h, int fd, const uint64_t (*rg)[2], size_t n,
 		       const uint64_t (*fg)[2], size_t nfg, int data)
 {
+	/* fd is not sent: the daemon opens the file for writing as us. The
+	 * ranges are pwrites, which fd must be able to do itself. */
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY || (fl & O_APPEND))
+		return -ENOTSUP;
 	if (h->direct_state <= 0 || n == 0 || n > DIRECT_MAX_RANGES || nfg > DIRECT_MAX_RANGES)
 		return -ENOTSUP;
 	/* Long enough for a large batch under copy-on-write, bounded. */
@@ -210,10 +215,9 @@ int snaphold_writeback(const struct snaphold *h, int fd, const uint64_t (*rg)[2]
 		return -errno;
 	struct direct_msg q = {.type = DIRECT_WRITEBACK, .n = (uint32_t)n, .nforgo = (uint32_t)nfg};
 	memcpy(q.key, h->wkey, TOKEN_LEN);
-	int fds[2] = {fd, data};
 	struct direct_ans ans = {.status = -EIO};
 	size_t rlen = n * sizeof(*rg), flen = nfg * sizeof(*fg);
-	if (direct_send(c, &q, sizeof(q), fds, 2) &&
+	if (direct_send(c, &q, sizeof(q), &data, 1) &&
 	    send(c, rg, rlen, MSG_NOSIGNAL) == (ssize_t)rlen &&
 	    (!flen || send(c, fg, flen, MSG_NOSIGNAL) == (ssize_t)flen) &&
 	    recv(c, &ans, sizeof(ans), MSG_WAITALL) != (ssize_t)sizeof(ans))

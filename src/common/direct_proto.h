@@ -3,20 +3,25 @@
  * The segment's side channel to the daemon (docs/SEGMENT.md, "Direct
  * fills"): a unix stream socket in the abstract namespace whose name
  * SNAPFS_OP_DIRECT answers. One request per connection, each a struct
- * direct_msg:
+ * direct_msg, sent within a second of connecting:
  *  - DIRECT_HANDOVER, key = the op's one-time token. Answer: one status
- *    byte (0 or an errno), then on success the 16-byte write-back key, with
- *    two descriptors (SCM_RIGHTS): the live file read-only, and the change
- *    bitmap. The daemon keeps this connection open while the record lives.
+ *    byte (0 or an errno: EACCES when the peer may not read the file now),
+ *    then on success the 16-byte write-back key, with two descriptors
+ *    (SCM_RIGHTS): the live file read-only, and the change bitmap. The
+ *    daemon keeps this connection open while the record lives.
  *  - DIRECT_WRITEBACK, key = the write-back key, n ranges {off, len}
- *    (uint64_t pairs, increasing, disjoint) following the header, with two
- *    descriptors: the caller's descriptor of the file, open for writing,
- *    and a file holding the ranges' bytes packed in order. Answer: struct
- *    direct_ans. The daemon applies the writes under copy-on-write in one
- *    store transaction. Then nforgo more ranges may follow: byte ranges of
- *    the file that the record's snapshot gives up first (store_snap_forgo:
- *    the segment has no page left that shows them), so that the writes
- *    need not preserve them for it.
+ *    (uint64_t pairs, increasing, disjoint) following the header, then
+ *    nforgo more ranges: byte ranges of the file that the record's
+ *    snapshot gives up first (store_snap_forgo: the segment has no page
+ *    left that shows them), so that the writes need not preserve them for
+ *    it. One descriptor goes with the header: a memfd sealed against
+ *    shrinking holding the ranges' bytes packed in order. The daemon opens
+ *    the file for writing as the peer and writes the ranges under
+ *    copy-on-write. Answer: struct direct_ans; -EACCES/-EPERM when the
+ *    peer may not write the file, -EFBIG past its RLIMIT_FSIZE, -E2BIG
+ *    over DIRECT_WB_MAX_BYTES, -EBADF for a bad memfd.
+ * The first protocol's write-back (type 2, with the caller's descriptor of
+ * the file as well) is answered -EPROTO.
  */
 #ifndef DIRECT_PROTO_H
 #define DIRECT_PROTO_H
@@ -26,10 +31,14 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#define DIRECT_TOKEN_LEN  16
-#define DIRECT_MAX_RANGES (1u << 20)
+#define DIRECT_TOKEN_LEN 16
+/* At most this many write and give-up ranges each in one write-back (a
+ * 256 MiB batch of single pages needs 65,536). */
+#define DIRECT_MAX_RANGES (1u << 17)
+/* At most this many bytes in one write-back. */
+#define DIRECT_WB_MAX_BYTES (256ull << 20)
 
-enum { DIRECT_HANDOVER = 1, DIRECT_WRITEBACK = 2 };
+enum { DIRECT_HANDOVER = 1, DIRECT_WRITEBACK = 3 };
 
 struct direct_msg {
 	uint32_t type;
@@ -54,17 +63,17 @@ static inline bool direct_send(int c, const void *msg, size_t len, const int *fd
 		char buf[CMSG_SPACE(2 * sizeof(int))];
 	} u;
 	struct iovec iov = {(void *)msg, len};
-	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 	if (nfds) {
-		m.msg_control = u.buf;
-		m.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+		mh.msg_control = u.buf;
+		mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
 		cm->cmsg_level = SOL_SOCKET;
 		cm->cmsg_type = SCM_RIGHTS;
 		cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
 		memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
 	}
-	return sendmsg(c, &m, MSG_NOSIGNAL) == (ssize_t)len;
+	return sendmsg(c, &mh, MSG_NOSIGNAL) == (ssize_t)len;
 }
 
 #endif

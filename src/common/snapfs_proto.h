@@ -48,7 +48,7 @@ enum snapfs_op {
 				  namespace, without the leading NUL), NUL-terminated */
 };
 
-#define SNAPFS_PIN_RECURSIVE 0x1u /* directories: every regular file under them */
+#define SNAPFS_PIN_RECURSIVE 0x1u /* a tree snapshot of the paths (files or directories) */
 
 struct snapfs_req {
 	uint32_t version; /* SNAPFS_PROTO_VERSION */
@@ -72,9 +72,14 @@ struct snapfs_rec_snap {
 	uint32_t uid;
 	uint32_t kind;	/* 0 pinned, 1 ephemeral */
 	uint32_t state; /* 0 valid, 1 stale */
-	uint32_t pad;
+	uint32_t flags; /* SNAPFS_SNAP_* */
 	char label[SNAPFS_PROTO_LABEL];
 };
+
+/* A tree snapshot (pin -r): MNT/<snapdir>/ID shows the pinned trees as
+ * they were; nfiles is 0 (nothing was counted at the pin), and SHOW, DIFF
+ * and RESTORE answer -ENOTSUP for it: clients walk the view instead. */
+#define SNAPFS_SNAP_TREE 0x1u
 
 struct snapfs_rec_stats {
 	uint64_t bytes_on_disk, bytes_preserved, extents, snapshots, epoch, block_size;

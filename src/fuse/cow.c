@@ -5,10 +5,11 @@
  * segment's batched write-back), goes through gate_write(), which does the
  * same steps in the same order for all of them:
  *
- *   lock      the inode's rwlock for writing (and a copy source's for
+ *   lock      the pin lock shared (ns.c), the inode's rwlock for writing (and a copy source's for
  *             reading, both in address order), then the store file's lock;
  *   prepare   the writer's own step under the lock (a segment gives up
  *             blocks its snapshot no longer shows);
+ *   save      its attributes, when a tree snapshot needs them (ns.c);
  *   mark      the segments' change bitmaps (bits.c), before any byte moves;
  *   preserve  ask the store to keep what live snapshots still need;
  *   kill      set-id bits and file capabilities, as write(2) does;
@@ -62,7 +63,6 @@ static void gate_unlock(struct sfs_inode *inode, struct sfs_inode *src, struct s
 static int gate_preserve(struct sfs_inode *inode, struct store_file *sf, struct gate_op *op)
 {
 	int tracked = sf && store_file_tracked(sf);
-	int fd = -1;
 	switch (op->what) {
 	case GATE_NONE:
 		return 0;
@@ -77,31 +77,42 @@ static int gate_preserve(struct sfs_inode *inode, struct store_file *sf, struct 
 		/* fall through */
 	case GATE_RANGE:
 		bits_mark(inode, op->off, op->len);
-		if (!tracked || op->len == 0)
-			return 0;
-		fd = inode_rfd(inode);
-		return fd < 0 ? fd : store_cow_range(sf, fd, op->off, op->len);
+		tracked = tracked && op->len;
+		break;
 	case GATE_RANGES:
 		for (size_t i = 0; i < op->n; i++)
 			bits_mark(inode, op->r[i][0], op->r[i][1]);
-		if (!tracked || op->n == 0)
-			return 0;
-		fd = inode_rfd(inode);
-		return fd < 0 ? fd : store_cow_ranges(sf, fd, op->r, op->n);
+		tracked = tracked && op->n;
+		break;
 	case GATE_TRUNCATE:
-		bits_mark(inode, op->off, UINT64_MAX);
-		if (!tracked)
-			return 0;
-		fd = inode_rfd(inode);
-		return fd < 0 ? fd : store_cow_truncate(sf, fd, op->off);
 	case GATE_TAIL:
 		bits_mark(inode, op->off, UINT64_MAX);
-		if (!tracked)
-			return 0;
-		fd = inode_rfd(inode);
-		return fd < 0 ? fd : store_cow_tail(sf, fd, op->off);
+		break;
 	}
-	return -EINVAL;
+	if (!tracked)
+		return 0;
+	/* The store copies from a read descriptor of the file. */
+	int fd = inode_rfd(inode), rc;
+	if (fd < 0)
+		return fd;
+	switch (op->what) {
+	case GATE_RANGE:
+		rc = store_cow_range(sf, fd, op->off, op->len);
+		break;
+	case GATE_RANGES:
+		rc = store_cow_ranges(sf, fd, op->r, op->n);
+		break;
+	case GATE_TRUNCATE:
+		rc = store_cow_truncate(sf, fd, op->off);
+		break;
+	case GATE_TAIL:
+		rc = store_cow_tail(sf, fd, op->off);
+		break;
+	default:
+		rc = -EINVAL;
+	}
+	close(fd);
+	return rc;
 }
 
 /* Whether the writer of op is in group g. */
@@ -156,11 +167,15 @@ static void gate_kill_priv(struct sfs_inode *inode, int fd, const struct gate_op
 ssize_t gate_write(struct sfs_inode *inode, struct gate_op *op)
 {
 	struct store_file *sf = inode_sf(inode);
+	ns_enter();
 	gate_lock(inode, op->src, sf);
 	ssize_t rc = op->prepare ? op->prepare(op->arg, op, sf) : 0;
+	int changes = op->what != GATE_NONE && !(op->what == GATE_RANGES && op->n == 0);
+	/* Size and times change even when no byte a snapshot reads does. */
+	if (rc == 0 && !(op->what == GATE_RANGES && op->n == 0))
+		rc = ns_save_locked(sf, inode);
 	if (rc == 0)
 		rc = gate_preserve(inode, sf, op);
-	int changes = op->what != GATE_NONE && !(op->what == GATE_RANGES && op->n == 0);
 	int fd = op->fd;
 	if (rc == 0 && changes && fd >= 0)
 		gate_kill_priv(inode, fd, op);
@@ -170,6 +185,7 @@ ssize_t gate_write(struct sfs_inode *inode, struct gate_op *op)
 	if (rc >= 0 && changes && fd < 0 && op->fd >= 0)
 		gate_kill_priv(inode, op->fd, op);
 	gate_unlock(inode, op->src, sf);
+	ns_leave();
 	return rc;
 }
 
@@ -178,7 +194,11 @@ int cow_victim(struct sfs_inode *parent, const char *name, struct store_file **h
 	*held = NULL;
 	if (!sfs.store)
 		return 0;
-	int fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	int pfd = inode_fd(parent);
+	if (pfd < 0)
+		return 0; /* the backing call reports it */
+	int fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	inode_fd_put(parent);
 	if (fd < 0)
 		return 0; /* nothing there: the backing call reports it */
 	struct stat st;

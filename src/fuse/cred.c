@@ -31,6 +31,26 @@ void cred_init(void)
  * called inside an outer switch) leaves the outer one in charge. */
 static __thread int cred_active;
 
+/* Switch to uid, gid and groups[n] (at most SFS_MAX_GROUPS are used). */
+static int cred_switch_to(uid_t uid, gid_t gid, const gid_t *groups, int n, struct sfs_cred *c)
+{
+	if (n < 0)
+		n = 0;
+	if (n > SFS_MAX_GROUPS)
+		n = SFS_MAX_GROUPS;
+	if (syscall(SYS_setgroups, (size_t)n, groups))
+		return -errno;
+	setfsgid(gid);
+	setfsuid(uid);
+	if ((uid_t)setfsuid(-1) != uid || (gid_t)setfsgid(-1) != gid) {
+		cred_leave(&(struct sfs_cred){.switched = 1});
+		return -EPERM;
+	}
+	c->switched = 1;
+	cred_active = 1;
+	return 0;
+}
+
 int cred_enter(fuse_req_t req, struct sfs_cred *c)
 {
 	c->switched = 0;
@@ -41,21 +61,15 @@ int cred_enter(fuse_req_t req, struct sfs_cred *c)
 		return 0;
 	gid_t groups[SFS_MAX_GROUPS];
 	int n = fuse_req_getgroups(req, SFS_MAX_GROUPS, groups);
-	if (n < 0)
-		n = 0;
-	if (n > SFS_MAX_GROUPS)
-		n = SFS_MAX_GROUPS;
-	if (syscall(SYS_setgroups, (size_t)n, groups))
-		return -errno;
-	setfsgid(ctx->gid);
-	setfsuid(ctx->uid);
-	if ((uid_t)setfsuid(-1) != ctx->uid || (gid_t)setfsgid(-1) != ctx->gid) {
-		cred_leave(&(struct sfs_cred){.switched = 1});
-		return -EPERM;
-	}
-	c->switched = 1;
-	cred_active = 1;
-	return 0;
+	return cred_switch_to(ctx->uid, ctx->gid, groups, n, c);
+}
+
+int cred_enter_ids(uid_t uid, gid_t gid, const gid_t *groups, int n, struct sfs_cred *c)
+{
+	c->switched = 0;
+	if (cred_active || sfs.self_uid != 0)
+		return cred_active ? -EDEADLK : 0;
+	return cred_switch_to(uid, gid, groups, n, c);
 }
 
 void cred_leave(struct sfs_cred *c)

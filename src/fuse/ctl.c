@@ -16,7 +16,6 @@
 #include "rec.h"
 #include "vec.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
@@ -106,66 +105,70 @@ static int resolve(const char *rel, int *out)
 	return 0;
 }
 
-static int add_tree(fuse_req_t req, struct pinset *ps, int dirfd, const char *prefix, int depth)
+/*
+ * A tree pin (pin -r): O(1), whatever the trees hold. Each path must exist
+ * and be readable (and, for a directory, searchable) by the caller; the
+ * snapshot is SOURCE at this instant, shown under the paths given
+ * ('\n'-joined, so a path holding a newline is refused). The pin lock
+ * (ns.c) puts it between two changes.
+ */
+static int pin_tree(fuse_req_t req, struct snapfs_req *r)
 {
-	if (depth > 256)
-		return -ELOOP;
-	int rfd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (rfd < 0)
-		return -errno;
-	DIR *dp = fdopendir(rfd);
-	if (!dp) {
-		close(rfd);
-		return -errno;
-	}
-	int rc = 0;
-	struct dirent *de;
-	while (rc == 0) {
-		errno = 0;
-		if (!(de = readdir(dp))) {
-			rc = -errno; /* 0 at the end */
-			if (rc)
-				pin_problem(ps, *prefix ? prefix : ".");
+	char roots[8192];
+	size_t used = 0;
+	struct sfs_cred c;
+	int rc = cred_enter(req, &c);
+	const char *p = r->data;
+	for (uint32_t i = 0; i < r->count && rc == 0; i++) {
+		if (p >= r->data + r->len) {
+			rc = -EINVAL;
 			break;
 		}
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (!*prefix && !strcmp(de->d_name, sfs.o.snapdir))
-			continue;
-		char path[PATH_MAX];
-		int len = *prefix ? snprintf(path, sizeof(path), "%s/%s", prefix, de->d_name)
-				  : snprintf(path, sizeof(path), "%s", de->d_name);
-		if (len >= (int)sizeof(path)) {
-			rc = -ENAMETOOLONG;
-			pin_problem(ps, path);
-			break;
-		}
-		int fd = openat(dirfd, de->d_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0 && errno == ENOENT)
-			continue; /* removed since readdir: not in the tree any more */
+		size_t plen = strlen(p);
+		const char *next = p + plen + 1;
+		while (plen > 1 && p[0] == '.' && p[1] == '/')
+			p += 2, plen -= 2;
+		const char *rel = (!strcmp(p, ".") || !*p) ? "" : p;
+		int fd = -1;
 		struct stat st;
-		if (fd < 0 || fstat(fd, &st)) {
+		if ((rc = resolve(p, &fd)) == 0 && fstat(fd, &st))
 			rc = -errno;
-			pin_problem(ps, path);
-			if (fd >= 0)
-				close(fd);
+		if (rc == 0 && faccessat(fd, "", S_ISDIR(st.st_mode) ? R_OK | X_OK : R_OK,
+					 AT_EMPTY_PATH | AT_EACCESS))
+			rc = -errno;
+		if (fd >= 0)
+			close(fd);
+		if (rc == 0 && (strchr(rel, '\n') || used + strlen(rel) + 2 > sizeof(roots)))
+			rc = -EINVAL;
+		if (rc) {
+			strlcpy(r->data, *rel ? rel : ".", sizeof(r->data));
 			break;
 		}
-		if (inode_is_hidden(st.st_dev, st.st_ino)) {
-			close(fd);
-			continue;
-		}
-		if (S_ISREG(st.st_mode)) {
-			if ((rc = pinset_add(req, ps, fd, path)))
-				pin_problem(ps, path);
-		} else if (S_ISDIR(st.st_mode)) {
-			rc = add_tree(req, ps, fd, path, depth + 1);
-			close(fd);
-		} else {
-			close(fd);
-		}
+		used += (size_t)snprintf(roots + used, sizeof(roots) - used, "%s%s",
+					 used ? "\n" : "", rel);
+		p = next;
 	}
-	closedir(dp);
+	cred_leave(&c);
+	if (rc) {
+		r->len = (uint32_t)strnlen(r->data, sizeof(r->data) - 1) + 1;
+		return rc;
+	}
+	struct store_file *root;
+	if ((rc = store_file_get(sfs.store, sfs.source_fd, &root)))
+		return rc;
+	struct store_pin pin = {.kind = STORE_PINNED,
+				.uid = fuse_req_ctx(req)->uid,
+				.label = r->label[0] ? r->label : NULL,
+				.expires = r->expires};
+	ns_pin_lock();
+	rc = store_pin_tree(sfs.store, &pin, root, roots, &r->id);
+	ns_pin_unlock();
+	store_file_put(root);
+	struct store_snap_meta m;
+	if (rc == 0 && store_snap_meta(sfs.store, r->id, &m) == 0)
+		r->epoch = m.epoch;
+	r->count = 0; /* a tree pin counts nothing */
+	r->len = 0;
 	return rc;
 }
 
@@ -175,6 +178,8 @@ static int op_pin(fuse_req_t req, struct snapfs_req *r)
 	    (r->flags & ~SNAPFS_PIN_RECURSIVE) || memchr(r->label, 0, sizeof(r->label)) == NULL ||
 	    r->expires < 0)
 		return -EINVAL;
+	if (r->flags & SNAPFS_PIN_RECURSIVE)
+		return pin_tree(req, r);
 	struct pinset ps = {0};
 	/* The walk runs as the caller: every directory on the way must be
 	 * searchable (and, with -r, readable) by them, as for open(). */
@@ -191,18 +196,22 @@ static int op_pin(fuse_req_t req, struct snapfs_req *r)
 			p += 2, plen -= 2;
 		int fd = -1;
 		rc = resolve(p, &fd);
-		if (rc)
+		if (rc) {
+			pin_problem(&ps, p);
 			break;
+		}
 		struct stat st;
 		fstat(fd, &st);
 		const char *rel = (!strcmp(p, ".") || !*p) ? "" : p;
 		if (S_ISREG(st.st_mode)) {
-			rc = pinset_add(req, &ps, fd, rel);
+			if ((rc = pinset_add(req, &ps, fd, rel)))
+				pin_problem(&ps, p);
 		} else if (S_ISDIR(st.st_mode)) {
-			rc = (r->flags & SNAPFS_PIN_RECURSIVE) ? add_tree(req, &ps, fd, rel, 0)
-							       : -EISDIR;
+			pin_problem(&ps, p);
+			rc = -EISDIR; /* a tree is pinned with SNAPFS_PIN_RECURSIVE */
 			close(fd);
 		} else {
+			pin_problem(&ps, p);
 			close(fd);
 			rc = -EINVAL;
 		}
@@ -292,6 +301,8 @@ static int list_cb(void *arg, const struct store_snap *s)
 	    .uid = s->uid,
 	    .kind = s->kind == STORE_EPHEMERAL,
 	    .state = s->state == STORE_STALE,
+	    .flags =
+		store_snap_is_tree(sfs.store, s->id, NULL, NULL, 0) == 1 ? SNAPFS_SNAP_TREE : 0,
 	};
 	strlcpy(rec.label, s->label, sizeof(rec.label));
 	return rec_put_snap(r, &rec);

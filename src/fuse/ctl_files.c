@@ -102,6 +102,8 @@ int snap_open(fuse_req_t req, struct snapfs_req *r, struct sfiles *fl)
 		return -EINVAL;
 	if (!hold_visible(req, r->id, &m))
 		return -ENOENT;
+	if (store_snap_is_tree(sfs.store, r->id, NULL, NULL, 0) == 1)
+		return -ENOTSUP; /* a tree: walk MNT/<snapdir>/ID */
 	return sfiles_load(r->id, fl);
 }
 

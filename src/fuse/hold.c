@@ -36,12 +36,11 @@ int hold_visible(fuse_req_t req, uint64_t id, struct store_snap_meta *m)
 	return hold_may_see(fuse_req_ctx(req)->uid, m->uid);
 }
 
-/* The file's path relative to SOURCE, from its descriptor. */
-static int inode_relpath(struct sfs_inode *inode, char *out, size_t len)
+/* The file's path relative to SOURCE, from its descriptor fd. */
+static int inode_relpath(int fd, char *out, size_t len)
 {
-	char proc[64], abs[PATH_MAX], root[PATH_MAX];
-	inode_procpath(inode, proc);
-	ssize_t n = readlink(proc, abs, sizeof(abs) - 1);
+	char proc[PROCFD_PATH_LEN], abs[PATH_MAX], root[PATH_MAX];
+	ssize_t n = readlink(procfd_path(fd, proc), abs, sizeof(abs) - 1);
 	procfd_path(sfs.source_fd, proc);
 	ssize_t m = readlink(proc, root, sizeof(root) - 1);
 	if (n < 0 || m < 0)
@@ -57,12 +56,16 @@ int hold_pin(fuse_req_t req, struct sfs_inode *inode, char *rel, size_t rellen, 
 	struct store_file *sf = inode_sf(inode);
 	if (!sf)
 		return -ENOTSUP;
-	int rc = inode_relpath(inode, rel, rellen);
-	if (rc)
-		return rc;
-	struct store_pin_file f = {.sf = sf, .fd = inode->fd, .path = rel};
+	int fd = inode_fd(inode);
+	if (fd < 0)
+		return fd;
+	int rc = inode_relpath(fd, rel, rellen);
+	struct store_pin_file f = {.sf = sf, .fd = fd, .path = rel};
 	struct store_pin pin = {.kind = STORE_EPHEMERAL, .uid = fuse_req_ctx(req)->uid};
-	return store_pin(sfs.store, &pin, &f, 1, id);
+	if (rc == 0)
+		rc = store_pin(sfs.store, &pin, &f, 1, id);
+	inode_fd_put(inode);
+	return rc;
 }
 
 int hold_ref(uint64_t id)

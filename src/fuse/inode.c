@@ -13,6 +13,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/fsuid.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +33,12 @@ struct store_file *inode_sf(struct sfs_inode *inode)
 	struct store_file *sf = __atomic_load_n(&inode->sf, __ATOMIC_ACQUIRE);
 	if (sf || inode->kind != SFS_REAL || !S_ISREG(inode->type) || !sfs.store)
 		return sf;
-	if (store_file_get(sfs.store, inode->fd, &sf))
+	int fd = inode_fd(inode);
+	if (fd < 0)
+		return NULL;
+	int rc = store_file_get(sfs.store, fd, &sf);
+	inode_fd_put(inode);
+	if (rc)
 		return NULL;
 	pthread_mutex_lock(&sfs.mutex);
 	if (inode->sf) {
@@ -44,36 +51,132 @@ struct store_file *inode_sf(struct sfs_inode *inode)
 	return sf;
 }
 
-int inode_rfd(struct sfs_inode *inode)
+/* Descriptors cached across calls: at most a quarter of the soft limit,
+ * at least 64. Set once at table init. */
+static size_t fd_budget;
+
+/* The cached descriptors, most recently used first; protected by mutex. */
+static struct sfs_inode lru = {.lru_prev = &lru, .lru_next = &lru};
+static size_t ncached;
+
+static void lru_unlink(struct sfs_inode *n)
 {
-	int fd = __atomic_load_n(&inode->rfd, __ATOMIC_ACQUIRE);
-	if (fd >= 0)
-		return fd;
-	char proc[64];
-	inode_procpath(inode, proc);
-	fd = open(proc, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	pthread_mutex_lock(&sfs.mutex);
-	if (inode->rfd >= 0) {
-		pthread_mutex_unlock(&sfs.mutex);
-		close(fd);
-		return inode->rfd;
+	n->lru_prev->lru_next = n->lru_next;
+	n->lru_next->lru_prev = n->lru_prev;
+	n->lru_prev = n->lru_next = NULL;
+}
+
+static void lru_push(struct sfs_inode *n)
+{
+	n->lru_next = lru.lru_next;
+	n->lru_prev = &lru;
+	lru.lru_next->lru_prev = n;
+	lru.lru_next = n;
+}
+
+/* Close cached descriptors nobody uses, oldest first, down to the budget.
+ * Called with the mutex held. */
+static void lru_trim(void)
+{
+	for (struct sfs_inode *n = lru.lru_prev; n != &lru && ncached > fd_budget;) {
+		struct sfs_inode *prev = n->lru_prev;
+		if (n->fd_users == 0 && n->fh) {
+			lru_unlink(n);
+			close(n->cfd);
+			n->cfd = -1;
+			ncached--;
+		}
+		n = prev;
 	}
-	__atomic_store_n(&inode->rfd, fd, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&sfs.mutex);
+}
+
+/* Keep fd as the inode's cached descriptor (mutex held). */
+static void cache_fd(struct sfs_inode *n, int fd)
+{
+	n->cfd = fd;
+	if (n->fh) { /* evictable */
+		lru_push(n);
+		ncached++;
+	}
+}
+
+int inode_fd(struct sfs_inode *inode)
+{
+	struct sfs *fs = &sfs;
+	pthread_mutex_lock(&fs->mutex);
+	if (inode->cfd >= 0) {
+		inode->fd_users++;
+		if (inode->lru_next && lru.lru_next != inode) {
+			lru_unlink(inode);
+			lru_push(inode);
+		}
+		pthread_mutex_unlock(&fs->mutex);
+		return inode->cfd;
+	}
+	pthread_mutex_unlock(&fs->mutex);
+	if (!inode->fh)
+		return -EBADF; /* virtual */
+	/* Reopening by handle needs CAP_DAC_READ_SEARCH, which a thread acting
+	 * as a caller (cred.c: another fsuid) has dropped: act as the daemon for
+	 * this one call. Which object it names was settled by the caller's
+	 * lookup; no permission is checked on a reopen. */
+	uid_t fsuid = (uid_t)setfsuid(fs->self_uid);
+	int fd = open_by_handle_at(fs->source_fd, inode->fh, O_PATH | O_CLOEXEC);
+	int err = errno;
+	if (fsuid != fs->self_uid)
+		setfsuid(fsuid);
+	if (fd < 0)
+		return err == ESTALE ? -ENOENT : -err;
+	pthread_mutex_lock(&fs->mutex);
+	if (inode->cfd >= 0) {
+		close(fd); /* another call reopened it meanwhile */
+	} else {
+		cache_fd(inode, fd);
+		lru_trim();
+	}
+	inode->fd_users++;
+	fd = inode->cfd;
+	pthread_mutex_unlock(&fs->mutex);
 	return fd;
 }
 
-/* Drop what an entry holds besides its O_PATH descriptor. */
+void inode_fd_put(struct sfs_inode *inode)
+{
+	pthread_mutex_lock(&sfs.mutex);
+	inode->fd_users--;
+	if (ncached > fd_budget)
+		lru_trim();
+	pthread_mutex_unlock(&sfs.mutex);
+}
+
+int inode_rfd(struct sfs_inode *inode)
+{
+	int pfd = inode_fd(inode);
+	if (pfd < 0)
+		return pfd;
+	char proc[PROCFD_PATH_LEN];
+	int fd = open(procfd_path(pfd, proc), O_RDONLY | O_CLOEXEC);
+	int rc = fd < 0 ? -errno : fd;
+	inode_fd_put(inode);
+	return rc;
+}
+
+/* Drop what an entry holds: its store file, its descriptor, its handle. */
 static void inode_detach(struct sfs_inode *inode)
 {
 	if (inode->sf)
 		store_file_put(inode->sf);
-	if (inode->rfd >= 0)
-		close(inode->rfd);
 	inode->sf = NULL;
-	inode->rfd = -1;
+	if (inode->cfd >= 0) {
+		if (inode->lru_next) {
+			lru_unlink(inode);
+			ncached--;
+		}
+		close(inode->cfd);
+	}
+	inode->cfd = -1;
+	free(inode->fh);
+	inode->fh = NULL;
 }
 
 int inode_table_init(struct sfs *fs)
@@ -84,6 +187,12 @@ int inode_table_init(struct sfs *fs)
 	if (!fs->htab)
 		return -ENOMEM;
 	pthread_mutex_init(&fs->mutex, NULL);
+	struct rlimit rl;
+	fd_budget = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+			? (size_t)rl.rlim_cur / 4
+			: 4096;
+	if (fd_budget < 64)
+		fd_budget = 64;
 	return 0;
 }
 
@@ -94,7 +203,6 @@ void inode_table_release(struct sfs *fs)
 		while (n) {
 			struct sfs_inode *next = n->hnext;
 			inode_detach(n);
-			close(n->fd);
 			pthread_rwlock_destroy(&n->rwlock);
 			free(n);
 			n = next;
@@ -161,11 +269,6 @@ void inode_hide_store_nlink(struct stat *st)
 		st->st_nlink--;
 }
 
-void inode_procpath(const struct sfs_inode *inode, char buf[64])
-{
-	procfd_path(inode->fd, buf);
-}
-
 void sfs_fill_attr_timeouts(struct fuse_entry_param *e)
 {
 	e->attr_timeout = sfs.o.timeout;
@@ -183,14 +286,50 @@ void sfs_fill_attr_timeouts(struct fuse_entry_param *e)
 		e->entry_timeout = 0;
 }
 
+/* The handle of the object open as fd, to reopen it once its descriptor
+ * is closed; NULL when it cannot be reopened through SOURCE's mount (another
+ * filesystem mounted under SOURCE, or one without handles): such an entry
+ * keeps its descriptor. */
+static struct file_handle *handle_of(int fd)
+{
+	static int src_mnt = -1; /* set once, by the first caller; any value is the same */
+	struct file_handle *fh = malloc(sizeof(*fh) + MAX_HANDLE_SZ);
+	if (!fh)
+		return NULL;
+	int mnt;
+	fh->handle_bytes = MAX_HANDLE_SZ;
+	if (__atomic_load_n(&src_mnt, __ATOMIC_RELAXED) < 0) {
+		struct file_handle *rh = malloc(sizeof(*rh) + MAX_HANDLE_SZ);
+		int m;
+		if (rh) {
+			rh->handle_bytes = MAX_HANDLE_SZ;
+			if (name_to_handle_at(sfs.source_fd, "", rh, &m, AT_EMPTY_PATH) == 0)
+				__atomic_store_n(&src_mnt, m, __ATOMIC_RELAXED);
+			free(rh);
+		}
+	}
+	if (name_to_handle_at(fd, "", fh, &mnt, AT_EMPTY_PATH) ||
+	    mnt != __atomic_load_n(&src_mnt, __ATOMIC_RELAXED)) {
+		free(fh);
+		return NULL;
+	}
+	struct file_handle *small = realloc(fh, sizeof(*fh) + fh->handle_bytes);
+	return small ? small : fh;
+}
+
 int inode_lookup(struct sfs_inode *parent, const char *name, struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
-	int fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW);
-	if (fd < 0)
-		return -errno;
+	int pfd = inode_fd(parent);
+	if (pfd < 0)
+		return pfd;
+	int fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	int rc = fd < 0 ? -errno : 0;
+	inode_fd_put(parent);
+	if (rc)
+		return rc;
 	if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)) {
-		int rc = -errno;
+		rc = -errno;
 		close(fd);
 		return rc;
 	}
@@ -215,7 +354,27 @@ int inode_lookup(struct sfs_inode *parent, const char *name, struct fuse_entry_p
 			break;
 	if (n) {
 		n->nlookup++;
+		if (n->cfd < 0) { /* its descriptor was evicted: this one will do */
+			cache_fd(n, fd);
+			lru_trim();
+		} else {
+			close(fd);
+		}
 		pthread_mutex_unlock(&fs->mutex);
+		e->ino = (uintptr_t)n;
+		return 0;
+	}
+	pthread_mutex_unlock(&fs->mutex);
+	struct file_handle *fh = handle_of(fd);
+	pthread_mutex_lock(&fs->mutex);
+	/* Looked up meanwhile by another call? */
+	for (n = fs->htab[h]; n; n = n->hnext)
+		if (n->ino == e->attr.st_ino && n->dev == e->attr.st_dev)
+			break;
+	if (n) {
+		n->nlookup++;
+		pthread_mutex_unlock(&fs->mutex);
+		free(fh);
 		close(fd);
 		e->ino = (uintptr_t)n;
 		return 0;
@@ -223,20 +382,22 @@ int inode_lookup(struct sfs_inode *parent, const char *name, struct fuse_entry_p
 	n = calloc(1, sizeof(*n));
 	if (!n) {
 		pthread_mutex_unlock(&fs->mutex);
+		free(fh);
 		close(fd);
 		return -ENOMEM;
 	}
-	n->fd = fd;
+	n->fh = fh;
 	n->dev = e->attr.st_dev;
 	n->ino = e->attr.st_ino;
 	n->type = e->attr.st_mode & S_IFMT;
 	n->nlookup = 1;
-	n->rfd = -1;
 	pthread_rwlock_init(&n->rwlock, NULL);
+	cache_fd(n, fd);
 	n->hnext = fs->htab[h];
 	fs->htab[h] = n;
 	if (++fs->count > fs->hsize * 2)
 		table_grow(fs);
+	lru_trim();
 	pthread_mutex_unlock(&fs->mutex);
 	e->ino = (uintptr_t)n;
 	return 0;
@@ -264,7 +425,6 @@ void inode_forget(struct sfs_inode *inode, uint64_t n)
 	fs->count--;
 	pthread_mutex_unlock(&fs->mutex);
 	inode_detach(inode);
-	close(inode->fd);
 	pthread_rwlock_destroy(&inode->rwlock);
 	free(inode);
 }

@@ -4,17 +4,29 @@
  * the store before mounting (so SOURCE may be the mount point itself),
  * mount, and only then daemonize, so that mount(8) reports failure
  * honestly. Any bad input is one line on stderr and a non-zero exit, with
- * nothing mounted and nothing created.
+ * nothing mounted and nothing created: a store directory this run made is
+ * removed again, with whatever the store put in it, when the mount fails.
+ * Before anything is opened the mount point is looked up in the mount table
+ * (libmount): a snapfs already mounted there is "already mounted", never a
+ * second mount stacked on the first. A store that the mount itself would
+ * cover (inside MOUNTPOINT but not inside SOURCE) is refused; inside SOURCE
+ * the inode table hides it, which is what makes SOURCE == MOUNTPOINT work.
+ * At start the soft descriptor limit is raised to the hard one.
  */
 #include "sfs_i.h"
 #include "snapstore.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <libmount.h>
+#include <malloc.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -109,6 +121,30 @@ static void store_logger(int level, const char *msg)
 	held_level[i] = level;
 }
 
+/*
+ * The detail for a failed store open: the last error-level message the store
+ * logged (warnings such as "snapshot N is stale" are not the reason), with
+ * its "snapstore: " prefix dropped and the /proc/self/fd/N path the store
+ * was opened through put back as the store's own path.
+ */
+static const char *store_detail(const struct sfs *fs, const char *proc, char *buf, size_t len)
+{
+	int i = nheld - 1;
+	while (i >= 0 && held_level[i] > SFS_LOG_ERR)
+		i--;
+	if (i < 0)
+		return NULL;
+	const char *m = held_msg[i];
+	if (strncmp(m, "snapstore: ", 11) == 0)
+		m += 11;
+	size_t pl = strlen(proc);
+	if (strncmp(m, proc, pl) == 0 && (m[pl] == '/' || m[pl] == ':'))
+		snprintf(buf, len, "%s%s", fs->o.store, m + pl);
+	else
+		snprintf(buf, len, "%s", m);
+	return buf;
+}
+
 /* Open the store through its descriptor; one line naming the problem. */
 static int open_store(struct sfs *fs)
 {
@@ -132,31 +168,76 @@ static int open_store(struct sfs *fs)
 			sfs_log(held_level[i], "store: %s", held_msg[i]);
 		return 0;
 	}
-	const char *why = rc == -EPROTO	  ? "made by a newer snapfs (schema too new)"
-			  : rc == -EIO	  ? "corrupt or incomplete (index or block file)"
-			  : rc == -EINVAL ? "block_size= differs from the store's"
-			  : rc == -EBUSY  ? "in use by another snapfs"
-					  : strerror(-rc);
-	if (nheld && rc != -EBUSY)
-		fprintf(stderr, "snapfs: store '%s': %s (%s)\n", fs->o.store, why,
-			held_msg[nheld - 1]);
+	char buf[sizeof(held_msg[0]) + PATH_MAX];
+	const char *detail = rc == -EBUSY ? NULL : store_detail(fs, path, buf, sizeof(buf));
+	const char *why =
+	    rc == -EPROTO ? "made by a newer snapfs (schema too new)"
+	    : rc == -EIO  ? "corrupt or incomplete (index or block file)"
+	    : rc == -EINVAL && fs->o.block_size && detail && strstr(detail, "block size")
+		? "block_size= differs from the store's"
+	    : rc == -EBUSY ? "in use by another snapfs"
+			   : strerror(-rc);
+	if (detail)
+		fprintf(stderr, "snapfs: store '%s': %s: %s\n", fs->o.store, why, detail);
 	else
 		fprintf(stderr, "snapfs: store '%s': %s\n", fs->o.store, why);
 	fs->store = NULL;
 	return -1;
 }
 
+/*
+ * View directories of snapshots that are gone. The kernel keeps the
+ * dentries of MNT/<snapdir>/ID/... after ID is released (nothing looks them
+ * up again to find out), and with them a lookup reference on the daemon's
+ * virtual nodes, which then live until memory pressure shrinks the dcache:
+ * a pin-read-release loop grew the daemon by ~600 bytes per snapshot read
+ * through the view. Every few seconds, the ID directories the daemon has
+ * nodes for are checked against the store, and the kernel is told to drop
+ * those whose snapshot no longer exists (fuse_lowlevel_notify_inval_entry
+ * drops the subtree); it then forgets the nodes and snapview frees them.
+ * Called from the tick thread, never from a request: the kernel may wait
+ * for requests on the directory. It reads snapview's node table under
+ * fs->mutex; it belongs in snapview.c as snapview_prune() once the view
+ * can be changed.
+ */
+#define REAP_MAX 512
+
+static void view_reap(struct sfs *fs)
+{
+	uint64_t ids[REAP_MAX];
+	size_t n = 0;
+	pthread_mutex_lock(&fs->mutex);
+	for (size_t h = 0; h < fs->vsize && n < REAP_MAX; h++)
+		for (struct sfs_inode *v = fs->vtab[h]; v && n < REAP_MAX; v = v->vnext)
+			if (v->kind == SFS_VDIR && v->vpath[0] == 0)
+				ids[n++] = v->snap;
+	pthread_mutex_unlock(&fs->mutex);
+	for (size_t i = 0; i < n; i++) {
+		struct store_snap s;
+		if (store_snap_get(fs->store, ids[i], &s) != -ENOENT)
+			continue;
+		char name[24];
+		int len = snprintf(name, sizeof(name), "%llu", (unsigned long long)ids[i]);
+		fuse_lowlevel_notify_inval_entry(fs->se, (fuse_ino_t)(uintptr_t)&fs->vroot, name,
+						 (size_t)len);
+	}
+}
+
 static _Atomic int tick_stop; /* set by main when the session ends */
 
-/* Once a second: expire snapshots, and tell the store we are alive. */
+/* Once a second: expire snapshots, and tell the store we are alive; every
+ * few seconds, let the kernel drop the view of released snapshots. */
 static void *tick_main(void *arg)
 {
 	struct sfs *fs = arg;
-	while (!tick_stop) {
+	for (unsigned t = 1; !tick_stop; t++) {
 		for (int i = 0; i < 10 && !tick_stop; i++)
 			usleep(100 * 1000);
-		if (!tick_stop)
-			store_tick(fs->store);
+		if (tick_stop)
+			break;
+		store_tick(fs->store);
+		if (t % 5 == 0)
+			view_reap(fs);
 	}
 	return NULL;
 }
@@ -181,7 +262,7 @@ static int open_source(struct sfs *fs)
 	struct stat st;
 	fstat(fd, &st);
 	fs->source_fd = fd;
-	fs->root.fd = fd;
+	fs->root.cfd = fd; /* never closed: the root has no handle (fh NULL) */
 	fs->root.dev = st.st_dev;
 	fs->root.ino = st.st_ino;
 	fs->root.type = S_IFDIR;
@@ -190,9 +271,83 @@ static int open_source(struct sfs *fs)
 	return 0;
 }
 
+/* The mount point's identity, for the store-placement check. */
+static dev_t mnt_dev;
+static ino_t mnt_ino;
+
+/*
+ * The absolute path of path with its directories resolved but not its last
+ * component: a mount point whose daemon died fails stat(), and what the
+ * mount table lists is the path as given at mount time.
+ */
+static char *path_canonical(const char *path)
+{
+	char *a = strdup(path), *b = strdup(path), *dir = NULL, *res = NULL;
+	if (!a || !b)
+		goto out;
+	const char *base = basename(b);
+	struct stat st;
+	if (!strcmp(base, "/") || !strcmp(base, ".") || !strcmp(base, "..")) {
+		res = realpath(path, NULL);
+		goto out;
+	}
+	dir = realpath(dirname(a), NULL);
+	if (!dir || asprintf(&res, "%s/%s", strcmp(dir, "/") ? dir : "", base) < 0) {
+		res = NULL;
+		goto out;
+	}
+	if (lstat(res, &st) == 0 && S_ISLNK(st.st_mode)) {
+		free(res);
+		res = realpath(path, NULL);
+	}
+out:
+	free(a);
+	free(b);
+	free(dir);
+	return res;
+}
+
+/*
+ * Whether a snapfs is mounted on mnt already (the topmost mount there, as
+ * libmount reads /proc/self/mountinfo). 1 with its SOURCE in src (owned by
+ * the caller), 0 if not, -errno if the table cannot be read.
+ */
+static int snapfs_mounted_at(const char *mnt, char **src)
+{
+	*src = NULL;
+	char *path = path_canonical(mnt);
+	if (!path)
+		return 0; /* the caller's stat() names the problem */
+	struct libmnt_table *tb = mnt_new_table();
+	int rc = tb ? mnt_table_parse_mtab(tb, NULL) : -ENOMEM;
+	if (rc == 0) {
+		struct libmnt_fs *m = mnt_table_find_target(tb, path, MNT_ITER_BACKWARD);
+		const char *type = m ? mnt_fs_get_fstype(m) : NULL;
+		if (type && strcmp(type, "fuse.snapfs") == 0) {
+			const char *s = mnt_fs_get_source(m);
+			*src = strdup(s ? s : "?");
+			rc = 1;
+		}
+	} else if (rc > 0) {
+		rc = -EINVAL; /* libmount: a line it could not parse */
+	}
+	mnt_unref_table(tb);
+	free(path);
+	return rc;
+}
+
 static int check_mountpoint(const char *mnt)
 {
+	char *other;
+	int rc = snapfs_mounted_at(mnt, &other);
 	struct stat st;
+	if (rc == 1) {
+		int dead = stat(mnt, &st) && errno == ENOTCONN;
+		fprintf(stderr, "snapfs: mountpoint '%s': already mounted (snapfs of %s%s)\n", mnt,
+			other, dead ? ", whose daemon has exited: unmount it first" : "");
+		free(other);
+		return -1;
+	}
 	if (stat(mnt, &st)) {
 		fprintf(stderr, "snapfs: mountpoint '%s': %s\n", mnt, strerror(errno));
 		return -1;
@@ -201,7 +356,63 @@ static int check_mountpoint(const char *mnt)
 		fprintf(stderr, "snapfs: mountpoint '%s': not a directory\n", mnt);
 		return -1;
 	}
+	mnt_dev = st.st_dev;
+	mnt_ino = st.st_ino;
 	return 0;
+}
+
+/*
+ * Whether the directory fd (consumed) lies inside MOUNTPOINT without lying
+ * inside SOURCE: walking up, the mount point comes before SOURCE. Such a
+ * store would be covered by the mount and reachable by no one.
+ */
+static int covered_by_mount(const struct sfs *fs, int fd)
+{
+	int covered = 0;
+	for (int depth = 0; fd >= 0 && depth < 4096; depth++) {
+		struct stat st, up;
+		if (fstat(fd, &st))
+			break;
+		if (st.st_dev == fs->root.dev && st.st_ino == fs->root.ino)
+			break; /* inside SOURCE: hidden by the inode table */
+		if (st.st_dev == mnt_dev && st.st_ino == mnt_ino) {
+			covered = 1;
+			break;
+		}
+		int pfd = openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (pfd < 0 || fstat(pfd, &up) ||
+		    (up.st_dev == st.st_dev && up.st_ino == st.st_ino)) {
+			if (pfd >= 0)
+				close(pfd);
+			break; /* the root */
+		}
+		close(fd);
+		fd = pfd;
+	}
+	if (fd >= 0)
+		close(fd);
+	return covered;
+}
+
+/* Remove what the store put in a directory this run created, then the
+ * directory: a failed mount leaves nothing behind. The store's directory is
+ * flat; anything deeper is left (and the rmdir fails) rather than chased. */
+static void remove_created_store(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	if (d) {
+		struct dirent *de;
+		while ((de = readdir(d)))
+			if (de->d_type != DT_DIR)
+				unlinkat(dirfd(d), de->d_name, 0);
+		closedir(d);
+	} else if (fd >= 0) {
+		close(fd);
+	}
+	if (rmdir(path) && errno != ENOENT)
+		fprintf(stderr, "snapfs: store '%s': could not remove it again: %s\n", path,
+			strerror(errno));
 }
 
 /*
@@ -219,6 +430,20 @@ static int open_store_dir(struct sfs *fs, int *created)
 			return -1;
 		}
 		fs->o.store = strdup(path);
+	}
+	/* Where it is (or will be): the store itself if it exists, else the
+	 * directory that will hold it; checked before anything is created. */
+	char copy[PATH_MAX];
+	strlcpy(copy, fs->o.store, sizeof(copy));
+	int where = open(fs->o.store, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (where < 0)
+		where = open(dirname(copy), O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (where >= 0 && covered_by_mount(fs, where)) {
+		fprintf(stderr,
+			"snapfs: store '%s': inside MOUNTPOINT '%s', where the mount would hide "
+			"it (put it inside SOURCE or elsewhere)\n",
+			fs->o.store, fs->o.mountpoint);
+		return -1;
 	}
 	if (mkdir(fs->o.store, 0700) == 0)
 		*created = 1;
@@ -244,7 +469,6 @@ static int open_store_dir(struct sfs *fs, int *created)
 	fs->store_dev = st.st_dev;
 	fs->store_ino = st.st_ino;
 
-	char copy[PATH_MAX];
 	strlcpy(copy, fs->o.store, sizeof(copy));
 	strlcpy(fs->store_name, basename(copy), sizeof(fs->store_name));
 	strlcpy(copy, fs->o.store, sizeof(copy));
@@ -262,11 +486,64 @@ out_rm:
 	return -1;
 }
 
+/* Raise the soft descriptor limit to the hard one: the daemon holds a
+ * descriptor per known inode and more. What it got is logged once logging
+ * is set up (nofile_was, nofile_got). */
+static struct rlimit nofile_was, nofile_got;
+static int nofile_err;
+
+static void raise_nofile(void)
+{
+	if (getrlimit(RLIMIT_NOFILE, &nofile_was)) {
+		nofile_err = errno;
+		return;
+	}
+	nofile_got = nofile_was;
+	if (nofile_was.rlim_cur < nofile_was.rlim_max) {
+		nofile_got.rlim_cur = nofile_was.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &nofile_got)) {
+			nofile_err = errno;
+			nofile_got = nofile_was;
+		}
+	}
+}
+
+static void log_nofile(void)
+{
+	if (nofile_err)
+		sfs_log(SFS_LOG_WARNING, "descriptor limit: cannot raise the soft limit: %s",
+			strerror(nofile_err));
+	else
+		sfs_log(SFS_LOG_INFO, "descriptor limit: %llu (soft was %llu, hard %llu)",
+			(unsigned long long)nofile_got.rlim_cur,
+			(unsigned long long)nofile_was.rlim_cur,
+			(unsigned long long)nofile_got.rlim_max);
+}
+
+/* libfuse's own messages while it mounts: the last is kept to complete our
+ * single error line instead of printing a line of its own. */
+static char fuse_msg[256];
+
+static void fuse_logger(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	(void)level;
+	vsnprintf(fuse_msg, sizeof(fuse_msg), fmt, ap);
+	fuse_msg[strcspn(fuse_msg, "\n")] = 0;
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct sfs *fs = &sfs;
 	int ret = 1, created = 0;
+
+	raise_nofile();
+	/* glibc gives each thread that contends for malloc its own arena, up to
+	 * 8 per core, and keeps each arena's freed memory: with 16 FUSE workers,
+	 * the side channel and the tick, RSS crept up with every new arena and
+	 * every fragment. Two arenas serve the daemon's short allocations as
+	 * fast (measured in docs/ARCHITECTURE.md, "Memory"). */
+	mallopt(M_ARENA_MAX, 2);
 
 	fs->source_fd = fs->store_dirfd = -1;
 	if (opts_parse(&args, &fs->o))
@@ -281,7 +558,7 @@ int main(int argc, char *argv[])
 		ret = 0;
 		goto out_args;
 	}
-	if (opts_validate(&fs->o) || open_source(fs) || check_mountpoint(fs->o.mountpoint) ||
+	if (opts_validate(&fs->o) || check_mountpoint(fs->o.mountpoint) || open_source(fs) ||
 	    open_store_dir(fs, &created))
 		goto out_args;
 	store_set_logger(store_logger);
@@ -302,17 +579,24 @@ int main(int argc, char *argv[])
 	if (inode_table_init(fs) || snapview_init(fs))
 		goto out_store;
 
+	fuse_set_log_func(fuse_logger);
 	fs->se = fuse_session_new(&args, &sfs_ops, sizeof(sfs_ops), fs);
-	if (!fs->se)
+	if (!fs->se) {
+		fprintf(stderr, "snapfs: %s\n",
+			*fuse_msg ? fuse_msg : "cannot start a FUSE session");
 		goto out_table;
+	}
 	if (fuse_set_signal_handlers(fs->se))
 		goto out_session;
 	if (fuse_session_mount(fs->se, fs->o.mountpoint)) {
-		fprintf(stderr, "snapfs: cannot mount on '%s'\n", fs->o.mountpoint);
+		fprintf(stderr, "snapfs: cannot mount on '%s'%s%s\n", fs->o.mountpoint,
+			*fuse_msg ? ": " : "", fuse_msg);
 		goto out_signals;
 	}
+	fuse_set_log_func(NULL);
 	created = 0; /* mounted: the store stays */
 	sfs_log_init(fs->o.foreground, fs->o.log_level);
+	log_nofile();
 	if (!fs->o.foreground) {
 		/* SQLite connections and their POSIX locks must not cross fork(). */
 		store_close(fs->store);
@@ -353,7 +637,7 @@ out_store:
 	if (fs->store_dirfd >= 0)
 		close(fs->store_dirfd);
 	if (created)
-		rmdir(fs->o.store);
+		remove_created_store(fs->o.store);
 out_args:
 	if (fs->source_fd >= 0)
 		close(fs->source_fd);

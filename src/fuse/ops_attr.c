@@ -11,6 +11,7 @@
  * libfuse's passthrough examples do.
  */
 #include "sfs_i.h"
+#include "path.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,18 +32,27 @@ void sfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fi && file_of(fi)->fd < 0)
 		fi = NULL;
 	struct stat st;
-	int rc = fi ? fstat(file_of(fi)->fd, &st)
-		    : fstatat(inode->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+	int rc;
+	if (fi) {
+		rc = fstat(file_of(fi)->fd, &st) ? -errno : 0;
+	} else {
+		int fd = inode_fd(inode);
+		rc = fd < 0							 ? fd
+		     : fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) ? -errno
+										 : 0;
+		if (fd >= 0)
+			inode_fd_put(inode);
+	}
 	if (rc) {
-		fuse_reply_err(req, errno);
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	inode_hide_store_nlink(&st);
 	fuse_reply_attr(req, &st, sfs.o.timeout);
 }
 
-static int set_times(struct sfs_inode *inode, struct fuse_file_info *fi, const struct stat *attr,
-		     int valid)
+static int set_times(struct sfs_inode *inode, int ifd, struct fuse_file_info *fi,
+		     const struct stat *attr, int valid)
 {
 	struct timespec tv[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
 	if (valid & FUSE_SET_ATTR_ATIME_NOW)
@@ -56,10 +66,9 @@ static int set_times(struct sfs_inode *inode, struct fuse_file_info *fi, const s
 	if (fi)
 		return futimens(file_of(fi)->fd, tv);
 	if (S_ISLNK(inode->type))
-		return utimensat(inode->fd, "", tv, AT_EMPTY_PATH);
-	char proc[64];
-	inode_procpath(inode, proc);
-	return utimensat(AT_FDCWD, proc, tv, 0);
+		return utimensat(ifd, "", tv, AT_EMPTY_PATH);
+	char proc[PROCFD_PATH_LEN];
+	return utimensat(AT_FDCWD, procfd_path(ifd, proc), tv, 0);
 }
 
 static ssize_t truncate_apply(void *arg, struct gate_op *op)
@@ -70,10 +79,10 @@ static ssize_t truncate_apply(void *arg, struct gate_op *op)
 /* Whether mode is the file's mode with only set-id bits taken away: what
  * the kernel asks (SETATTR with the mode) before it lets a write or
  * truncate through, when the daemon does not kill privileges itself. */
-static int kills_priv_only(struct sfs_inode *inode, mode_t mode)
+static int kills_priv_only(struct sfs_inode *inode, int ifd, mode_t mode)
 {
 	struct stat st;
-	if (!S_ISREG(inode->type) || fstat(inode->fd, &st))
+	if (!S_ISREG(inode->type) || fstat(ifd, &st))
 		return 0;
 	mode_t now = st.st_mode & 07777, want = mode & 07777;
 	return want != now && (now & ~want & ~(mode_t)(S_ISUID | S_ISGID)) == 0 &&
@@ -84,11 +93,10 @@ static int kills_priv_only(struct sfs_inode *inode, mode_t mode)
  * it: as write(2) does on the kernel's own filesystems, which clear them
  * for any writer. Running as the caller, the write permission is checked
  * first; the chmod then runs with the daemon's credentials. */
-static int kill_priv_chmod(fuse_req_t req, struct sfs_cred *c, struct sfs_inode *inode, mode_t mode,
-			   int valid)
+static int kill_priv_chmod(fuse_req_t req, struct sfs_cred *c, int ifd, mode_t mode, int valid)
 {
-	char proc[64];
-	inode_procpath(inode, proc);
+	char proc[PROCFD_PATH_LEN];
+	procfd_path(ifd, proc);
 	if (faccessat(AT_FDCWD, proc, W_OK, AT_EACCESS)) {
 		/* A truncate's answer is its own permission error; a chmod's
 		 * by one who does not own the file is EPERM. */
@@ -112,24 +120,32 @@ void sfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	char proc[64];
-	inode_procpath(inode, proc);
-	struct sfs_cred c;
-	int rc = cred_enter(req, &c);
+	int ifd = inode_fd(inode);
+	if (ifd < 0) {
+		fuse_reply_err(req, -ifd);
+		return;
+	}
+	char proc[PROCFD_PATH_LEN];
+	procfd_path(ifd, proc);
+	struct sfs_cred c = {0};
+	ns_enter();
+	int rc = ns_save_inode(inode);
+	if (rc == 0)
+		rc = cred_enter(req, &c);
 	if (rc)
 		goto out;
 	if (valid & FUSE_SET_ATTR_MODE) {
 		rc = fi ? fchmod(file_of(fi)->fd, attr->st_mode)
 			: fchmodat(AT_FDCWD, proc, attr->st_mode, 0);
-		if (rc && errno == EPERM && kills_priv_only(inode, attr->st_mode))
-			rc = kill_priv_chmod(req, &c, inode, attr->st_mode, valid);
+		if (rc && errno == EPERM && kills_priv_only(inode, ifd, attr->st_mode))
+			rc = kill_priv_chmod(req, &c, ifd, attr->st_mode, valid);
 		if (rc)
 			goto out_errno;
 	}
 	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
 		uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
 		gid_t gid = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
-		if (fchownat(inode->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+		if (fchownat(ifd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
 			goto out_errno;
 	}
 	if (valid & FUSE_SET_ATTR_SIZE) {
@@ -150,16 +166,20 @@ void sfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 	}
 	if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
 		     FUSE_SET_ATTR_MTIME_NOW)) {
-		if (set_times(inode, fi, attr, valid))
+		if (set_times(inode, ifd, fi, attr, valid))
 			goto out_errno;
 	}
 	cred_leave(&c);
+	ns_leave();
+	inode_fd_put(inode);
 	sfs_getattr(req, ino, fi);
 	return;
 out_errno:
 	rc = -errno;
 out:
 	cred_leave(&c);
+	ns_leave();
+	inode_fd_put(inode);
 	fuse_reply_err(req, -rc);
 }
 
@@ -167,12 +187,19 @@ void sfs_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	char buf[PATH_MAX + 1];
 	if (sfs_virtual(inode_get(ino))) {
-		fuse_reply_err(req, EINVAL);
+		snapview_readlink(req, inode_get(ino));
 		return;
 	}
-	ssize_t n = readlinkat(inode_get(ino)->fd, "", buf, sizeof(buf));
+	int fd = inode_fd(inode_get(ino));
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	ssize_t n = readlinkat(fd, "", buf, sizeof(buf));
+	int err = errno;
+	inode_fd_put(inode_get(ino));
 	if (n < 0)
-		fuse_reply_err(req, errno);
+		fuse_reply_err(req, err);
 	else if (n >= (ssize_t)sizeof(buf))
 		fuse_reply_err(req, ENAMETOOLONG);
 	else {
@@ -185,8 +212,13 @@ void sfs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs sv;
 	struct sfs_inode *inode = inode_get(ino);
-	if (fstatvfs(sfs_virtual(inode) ? sfs.source_fd : inode->fd, &sv))
-		fuse_reply_err(req, errno);
+	int virt = sfs_virtual(inode);
+	int fd = virt ? sfs.source_fd : inode_fd(inode);
+	int rc = fd < 0 ? fd : fstatvfs(fd, &sv) ? -errno : 0;
+	if (fd >= 0 && !virt)
+		inode_fd_put(inode);
+	if (rc)
+		fuse_reply_err(req, -rc);
 	else
 		fuse_reply_statfs(req, &sv);
 }
@@ -197,11 +229,14 @@ void sfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
 		fuse_reply_err(req, (mask & W_OK) ? EROFS : 0);
 		return;
 	}
-	struct sfs_cred c;
-	int rc = cred_enter(req, &c);
-	if (rc == 0 && faccessat(inode_get(ino)->fd, "", mask, AT_EMPTY_PATH | AT_EACCESS))
+	struct sfs_cred c = {0};
+	int fd = inode_fd(inode_get(ino));
+	int rc = fd < 0 ? fd : cred_enter(req, &c);
+	if (rc == 0 && faccessat(fd, "", mask, AT_EMPTY_PATH | AT_EACCESS))
 		rc = -errno;
 	cred_leave(&c);
+	if (fd >= 0)
+		inode_fd_put(inode_get(ino));
 	fuse_reply_err(req, -rc);
 }
 
@@ -218,42 +253,47 @@ struct sfs_xattr_args {
 	uint32_t flags;
 };
 
-static ssize_t x_get(struct sfs_inode *in, const char *name, void *val, size_t size)
+static ssize_t x_get(struct sfs_inode *in, int fd, const char *name, void *val, size_t size)
 {
 	if (sfs_virtual(in)) {
-		errno = ENODATA;
-		return -1;
+		ssize_t n = snapview_xattr(in, name, val, size);
+		if (n < 0)
+			errno = (int)-n;
+		return n < 0 ? -1 : n;
 	}
 	if (S_ISLNK(in->type)) {
 		struct sfs_xattr_args a = {.value = (uintptr_t)val, .size = (uint32_t)size};
-		long r = syscall(SYS_getxattrat, in->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW,
-				 name, &a, sizeof(a));
+		long r = syscall(SYS_getxattrat, fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, name,
+				 &a, sizeof(a));
 		if (r < 0 && (errno == ENOSYS || errno == EBADF))
 			errno = ENODATA;
 		return r;
 	}
-	char proc[64];
-	inode_procpath(in, proc);
-	return getxattr(proc, name, val, size);
+	char proc[PROCFD_PATH_LEN];
+	return getxattr(procfd_path(fd, proc), name, val, size);
 }
 
-static ssize_t x_list(struct sfs_inode *in, char *list, size_t size)
+static ssize_t x_list(struct sfs_inode *in, int fd, char *list, size_t size)
 {
-	if (sfs_virtual(in))
-		return 0;
+	if (sfs_virtual(in)) {
+		ssize_t n = snapview_xattr(in, NULL, list, size);
+		if (n < 0)
+			errno = (int)-n;
+		return n < 0 ? -1 : n;
+	}
 	if (S_ISLNK(in->type)) {
-		long r = syscall(SYS_listxattrat, in->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW,
-				 list, size);
+		long r = syscall(SYS_listxattrat, fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, list,
+				 size);
 		if (r < 0 && (errno == ENOSYS || errno == EBADF))
 			r = 0;
 		return r;
 	}
-	char proc[64];
-	inode_procpath(in, proc);
-	return listxattr(proc, list, size);
+	char proc[PROCFD_PATH_LEN];
+	return listxattr(procfd_path(fd, proc), list, size);
 }
 
-static int x_set(struct sfs_inode *in, const char *name, const void *val, size_t size, int flags)
+static int x_set(struct sfs_inode *in, int fd, const char *name, const void *val, size_t size,
+		 int flags)
 {
 	if (sfs_virtual(in)) {
 		errno = EROFS;
@@ -262,33 +302,31 @@ static int x_set(struct sfs_inode *in, const char *name, const void *val, size_t
 	if (S_ISLNK(in->type)) {
 		struct sfs_xattr_args a = {
 		    .value = (uintptr_t)val, .size = (uint32_t)size, .flags = (uint32_t)flags};
-		long r = syscall(SYS_setxattrat, in->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW,
-				 name, &a, sizeof(a));
+		long r = syscall(SYS_setxattrat, fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, name,
+				 &a, sizeof(a));
 		if (r < 0 && (errno == ENOSYS || errno == EBADF))
 			errno = EPERM;
 		return (int)r;
 	}
-	char proc[64];
-	inode_procpath(in, proc);
-	return setxattr(proc, name, val, size, flags);
+	char proc[PROCFD_PATH_LEN];
+	return setxattr(procfd_path(fd, proc), name, val, size, flags);
 }
 
-static int x_remove(struct sfs_inode *in, const char *name)
+static int x_remove(struct sfs_inode *in, int fd, const char *name)
 {
 	if (sfs_virtual(in)) {
 		errno = EROFS;
 		return -1;
 	}
 	if (S_ISLNK(in->type)) {
-		long r = syscall(SYS_removexattrat, in->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW,
-				 name);
+		long r =
+		    syscall(SYS_removexattrat, fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, name);
 		if (r < 0 && (errno == ENOSYS || errno == EBADF))
 			errno = EPERM;
 		return (int)r;
 	}
-	char proc[64];
-	inode_procpath(in, proc);
-	return removexattr(proc, name);
+	char proc[PROCFD_PATH_LEN];
+	return removexattr(procfd_path(fd, proc), name);
 }
 
 /* getxattr (name) and listxattr (name NULL): a size-0 probe answers the
@@ -301,14 +339,18 @@ static void xattr_query(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	struct sfs_cred c;
-	ssize_t n = cred_enter(req, &c);
+	struct sfs_cred c = {0};
+	int virt = sfs_virtual(inode);
+	int fd = virt ? -1 : inode_fd(inode);
+	ssize_t n = !virt && fd < 0 ? fd : cred_enter(req, &c);
 	if (n == 0) {
-		n = name ? x_get(inode, name, buf, size) : x_list(inode, buf, size);
+		n = name ? x_get(inode, fd, name, buf, size) : x_list(inode, fd, buf, size);
 		if (n < 0)
 			n = -errno;
 	}
 	cred_leave(&c);
+	if (fd >= 0)
+		inode_fd_put(inode);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else if (size == 0)
@@ -332,11 +374,19 @@ void sfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *
 		  int flags)
 {
 	struct sfs_inode *inode = inode_get(ino);
-	struct sfs_cred c;
-	int rc = cred_enter(req, &c);
-	if (rc == 0 && x_set(inode, name, value, size, flags))
+	struct sfs_cred c = {0};
+	int virt = sfs_virtual(inode);
+	int fd = virt ? -1 : inode_fd(inode);
+	ns_enter();
+	int rc = virt ? -EROFS : fd < 0 ? fd : ns_save_inode(inode);
+	if (rc == 0)
+		rc = cred_enter(req, &c);
+	if (rc == 0 && x_set(inode, fd, name, value, size, flags))
 		rc = -errno;
 	cred_leave(&c);
+	ns_leave();
+	if (fd >= 0)
+		inode_fd_put(inode);
 	if (rc == 0 && strcmp(name, "security.capability") == 0)
 		__atomic_store_n(&inode->nocaps, 0, __ATOMIC_RELAXED);
 	fuse_reply_err(req, -rc);
@@ -344,10 +394,19 @@ void sfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *
 
 void sfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	struct sfs_cred c;
-	int rc = cred_enter(req, &c);
-	if (rc == 0 && x_remove(inode_get(ino), name))
+	struct sfs_inode *inode = inode_get(ino);
+	struct sfs_cred c = {0};
+	int virt = sfs_virtual(inode);
+	int fd = virt ? -1 : inode_fd(inode);
+	ns_enter();
+	int rc = virt ? -EROFS : fd < 0 ? fd : ns_save_inode(inode);
+	if (rc == 0)
+		rc = cred_enter(req, &c);
+	if (rc == 0 && x_remove(inode, fd, name))
 		rc = -errno;
 	cred_leave(&c);
+	ns_leave();
+	if (fd >= 0)
+		inode_fd_put(inode);
 	fuse_reply_err(req, -rc);
 }

@@ -5,8 +5,16 @@
  * readdir and readdirplus walk it with telldir offsets, skipping the
  * hidden store. readdirplus takes a lookup reference for every entry it
  * returns, and gives it back for the entry that did not fit.
+ *
+ * Watch for permissions: opening a directory needs read permission on it
+ * and nothing else (a 0600 directory can be listed by its owner, not
+ * searched), so opendir reopens the O_PATH descriptor through /proc rather
+ * than with openat(fd, "."), which would also demand search permission.
+ * When the entries' lookups are refused (no search permission for the
+ * daemon), readdirplus returns the names alone, as readdir would.
  */
 #include "sfs_i.h"
+#include "path.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -39,15 +47,21 @@ void sfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	struct sfs_cred c;
-	int rc = cred_enter(req, &c);
+	struct sfs_cred c = {0};
+	int ifd = inode_fd(inode);
+	int rc = ifd < 0 ? ifd : cred_enter(req, &c);
 	int fd = -1;
 	if (rc == 0) {
-		fd = openat(inode->fd, ".", O_RDONLY | O_DIRECTORY);
+		/* Through /proc: a directory with read but no search permission
+		 * opens for reading, as on the backing filesystem. */
+		char proc[PROCFD_PATH_LEN];
+		fd = open(procfd_path(ifd, proc), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0)
 			rc = -errno;
 	}
 	cred_leave(&c);
+	if (ifd >= 0)
+		inode_fd_put(inode);
 	if (rc)
 		goto out_free;
 	d->dp = fdopendir(fd);
@@ -116,27 +130,30 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		if (plus) {
 			struct fuse_entry_param e;
 			int dot = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
-			if (dot) {
+			int lrc = dot ? 0 : inode_lookup(inode, de->d_name, &e);
+			if (lrc == -ENOENT) { /* raced with an unlink: skip */
+				d->entry = NULL;
+				d->offset = next;
+				continue;
+			}
+			if (lrc && lrc != -EACCES) {
+				if (!used)
+					rc = lrc;
+				break;
+			}
+			/* No node for the dots, nor for entries the daemon may not
+			 * search (EACCES): the name alone, as readdir gives it; the
+			 * kernel looks the entry up (as the caller) when asked. */
+			int nonode = dot || lrc;
+			if (nonode) {
 				memset(&e, 0, sizeof(e));
 				e.attr.st_ino = de->d_ino;
 				e.attr.st_mode = de->d_type << 12;
-			} else {
-				int lrc = inode_lookup(inode, de->d_name, &e);
-				if (lrc == -ENOENT) { /* raced with an unlink: skip */
-					d->entry = NULL;
-					d->offset = next;
-					continue;
-				}
-				if (lrc) {
-					if (!used)
-						rc = lrc;
-					break;
-				}
 			}
 			n = fuse_add_direntry_plus(req, buf + used, size - used, de->d_name, &e,
 						   next);
 			if (n > size - used) {
-				if (!dot)
+				if (!nonode)
 					inode_forget(inode_get(e.ino), 1);
 				break;
 			}

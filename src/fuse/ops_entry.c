@@ -7,6 +7,7 @@
  * anything that would create or replace it.
  */
 #include "sfs_i.h"
+#include "path.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -115,24 +116,33 @@ static void make_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, m
 		fuse_reply_err(req, err);
 		return;
 	}
-	struct sfs_cred c;
-	int rc = cred_enter(req, &c);
+	struct sfs_cred c = {0};
+	ns_enter();
+	int pfd = inode_fd(parent);
+	int rc = pfd < 0 ? pfd : ns_entry(parent, name);
+	if (rc == 0)
+		rc = cred_enter(req, &c);
 	if (rc)
 		goto out;
 	switch (kind) {
 	case MK_DIR:
-		rc = mkdirat(parent->fd, name, mode);
+		rc = mkdirat(pfd, name, mode);
 		break;
 	case MK_SYMLINK:
-		rc = symlinkat(link, parent->fd, name);
+		rc = symlinkat(link, pfd, name);
 		break;
 	case MK_NOD:
-		rc = mknodat(parent->fd, name, mode, rdev);
+		rc = mknodat(pfd, name, mode, rdev);
 		break;
 	}
 	rc = rc ? -errno : 0;
+	if (rc == 0)
+		ns_born(parent, name);
 out:
 	cred_leave(&c);
+	ns_leave();
+	if (pfd >= 0)
+		inode_fd_put(parent);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -162,13 +172,23 @@ void sfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *
 		fuse_reply_err(req, err);
 		return;
 	}
-	char proc[64];
-	inode_procpath(inode, proc);
-	struct sfs_cred c;
-	int rc = cred_enter(req, &c);
-	if (rc == 0 && linkat(AT_FDCWD, proc, parent->fd, newname, AT_SYMLINK_FOLLOW))
+	char proc[PROCFD_PATH_LEN];
+	struct sfs_cred c = {0};
+	ns_enter();
+	int fd = inode_fd(inode), pfd = fd < 0 ? -1 : inode_fd(parent);
+	int rc = fd < 0 ? fd : pfd < 0 ? pfd : ns_entry(parent, newname);
+	if (rc == 0)
+		rc = ns_save_inode(inode); /* its link count */
+	if (rc == 0)
+		rc = cred_enter(req, &c);
+	if (rc == 0 && linkat(AT_FDCWD, procfd_path(fd, proc), pfd, newname, AT_SYMLINK_FOLLOW))
 		rc = -errno;
 	cred_leave(&c);
+	ns_leave();
+	if (pfd >= 0)
+		inode_fd_put(parent);
+	if (fd >= 0)
+		inode_fd_put(inode);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -184,16 +204,23 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name
 		return;
 	}
 	struct store_file *victim = NULL;
-	struct sfs_cred c;
-	int rc = flags ? 0 : cow_victim(parent, name, &victim);
+	struct sfs_cred c = {0};
+	ns_enter();
+	int pfd = inode_fd(parent);
+	/* The entry and what it names first (tree snapshots), then the bytes
+	 * of a last link (cow_victim preserves for the covers that adds). */
+	int rc = pfd < 0 ? pfd : ns_entry(parent, name);
+	if (rc == 0 && !flags)
+		rc = cow_victim(parent, name, &victim);
 	if (rc == 0)
 		rc = cred_enter(req, &c);
-	else
-		c.switched = 0;
-	if (rc == 0 && unlinkat(parent->fd, name, flags))
+	if (rc == 0 && unlinkat(pfd, name, flags))
 		rc = -errno;
 	cred_leave(&c);
+	if (pfd >= 0)
+		inode_fd_put(parent);
 	cow_victim_done(victim);
+	ns_leave();
 	fuse_reply_err(req, -rc);
 }
 
@@ -224,17 +251,28 @@ void sfs_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name, fuse_in
 	}
 	/* A file replaced by the rename may lose its last link. */
 	struct store_file *victim = NULL;
-	struct sfs_cred c;
-	int rc = (flags & (RENAME_EXCHANGE | RENAME_NOREPLACE))
-		     ? 0
-		     : cow_victim(newparent, newname, &victim);
+	struct sfs_cred c = {0};
+	ns_enter();
+	int pfd = inode_fd(parent), npfd = pfd < 0 ? -1 : inode_fd(newparent);
+	int rc = pfd < 0 ? pfd : npfd < 0 ? npfd : 0;
+	/* Both entries, and what each names: the moved node (its ctime, and a
+	 * directory's ".."), the replaced one (its link count). */
+	if (rc == 0)
+		rc = ns_entry(parent, name);
+	if (rc == 0)
+		rc = ns_entry(newparent, newname);
+	if (rc == 0 && !(flags & (RENAME_EXCHANGE | RENAME_NOREPLACE)))
+		rc = cow_victim(newparent, newname, &victim);
 	if (rc == 0)
 		rc = cred_enter(req, &c);
-	else
-		c.switched = 0;
-	if (rc == 0 && renameat2(parent->fd, name, newparent->fd, newname, flags))
+	if (rc == 0 && renameat2(pfd, name, npfd, newname, flags))
 		rc = -errno;
 	cred_leave(&c);
+	if (npfd >= 0)
+		inode_fd_put(newparent);
+	if (pfd >= 0)
+		inode_fd_put(parent);
 	cow_victim_done(victim);
+	ns_leave();
 	fuse_reply_err(req, -rc);
 }

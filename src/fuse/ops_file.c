@@ -12,6 +12,7 @@
  * The gate kills privileges as write(2) does.
  */
 #include "sfs_i.h"
+#include "path.h"
 #include "snapstore.h"
 
 #include <errno.h>
@@ -74,9 +75,11 @@ static ssize_t open_apply(void *arg, struct gate_op *op)
 
 static int open_backing(fuse_req_t req, struct sfs_inode *inode, int flags, int *out)
 {
-	char proc[64];
-	inode_procpath(inode, proc);
-	struct open_arg a = {req, proc, flags, -1};
+	int ifd = inode_fd(inode);
+	if (ifd < 0)
+		return ifd;
+	char proc[PROCFD_PATH_LEN];
+	struct open_arg a = {req, procfd_path(ifd, proc), flags, -1};
 	int rc;
 	if ((flags & O_TRUNC) && S_ISREG(inode->type)) {
 		/* The truncation happens in the open itself, so the open is the
@@ -92,6 +95,7 @@ static int open_backing(fuse_req_t req, struct sfs_inode *inode, int flags, int 
 	} else {
 		rc = (int)open_apply(&a, NULL);
 	}
+	inode_fd_put(inode);
 	*out = a.fd;
 	return rc;
 }
@@ -149,13 +153,16 @@ void sfs_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t 
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	struct sfs_cred c;
-	int fd = -1;
-	int rc = cred_enter(req, &c);
+	struct sfs_cred c = {0};
+	int fd = -1, pfd = inode_fd(parent);
+	ns_enter();
+	int rc = pfd < 0 ? pfd : ns_entry(parent, name);
+	if (rc == 0)
+		rc = cred_enter(req, &c);
 	if (rc == 0) {
 		/* Create only: an existing file (the kernel's entry was stale) goes
 		 * through open_backing, so O_TRUNC is copied-on-write. */
-		fd = openat(parent->fd, name,
+		fd = openat(pfd, name,
 			    (fi->flags | O_CREAT | O_EXCL | O_CLOEXEC) &
 				~(O_DIRECT | O_NOCTTY | O_TRUNC),
 			    mode);
@@ -163,6 +170,11 @@ void sfs_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t 
 			rc = -errno;
 	}
 	cred_leave(&c);
+	if (rc == 0)
+		ns_born(parent, name);
+	ns_leave();
+	if (pfd >= 0)
+		inode_fd_put(parent);
 	struct fuse_entry_param e;
 	if (rc == -EEXIST && !(fi->flags & O_EXCL)) {
 		rc = inode_lookup(parent, name, &e);
@@ -192,7 +204,7 @@ void sfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fus
 	struct sfs_inode *inode = inode_get(ino);
 	struct sfs_file *f = file_of(fi);
 	if (f->snap) {
-		snapview_read(req, f->snap, f->fid, size, off);
+		snapview_read(req, f, size, off);
 		return;
 	}
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);

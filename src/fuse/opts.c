@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <libutil.h> /* libbsd-overlay: expand_number */
 
 enum {
 	KEY_HELP,
@@ -157,6 +156,37 @@ static int parse_log_level(const char *s)
 	return -1;
 }
 
+/*
+ * A size: decimal digits, then at most one unit letter k, M, G, T, P or E
+ * (powers of 1024, either case) or b (bytes). Nothing else: no sign (libbsd's
+ * expand_number() took "-1" for 2^64 - 1, "no limit"), no hex, no fraction,
+ * and a value past 2^64 - 1 is an error rather than a wrapped one.
+ */
+static int parse_size(const char *s, uint64_t *out)
+{
+	static const char units[] = "bkmgtpe";
+	uint64_t v = 0;
+	const char *p = s;
+	if (*p < '0' || *p > '9')
+		return -EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+			return -ERANGE;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	if (*p) {
+		const char *u = strchr(units, *p | 0x20);
+		if (!u || !*u || p[1])
+			return -EINVAL;
+		unsigned shift = 10 * (unsigned)(u - units);
+		if (shift && v > (UINT64_MAX >> shift))
+			return -ERANGE;
+		v <<= shift;
+	}
+	*out = v;
+	return 0;
+}
+
 int opts_validate(struct sfs_opts *o)
 {
 	const char *err;
@@ -198,10 +228,15 @@ int opts_validate(struct sfs_opts *o)
 		o->block_size = (uint32_t)v;
 	}
 	o->store_max = 0;
-	if (o->store_max_s && expand_number(o->store_max_s, &o->store_max)) {
-		fprintf(stderr, "snapfs: bad store_max= value '%s' (a size such as 10G)\n",
-			o->store_max_s);
-		return -1;
+	if (o->store_max_s) {
+		int rc = parse_size(o->store_max_s, &o->store_max);
+		if (rc) {
+			fprintf(stderr, "snapfs: bad store_max= value '%s' (%s)\n", o->store_max_s,
+				rc == -ERANGE
+				    ? "too large: at most 16E - 1"
+				    : "a size such as 10G: digits and one of k M G T P E");
+			return -1;
+		}
 	}
 	o->log_level = o->debug ? SFS_LOG_DEBUG : SFS_LOG_NOTICE;
 	if (o->log_level_s && (o->log_level = parse_log_level(o->log_level_s)) < 0) {

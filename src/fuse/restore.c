@@ -18,6 +18,7 @@
 #include "snapstore.h"
 #include "snapfs_proto.h"
 #include "fullio.h"
+#include "path.h"
 #include "rec.h"
 
 #include <errno.h>
@@ -80,11 +81,13 @@ static int target_get(fuse_req_t req, const char *path, const struct stat *pst,
 	if (rc == 0)
 		rc = inode_lookup(t->parent, comp, &e);
 	if (rc == -ENOENT) {
-		struct sfs_cred c;
-		rc = cred_enter(req, &c);
-		int fd =
-		    rc ? -1
-		       : openat(t->parent->fd, comp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+		struct sfs_cred c = {0};
+		ns_enter();
+		int pfd = inode_fd(t->parent);
+		rc = pfd < 0 ? pfd : ns_entry(t->parent, comp);
+		if (rc == 0)
+			rc = cred_enter(req, &c);
+		int fd = rc ? -1 : openat(pfd, comp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
 		if (rc == 0 && fd < 0)
 			rc = -errno;
 		if (fd >= 0) {
@@ -94,9 +97,14 @@ static int target_get(fuse_req_t req, const char *path, const struct stat *pst,
 				rc = -errno;
 			close(fd);
 			if (rc)
-				unlinkat(t->parent->fd, comp, 0);
+				unlinkat(pfd, comp, 0);
 		}
 		cred_leave(&c);
+		if (pfd >= 0)
+			inode_fd_put(t->parent);
+		if (rc == 0)
+			ns_born(t->parent, comp);
+		ns_leave();
 		if (rc == 0)
 			rc = inode_lookup(t->parent, comp, &e);
 		t->created = rc == 0;
@@ -234,13 +242,17 @@ static int restore_file(fuse_req_t req, uint64_t id, const struct sfile *f,
 		return rc;
 	if (t.created)
 		out->flags |= SNAPFS_RESTORE_CREATED;
-	char proc[64];
-	inode_procpath(t.inode, proc);
-	struct sfs_cred c;
-	int fd = -1;
-	if ((rc = cred_enter(req, &c)) == 0 && (fd = open(proc, O_RDWR | O_CLOEXEC)) < 0)
+	char proc[PROCFD_PATH_LEN];
+	struct sfs_cred c = {0};
+	int fd = -1, ifd = inode_fd(t.inode);
+	if (ifd < 0)
+		rc = ifd;
+	else if ((rc = cred_enter(req, &c)) == 0 &&
+		 (fd = open(procfd_path(ifd, proc), O_RDWR | O_CLOEXEC)) < 0)
 		rc = -errno;
 	cred_leave(&c);
+	if (ifd >= 0)
+		inode_fd_put(t.inode);
 	struct store_file *sf = rc ? NULL : inode_sf(t.inode);
 	uid_t caller = fuse_req_ctx(req)->uid;
 	uint64_t psize = (uint64_t)f->st.st_size;

@@ -60,11 +60,18 @@ enum sfs_kind {
 	SFS_VROOT,    /* the snapshot view's root, MNT/<snapdir> */
 	SFS_VDIR,     /* a directory inside a snapshot ("" = the ID directory) */
 	SFS_VFILE,    /* a file inside a snapshot */
+	SFS_TNODE,    /* any node inside a tree snapshot (treeview.c) */
 };
 
 struct sfs_inode {
 	enum sfs_kind kind;
-	int fd; /* O_PATH descriptor of the backing object; -1 if virtual */
+	int cfd;		/* cached O_PATH descriptor of the backing object, -1 when not
+				   cached (or virtual); use inode_fd(); protected by sfs->mutex */
+	unsigned fd_users;	/* calls using cfd now; protected by sfs->mutex */
+	struct file_handle *fh; /* reopens the object once cfd is closed; NULL: cfd
+				   is never closed (root, other filesystems) */
+	struct sfs_inode *lru_prev, *lru_next; /* cached descriptors, protected by
+						  sfs->mutex */
 	dev_t dev;
 	ino_t ino;
 	mode_t type;		 /* S_IFMT bits, fixed for the object's life */
@@ -74,27 +81,31 @@ struct sfs_inode {
 	int nocaps;		 /* 1: known to carry no security.capability xattr */
 	struct store_file *sf;	 /* regular files, attached on first need; set once under
 				    sfs->mutex, then read-only */
-	int rfd;		 /* read descriptor the store copies from; -1 until needed,
-				    set once under sfs->mutex */
 	struct bits *marks;	 /* change bitmaps of segments reading the file
 				    directly (bits.c); protected by rwlock */
 	/* Virtual nodes (snapview.c); read-only after creation (vst too). */
 	uint64_t snap;		 /* snapshot id */
 	char *vpath;		 /* path inside the snapshot; "" for the ID directory */
-	uint64_t fid;		 /* SFS_VFILE: the file's id in the store */
+	uint64_t fid;		 /* SFS_VFILE: the file's id in the store; SFS_TNODE: the
+				    node's id, 0 while the store has none */
 	struct stat vst;	 /* attributes served for the node */
+	char *vtarget;		 /* SFS_TNODE symlink: its target as at the snapshot */
+	void *vxattrs;		 /* SFS_TNODE: its xattrs as at the snapshot (packed) */
+	uint32_t vxattrs_len;	 /* (sf: SFS_TNODE: the live node's store file, or NULL) */
 	struct sfs_inode *vnext; /* virtual-node hash chain, protected by sfs->mutex */
 };
 
 /* One open regular file: fi->fh points here. */
 struct sfs_file {
-	int fd;		   /* backing descriptor */
-	int flags;	   /* open flags as the caller gave them */
-	uint64_t snap;	   /* non-zero: reads are served from this snapshot */
-	uint64_t fid;	   /* the file's id in that snapshot */
-	uint64_t ref_snap; /* non-zero: this open holds a reference on that
-			      ephemeral snapshot, dropped at release;
-			      protected by the holds' mutex (hold.c) */
+	int fd;			 /* backing descriptor */
+	int flags;		 /* open flags as the caller gave them */
+	uint64_t snap;		 /* non-zero: reads are served from this snapshot */
+	uint64_t fid;		 /* the file's id in that snapshot */
+	struct sfs_inode *tnode; /* a tree snapshot's file: its view node (the
+				    kernel keeps it while the file is open) */
+	uint64_t ref_snap;	 /* non-zero: this open holds a reference on that
+				    ephemeral snapshot, dropped at release;
+				    protected by the holds' mutex (hold.c) */
 };
 
 static inline struct sfs_file *file_of(const struct fuse_file_info *fi)
@@ -172,11 +183,17 @@ int inode_is_store_name(const struct sfs_inode *parent, const char *name);
 /* The store file of a regular file, attached on first use; NULL when the
  * store cannot identify it (then no snapshot can cover it either). */
 struct store_file *inode_sf(struct sfs_inode *inode);
-/* A read descriptor on the inode for the store's copies (owned by the
- * inode, closed when it is forgotten); -errno. */
+/* A new read descriptor on the inode (for the store's copies); close it. */
 int inode_rfd(struct sfs_inode *inode);
-/* "/proc/self/fd/N" for an inode's O_PATH fd (procfd_path). */
-void inode_procpath(const struct sfs_inode *inode, char buf[64]);
+/*
+ * The inode's O_PATH descriptor for the length of one call: cached, or
+ * reopened by its file handle (the daemon keeps no descriptor per known
+ * inode: at most a quarter of the soft RLIMIT_NOFILE stay cached, least
+ * recently used first out). Give it back with inode_fd_put(). -ENOENT when
+ * the object is gone, -EBADF for a virtual node.
+ */
+int inode_fd(struct sfs_inode *inode);
+void inode_fd_put(struct sfs_inode *inode);
 void sfs_fill_attr_timeouts(struct fuse_entry_param *e);
 /* Tell the kernel to drop its cached attributes and pages [off, off + len)
  * (len 0: to the end) of the backing object (dev, ino), if it knows it: for
@@ -190,6 +207,9 @@ struct sfs_cred {
 };
 void cred_init(void);
 int cred_enter(fuse_req_t req, struct sfs_cred *c);
+/* The same for a caller known by its ids (the side channel's peer),
+ * whatever cred_switch says; no switch unless the daemon is root. */
+int cred_enter_ids(uid_t uid, gid_t gid, const gid_t *groups, int n, struct sfs_cred *c);
 void cred_leave(struct sfs_cred *c);
 
 /* cow.c: the write gate, through which every change of a regular file's
@@ -236,6 +256,28 @@ ssize_t gate_write(struct sfs_inode *inode, struct gate_op *op);
 int cow_victim(struct sfs_inode *parent, const char *name, struct store_file **held);
 void cow_victim_done(struct store_file *held);
 
+/* ns.c: namespace copy-on-write for tree snapshots. Every handler that
+ * changes a node or an entry brackets the change with ns_enter/ns_leave
+ * (nestable) and saves first; 0 or -errno (then don't change). */
+void ns_enter(void);
+void ns_leave(void);
+/* Exclusive: no change is in flight (a tree pin). */
+void ns_pin_lock(void);
+void ns_pin_unlock(void);
+/* The node's attributes are about to change. */
+int ns_save_inode(struct sfs_inode *inode);
+int ns_save_fd(int fd);
+/* The same with sf (the node's store file) already locked for writing. */
+int ns_save_locked(struct store_file *sf, struct sfs_inode *inode);
+/* Entry name of dir is about to change (created, removed, replaced). */
+int ns_entry(struct sfs_inode *dir, const char *name);
+/* name was just created in dir. */
+void ns_born(struct sfs_inode *dir, const char *name);
+/* The live state of the node open as fd, as the store keeps it: target
+ * (symlinks) into target[tlen], xattrs packed into *xattrs (free it). */
+struct store_attr;
+int ns_gather(int fd, struct store_attr *a, char *target, size_t tlen, void **xattrs);
+
 /* bits.c: change bitmaps for segments' direct fills */
 /* A bitmap for a file of size bytes, all clear; -errno. */
 int bits_new(uint64_t size, struct bits **out);
@@ -279,12 +321,14 @@ int hold_drop(struct sfs_file *f, uint64_t id);
 /* Close an open file's descriptor, drop its hold, free it. */
 void hold_file_free(struct sfs_file *f);
 
-/* direct.c: segments filling pages from the live file (docs/SEGMENT.md) */
+/* sidechan.c: the segment's side channel: direct fills from the live file
+ * and batched write-backs (writeback.c) (docs/SEGMENT.md) */
 int direct_init(struct sfs *fs);
 int direct_start(void);
 void direct_stop(void);
 /* Register the ephemeral snapshot id, frozen on inode, for direct fills;
- * out gets the token, socket name and block size. 0 or -errno. */
+ * out gets the token, socket name and block size. 0 or -errno; -EAGAIN
+ * when the owner or the daemon has as many records as it may keep. */
 int direct_register(struct sfs_inode *inode, uint64_t id, struct snapfs_req *out);
 /* The snapshot is being released: its records end. */
 void direct_forget(uint64_t id);
@@ -302,7 +346,10 @@ void snapview_readdir(fuse_req_t req, struct sfs_inode *inode, size_t size, off_
 void snapview_releasedir(fuse_req_t req, struct fuse_file_info *fi);
 void snapview_open(fuse_req_t req, struct sfs_inode *inode, struct fuse_file_info *fi);
 /* Serve a read from a snapshot: the view's files and open-time snapshots. */
-void snapview_read(fuse_req_t req, uint64_t snap, uint64_t fid, size_t size, off_t off);
+void snapview_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t off);
+void snapview_readlink(fuse_req_t req, struct sfs_inode *inode);
+/* getxattr (name) / listxattr (NULL) of a view node: a count or -errno. */
+ssize_t snapview_xattr(struct sfs_inode *inode, const char *name, char *buf, size_t size);
 static inline int sfs_virtual(const struct sfs_inode *inode)
 {
 	return inode->kind != SFS_REAL;

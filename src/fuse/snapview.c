@@ -12,7 +12,7 @@
  */
 #include "sfs_i.h"
 #include "snapstore.h"
-#include "vec.h"
+#include "view_i.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -21,135 +21,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#define VTAB_SIZE 1024
-#define VINO_BIT  (1ull << 63)
-
-static uint64_t hash64(uint64_t snap, const char *path)
-{
-	uint64_t h = 0xcbf29ce484222325ull ^ (snap * 0x9e3779b97f4a7c15ull);
-	for (const unsigned char *p = (const unsigned char *)path; *p; p++)
-		h = (h ^ *p) * 0x100000001b3ull;
-	h ^= h >> 29;
-	h *= 0xbf58476d1ce4e5b9ull;
-	return h ^ (h >> 32);
-}
-
-static size_t vhash(uint64_t snap, const char *path)
-{
-	return hash64(snap, path) & (VTAB_SIZE - 1);
-}
-
-/* Inode numbers in the view: stable for a (snapshot, path) or (snapshot,
- * file), distinct from each other with the odds of a 62-bit hash (a 10-bit
- * one made find(1) see directory loops), and from live inode numbers only
- * in the top bit. */
-static ino_t dir_ino(uint64_t snap, const char *path)
-{
-	return VINO_BIT | (hash64(snap, path) & ~(3ull << 62));
-}
-
-static ino_t file_ino(uint64_t snap, uint64_t fid)
-{
-	char key[24];
-	snprintf(key, sizeof(key), "%llu", (unsigned long long)fid);
-	return VINO_BIT | (1ull << 62) | (hash64(snap ^ 0x5bd1e995ull, key) & ~(3ull << 62));
-}
-
 int snapview_init(struct sfs *fs)
 {
-	fs->vsize = VTAB_SIZE;
-	fs->vtab = calloc(VTAB_SIZE, sizeof(*fs->vtab));
-	if (!fs->vtab)
-		return -ENOMEM;
-	struct sfs_inode *r = &fs->vroot;
-	r->kind = SFS_VROOT;
-	r->fd = -1;
-	r->rfd = -1;
-	r->type = S_IFDIR;
-	r->vpath = "";
-	r->vst.st_mode = S_IFDIR | 0555;
-	r->vst.st_nlink = 2;
-	r->vst.st_ino = VINO_BIT | 1;
-	pthread_rwlock_init(&r->rwlock, NULL);
-	return 0;
-}
-
-static void vnode_free(struct sfs_inode *n)
-{
-	free(n->vpath);
-	pthread_rwlock_destroy(&n->rwlock);
-	free(n);
+	return vnode_init(fs);
 }
 
 void snapview_release(struct sfs *fs)
 {
-	for (size_t i = 0; fs->vtab && i < fs->vsize; i++) {
-		struct sfs_inode *n = fs->vtab[i];
-		while (n) {
-			struct sfs_inode *next = n->vnext;
-			vnode_free(n);
-			n = next;
-		}
-	}
-	free(fs->vtab);
-	fs->vtab = NULL;
-}
-
-/* Find or make the virtual node (snap, path) and take a lookup reference. */
-static struct sfs_inode *vnode_get(uint64_t snap, const char *path, enum sfs_kind kind,
-				   uint64_t fid, const struct stat *st)
-{
-	struct sfs *fs = &sfs;
-	size_t h = vhash(snap, path);
-	pthread_mutex_lock(&fs->mutex);
-	struct sfs_inode *n;
-	for (n = fs->vtab[h]; n; n = n->vnext)
-		if (n->snap == snap && n->kind == kind && strcmp(n->vpath, path) == 0)
-			break;
-	if (n) {
-		n->nlookup++; /* its attributes were set at creation and never change */
-		pthread_mutex_unlock(&fs->mutex);
-		return n;
-	}
-	n = calloc(1, sizeof(*n));
-	if (!n || !(n->vpath = strdup(path))) {
-		pthread_mutex_unlock(&fs->mutex);
-		free(n);
-		return NULL;
-	}
-	n->kind = kind;
-	n->fd = -1;
-	n->rfd = -1;
-	n->snap = snap;
-	n->fid = fid;
-	n->vst = *st;
-	n->type = st->st_mode & S_IFMT;
-	n->nlookup = 1;
-	pthread_rwlock_init(&n->rwlock, NULL);
-	n->vnext = fs->vtab[h];
-	fs->vtab[h] = n;
-	pthread_mutex_unlock(&fs->mutex);
-	return n;
+	vnode_release(fs);
 }
 
 void snapview_forget(struct sfs_inode *inode, uint64_t n)
 {
-	struct sfs *fs = &sfs;
-	if (inode == &fs->vroot)
-		return;
-	pthread_mutex_lock(&fs->mutex);
-	inode->nlookup -= n > inode->nlookup ? inode->nlookup : n;
-	if (inode->nlookup) {
-		pthread_mutex_unlock(&fs->mutex);
-		return;
-	}
-	struct sfs_inode **pp = &fs->vtab[vhash(inode->snap, inode->vpath)];
-	while (*pp && *pp != inode)
-		pp = &(*pp)->vnext;
-	if (*pp)
-		*pp = inode->vnext;
-	pthread_mutex_unlock(&fs->mutex);
-	vnode_free(inode);
+	vnode_forget(inode, n);
 }
 
 static void dir_stat(const struct store_snap_meta *s, struct stat *st, const char *path)
@@ -161,7 +45,7 @@ static void dir_stat(const struct store_snap_meta *s, struct stat *st, const cha
 	st->st_gid = 0;
 	st->st_size = 0;
 	st->st_blksize = 4096;
-	st->st_ino = dir_ino(s->id, path);
+	st->st_ino = view_dir_ino(s->id, path);
 	st->st_atim.tv_sec = st->st_mtim.tv_sec = st->st_ctim.tv_sec = s->created;
 }
 
@@ -174,7 +58,7 @@ static void file_stat(const struct store_snap_meta *s, const struct store_snap_f
 	*st = f->st;
 	st->st_mode &= ~(S_IWUSR | S_IWGRP | S_IWOTH | S_ISUID | S_ISGID);
 	st->st_nlink = 1;
-	st->st_ino = file_ino(s->id, f->fid);
+	st->st_ino = view_file_ino(s->id, f->fid);
 	st->st_blocks = (f->st.st_size + 511) / 512;
 }
 
@@ -189,8 +73,14 @@ int snapview_lookup(fuse_req_t req, struct sfs_inode *parent, const char *name,
 		long long id = strtonum(name, 1, LLONG_MAX, &err);
 		if (err || !hold_visible(req, (uint64_t)id, &s))
 			return -ENOENT;
+		if (store_snap_is_tree(sfs.store, s.id, NULL, NULL, 0) == 1)
+			return treeview_root(req, &s, e);
 		dir_stat(&s, &e->attr, "");
-		n = vnode_get(s.id, "", SFS_VDIR, 0, &e->attr);
+		n = vnode_get(s.id, "", SFS_VDIR, 0, &e->attr, NULL);
+	} else if (parent->kind == SFS_TNODE) {
+		if (!hold_visible(req, parent->snap, &s))
+			return -ENOENT;
+		return treeview_lookup(req, parent, name, e);
 	} else if (parent->kind == SFS_VDIR) {
 		if (!hold_visible(req, parent->snap, &s))
 			return -ENOENT;
@@ -204,12 +94,12 @@ int snapview_lookup(fuse_req_t req, struct sfs_inode *parent, const char *name,
 		char pbuf[PATH_MAX];
 		if (store_snap_file(sfs.store, s.id, path, &f, pbuf, sizeof(pbuf)) == 0) {
 			file_stat(&s, &f, &e->attr);
-			n = vnode_get(s.id, path, SFS_VFILE, f.fid, &e->attr);
+			n = vnode_get(s.id, path, SFS_VFILE, f.fid, &e->attr, NULL);
 		} else {
 			if (store_snap_isdir(sfs.store, s.id, path) <= 0)
 				return -ENOENT;
 			dir_stat(&s, &e->attr, path);
-			n = vnode_get(s.id, path, SFS_VDIR, 0, &e->attr);
+			n = vnode_get(s.id, path, SFS_VDIR, 0, &e->attr, NULL);
 		}
 	} else {
 		return -ENOTDIR;
@@ -239,26 +129,6 @@ void snapview_getattr(fuse_req_t req, struct sfs_inode *inode)
 	fuse_reply_attr(req, &st, inode->kind == SFS_VFILE ? sfs.o.timeout : 0);
 }
 
-/* A directory listing, made whole at opendir and served by index. */
-struct vdir {
-	struct vent {
-		char *name;
-		mode_t type;
-		ino_t ino;
-	} * v;
-	size_t n, alloc;
-};
-
-static int vdir_add(struct vdir *d, const char *name, size_t len, mode_t type, ino_t ino)
-{
-	char *s = strndup(name, len);
-	if (!s || vec_push(d, (struct vent){s, type, ino})) {
-		free(s);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
 struct list_arg {
 	struct vdir *d;
 	fuse_req_t req;
@@ -274,7 +144,7 @@ static int list_snaps_cb(void *arg, const struct store_snap *s)
 		return 0;
 	char name[32];
 	int len = snprintf(name, sizeof(name), "%llu", (unsigned long long)s->id);
-	return vdir_add(a->d, name, (size_t)len, S_IFDIR, dir_ino(s->id, ""));
+	return vdir_add(a->d, name, (size_t)len, S_IFDIR, view_dir_ino(s->id, ""));
 }
 
 static int list_dir_cb(void *arg, const char *name, int is_dir, uint64_t fid, const struct stat *st)
@@ -287,17 +157,9 @@ static int list_dir_cb(void *arg, const char *name, int is_dir, uint64_t fid, co
 				: snprintf(path, sizeof(path), "%s", name);
 		if (n < 0 || n >= (int)sizeof(path))
 			return -ENAMETOOLONG;
-		return vdir_add(a->d, name, len, S_IFDIR, dir_ino(a->snap, path));
+		return vdir_add(a->d, name, len, S_IFDIR, view_dir_ino(a->snap, path));
 	}
-	return vdir_add(a->d, name, len, st->st_mode & S_IFMT, file_ino(a->snap, fid));
-}
-
-static void vdir_free(struct vdir *d)
-{
-	for (size_t i = 0; i < d->n; i++)
-		free(d->v[i].name);
-	vec_release(d);
-	free(d);
+	return vdir_add(a->d, name, len, st->st_mode & S_IFMT, view_file_ino(a->snap, fid));
 }
 
 void snapview_opendir(fuse_req_t req, struct sfs_inode *inode, struct fuse_file_info *fi)
@@ -318,7 +180,9 @@ void snapview_opendir(fuse_req_t req, struct sfs_inode *inode, struct fuse_file_
 		struct store_snap_meta s;
 		if (!hold_visible(req, inode->snap, &s))
 			rc = -ENOENT;
-		if (rc == 0)
+		if (rc == 0 && inode->kind == SFS_TNODE)
+			rc = treeview_list(req, inode, d);
+		else if (rc == 0)
 			rc = store_snap_readdir(sfs.store, inode->snap, a.prefix, NULL, list_dir_cb,
 						&a);
 	}
@@ -370,26 +234,9 @@ void snapview_releasedir(fuse_req_t req, struct fuse_file_info *fi)
 	fuse_reply_err(req, 0);
 }
 
-/* May the caller read a file with these pin-time attributes? Only asked when
- * the kernel does not check (no default_permissions). */
-static int may_read(fuse_req_t req, const struct stat *st)
-{
-	const struct fuse_ctx *c = fuse_req_ctx(req);
-	if (c->uid == 0)
-		return 1;
-	if (c->uid == st->st_uid)
-		return !!(st->st_mode & S_IRUSR);
-	gid_t groups[64];
-	int n = fuse_req_getgroups(req, 64, groups);
-	int ingroup = c->gid == st->st_gid;
-	for (int i = 0; i < n && i < 64 && !ingroup; i++)
-		ingroup = groups[i] == st->st_gid;
-	return ingroup ? !!(st->st_mode & S_IRGRP) : !!(st->st_mode & S_IROTH);
-}
-
 void snapview_open(fuse_req_t req, struct sfs_inode *inode, struct fuse_file_info *fi)
 {
-	if (inode->kind != SFS_VFILE) {
+	if (inode->kind != SFS_VFILE && inode->kind != SFS_TNODE) {
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
@@ -402,7 +249,7 @@ void snapview_open(fuse_req_t req, struct sfs_inode *inode, struct fuse_file_inf
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	if (!sfs.o.default_permissions && !may_read(req, &inode->vst)) {
+	if (!sfs.o.default_permissions && !view_may(req, &inode->vst, R_OK)) {
 		fuse_reply_err(req, EACCES);
 		return;
 	}
@@ -415,6 +262,12 @@ void snapview_open(fuse_req_t req, struct sfs_inode *inode, struct fuse_file_inf
 	f->flags = fi->flags;
 	f->snap = inode->snap;
 	f->fid = inode->fid;
+	int rc = inode->kind == SFS_TNODE ? treeview_open(inode, f) : 0;
+	if (rc) {
+		free(f);
+		fuse_reply_err(req, -rc);
+		return;
+	}
 	if (s.kind == STORE_EPHEMERAL && hold_ref(s.id) == 0)
 		f->ref_snap = s.id;
 	fi->fh = (uintptr_t)f;
@@ -423,17 +276,34 @@ void snapview_open(fuse_req_t req, struct sfs_inode *inode, struct fuse_file_inf
 		hold_file_free(f); /* the opener was interrupted */
 }
 
-void snapview_read(fuse_req_t req, uint64_t snap, uint64_t fid, size_t size, off_t off)
+void snapview_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t off)
 {
 	char *buf = malloc(size ? size : 1);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	ssize_t n = store_snap_read(sfs.store, snap, fid, buf, size, (uint64_t)off);
+	ssize_t n = f->tnode
+			? treeview_read(f->tnode, buf, size, off)
+			: store_snap_read(sfs.store, f->snap, f->fid, buf, size, (uint64_t)off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
 	free(buf);
+}
+
+void snapview_readlink(fuse_req_t req, struct sfs_inode *inode)
+{
+	if (inode->kind != SFS_TNODE || !S_ISLNK(inode->vst.st_mode) || !inode->vtarget)
+		fuse_reply_err(req, EINVAL);
+	else
+		fuse_reply_readlink(req, inode->vtarget);
+}
+
+ssize_t snapview_xattr(struct sfs_inode *inode, const char *name, char *buf, size_t size)
+{
+	if (inode->kind != SFS_TNODE)
+		return name ? -ENODATA : 0;
+	return treeview_xattr(inode, name, buf, size);
 }

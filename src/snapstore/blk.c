@@ -13,7 +13,9 @@
 #include "blk_i.h"
 
 #include <assert.h>
+#include <endian.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <stdlib.h>
@@ -404,6 +406,77 @@ int blk_read(struct blk *b, void *buf, uint64_t len, uint64_t off)
 		len -= (uint64_t)k;
 	}
 	return 0;
+}
+
+/* ---- checksums: CRC-32C (Castagnoli) ---- */
+
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+static int crc_hw;
+
+static void crc_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+		for (int k = 0; k < 8; k++)
+			c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+		crc_table[i] = c;
+	}
+#if defined(__x86_64__)
+	crc_hw = __builtin_cpu_supports("sse4.2");
+#endif
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t c, const unsigned char *p,
+							    size_t n)
+{
+	uint64_t c64 = c;
+	for (; n >= 8; n -= 8, p += 8) {
+		uint64_t v;
+		memcpy(&v, p, 8);
+		c64 = __builtin_ia32_crc32di(c64, v);
+	}
+	c = (uint32_t)c64;
+	for (; n; n--)
+		c = __builtin_ia32_crc32qi(c, *p++);
+	return c;
+}
+#endif
+
+uint32_t blk_crc32c(uint32_t crc, const void *data, size_t n)
+{
+	const unsigned char *p = data;
+	pthread_once(&crc_once, crc_init);
+	uint32_t c = ~crc;
+#if defined(__x86_64__)
+	if (crc_hw)
+		return ~crc_sse42(c, p, n);
+#endif
+	while (n--)
+		c = crc_table[(c ^ *p++) & 0xff] ^ (c >> 8);
+	return ~c;
+}
+
+uint32_t blk_sum(const void *data, uint32_t bs, uint64_t fid, uint64_t blk, uint64_t efrom,
+		 uint64_t eto)
+{
+	uint64_t id[4] = {htole64(fid), htole64(blk), htole64(efrom), htole64(eto)};
+	return blk_crc32c(blk_crc32c(0, id, sizeof(id)), data, bs);
+}
+
+int blk_sums(struct blk *b, uint64_t loc, uint32_t n, uint64_t fid, uint64_t blk, uint64_t efrom,
+	     uint64_t eto, uint32_t *out)
+{
+	char *buf = malloc(b->bs);
+	if (!buf)
+		return -ENOMEM;
+	int rc = 0;
+	for (uint32_t i = 0; i < n && !rc; i++)
+		if (!(rc = blk_read(b, buf, b->bs, loc + (uint64_t)i * b->bs)))
+			out[i] = blk_sum(buf, b->bs, fid, blk + i, efrom, eto);
+	free(buf);
+	return rc;
 }
 
 int blk_sync(struct blk *b)

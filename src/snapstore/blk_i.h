@@ -80,4 +80,16 @@ int blk_gather(struct blk *b, int srcfd, const uint64_t (*src)[2], size_t n, uin
 int blk_read(struct blk *b, void *buf, uint64_t len, uint64_t off);
 int blk_sync(struct blk *b);
 
+/* CRC-32C of n bytes continuing crc (0 to start); SSE4.2 when the CPU has it. */
+uint32_t blk_crc32c(uint32_t crc, const void *data, size_t n);
+/* The checksum of one preserved block (bs bytes of data) of extent
+ * (fid, efrom, eto) at file block blk: the CRC-32C of those four numbers
+ * (little-endian) followed by the data, so a row edited to point at other
+ * bytes, or other epochs, no longer verifies. */
+uint32_t blk_sum(const void *data, uint32_t bs, uint64_t fid, uint64_t blk, uint64_t efrom,
+		 uint64_t eto);
+/* The checksums of n blocks at block-file offset loc, read back from the file. */
+int blk_sums(struct blk *b, uint64_t loc, uint32_t n, uint64_t fid, uint64_t blk, uint64_t efrom,
+	     uint64_t eto, uint32_t *out);
+
 #endif /* BLK_I_H */

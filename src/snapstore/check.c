@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * store_check: an fsck of the index against the block file. Read-only; runs
- * under the store mutex, so it sees no half-done release. Space a hook has
- * allocated but not yet committed is allocated-but-unreferenced: that is
- * only a problem when no hook is in flight.
+ * store_check: an fsck of the index against the block file, and a scrub of
+ * every preserved block against its checksum. Read-only. The index checks
+ * run under the store mutex, so they see no half-done release; the scrub,
+ * which reads the whole block file, runs after it under the space read lock
+ * alone (writers go on; releases wait). Space a hook has allocated but not
+ * yet committed is allocated-but-unreferenced: that is only a problem when
+ * no hook is in flight.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -36,6 +39,11 @@ static void problem(struct chk *k, const char *fmt, ...)
 	k->problems++;
 	if (!k->stop && k->fn && k->fn(k->arg, buf))
 		k->stop = 1;
+}
+
+static void ns_problem(void *arg, const char *msg)
+{
+	problem(arg, "%s", msg);
 }
 
 static int grab(void *arg, const struct ext *e)
@@ -108,9 +116,80 @@ static void check_orphans(struct chk *k, uint64_t fsize, uint64_t g, uint64_t *u
 	}
 }
 
+/* The data extents and their checksums, collected under the mutex and
+ * verified after it (a scrub reads the whole block file: writers must not
+ * wait for it). */
+struct scrub {
+	struct chk *k;
+	struct ext *a;
+	size_t n, cap;
+	struct extidx_sums sums;
+};
+
+static int collect_sums(void *arg, const struct ext *e, const uint32_t *sums)
+{
+	struct scrub *s = arg;
+	struct store *st = s->k->st;
+	if (!sums) {
+		if (st->sums_all)
+			problem(s->k,
+				"extent fid %" PRIu64 " blk %" PRIu64
+				": no checksums, or not one per block (an edited index row)",
+				e->fid, e->blk);
+		return 0;
+	}
+	struct ext *na = store_grow(s->a, s->n, &s->cap, sizeof(*na), 256);
+	if (!na)
+		return -ENOMEM;
+	s->a = na;
+	uint32_t *ns = s->sums.a;
+	while (s->sums.n + e->nblk > s->sums.cap) {
+		ns = store_grow(s->sums.a, s->sums.cap, &s->sums.cap, sizeof(*ns), 1024);
+		if (!ns)
+			return -ENOMEM;
+		s->sums.a = ns;
+	}
+	memcpy(s->sums.a + s->sums.n, sums, e->nblk * sizeof(*sums));
+	s->a[s->n] = *e;
+	s->a[s->n++].sumi = (int64_t)s->sums.n;
+	s->sums.n += e->nblk;
+	return 0;
+}
+
+/* No store lock held: the space read lock keeps every collected extent's
+ * space from being freed or reused (only a release frees, under the write
+ * lock). */
+static int scrub(struct scrub *s)
+{
+	struct store *st = s->k->st;
+	uint32_t *got = malloc(EXTIDX_MAX_NBLK * sizeof(*got));
+	int rc = got ? 0 : -ENOMEM;
+	pthread_rwlock_rdlock(&st->space);
+	for (size_t j = 0; j < s->n && !rc; j++) {
+		const struct ext *e = &s->a[j];
+		const uint32_t *want = s->sums.a + e->sumi;
+		if (e->nblk > EXTIDX_MAX_NBLK)
+			continue; /* reported as a bad shape */
+		rc = blk_sums(&st->blk, (uint64_t)e->loc, e->nblk, e->fid, e->blk, e->efrom, e->eto,
+			      got);
+		for (uint32_t i = 0; !rc && i < e->nblk; i++)
+			if (got[i] != want[i])
+				problem(s->k,
+					"extent fid %" PRIu64 " blk %" PRIu64 " epochs [%" PRIu64
+					", %" PRIu64 "): block %u does not match its checksum "
+					"(block-file offset %" PRIu64 ")",
+					e->fid, e->blk, e->efrom, e->eto, i,
+					(uint64_t)e->loc + (uint64_t)i * st->bs);
+	}
+	pthread_rwlock_unlock(&st->space);
+	free(got);
+	return rc;
+}
+
 int store_check(struct store *st, int (*fn)(void *arg, const char *problem), void *arg)
 {
 	struct chk k = {.st = st, .fn = fn, .arg = arg};
+	struct scrub sc = {.k = &k};
 	struct extidx_file *files = NULL;
 	struct extidx_sfile *sfs = NULL;
 	size_t nfiles = 0, nsfs = 0;
@@ -119,6 +198,8 @@ int store_check(struct store *st, int (*fn)(void *arg, const char *problem), voi
 
 	pthread_mutex_lock(&st->mu);
 	int rc = extidx_ext_each(st->x, grab, &k);
+	if (!rc)
+		rc = extidx_ext_each_sums(st->x, collect_sums, &sc);
 	if (!rc)
 		rc = extidx_files_all(st->x, &files, &nfiles);
 	if (!rc)
@@ -200,11 +281,30 @@ int store_check(struct store *st, int (*fn)(void *arg, const char *problem), voi
 		if (!bsearch(&sfs[i].fid, fids, nfiles, sizeof(*fids), cmp_u64))
 			problem(&k, "snapshot %" PRIu64 " file %s: fid %" PRIu64 " unknown",
 				sfs[i].snap, sfs[i].path, sfs[i].fid);
+	if (st->lost_tx)
+		problem(&k,
+			"the index lost %" PRIu64
+			" committed transactions before this open (its WAL "
+			"was deleted or damaged): snapshots and copies made in them are gone",
+			st->lost_tx);
+	for (size_t i = 0; i < st->nsnaps; i++)
+		if (st->snaps[i].damaged)
+			problem(&k,
+				"snapshot %" PRIu64
+				" is unreadable: the store was damaged (a truncated "
+				"block file or lost index transactions; see the log at open): "
+				"release it",
+				st->snaps[i].id);
 	for (size_t i = 0; i < nsfs; i++)
 		if (!store_snap_find(st, sfs[i].snap))
 			problem(&k, "snap_files row for unknown snapshot %" PRIu64, sfs[i].snap);
+	rc = ns_check(st, ns_problem, &k); /* tree snapshots' rows */
 out:
 	pthread_mutex_unlock(&st->mu);
+	if (!rc)
+		rc = scrub(&sc);
+	free(sc.a);
+	free(sc.sums.a);
 	free(k.a);
 	free(files);
 	free(fids);

@@ -25,6 +25,7 @@ struct run {
 	uint32_t n;
 	int hole;
 	int64_t loc; /* bytes, data runs only, once allocated */
+	size_t sumi; /* data runs: index of its first block's checksum */
 };
 
 struct runs {
@@ -211,6 +212,7 @@ static int cow_blocks(struct store_file *sf, int fd, const uint64_t (*br)[2], si
 	struct store *st = sf->st;
 	struct runs planned = {0}, runs = {0};
 	struct cover *c = NULL;
+	uint32_t *sums = NULL;
 	size_t nc;
 	uint64_t fid, E, reserved = 0;
 	int rc = 0, full = 0;
@@ -329,6 +331,17 @@ static int cow_blocks(struct store_file *sf, int fd, const uint64_t (*br)[2], si
 	}
 	for (size_t i = 0; i < runs.n && !full; i++)
 		full = run_pinned(st, &runs.a[i], c, nc, E);
+	/* Checksums of what the block file now holds, for the rows. */
+	if (!rc && need && !(sums = malloc(need / st->bs * sizeof(*sums))))
+		rc = -ENOMEM;
+	for (size_t i = 0, k = 0; i < runs.n && !rc; i++) {
+		struct run *r = &runs.a[i];
+		if (r->hole)
+			continue;
+		r->sumi = k;
+		rc = blk_sums(&st->blk, (uint64_t)r->loc, r->n, fid, r->blk, r->efrom, E, sums + k);
+		k += r->n;
+	}
 	if (!rc && full && need)
 		rc = blk_sync(&st->blk);
 	if (rc) {
@@ -347,7 +360,7 @@ static int cow_blocks(struct store_file *sf, int fd, const uint64_t (*br)[2], si
 		pthread_mutex_unlock(&st->mu);
 		goto out;
 	}
-	rc = extidx_begin(st->x, full || (detach && store_sync_mode(sf->cov, sf->ncov)));
+	rc = store_begin(st, full || (detach && store_sync_mode(sf->cov, sf->ncov)));
 	for (size_t i = 0; i < runs.n && !rc; i++) {
 		struct run *r = &runs.a[i];
 		if (!store_ext_needed(sf->cov, sf->ncov, st->bs, r->blk, r->efrom, E))
@@ -358,7 +371,7 @@ static int cow_blocks(struct store_file *sf, int fd, const uint64_t (*br)[2], si
 				.eto = E,
 				.nblk = r->n,
 				.loc = r->hole ? -1 : r->loc};
-		rc = extidx_ext_insert(st->x, &e);
+		rc = extidx_ext_insert(st->x, &e, r->hole ? NULL : sums + r->sumi);
 		r->hole |= 2; /* inserted */
 		if (r->n > sf->maxnblk)
 			sf->maxnblk = r->n; /* harmless if the transaction rolls back */
@@ -366,7 +379,7 @@ static int cow_blocks(struct store_file *sf, int fd, const uint64_t (*br)[2], si
 	if (!rc && detach)
 		rc = extidx_file_set_state(st->x, fid, 1);
 	if (!rc)
-		rc = extidx_commit(st->x);
+		rc = store_commit(st);
 	else
 		extidx_rollback(st->x);
 	if (rc) {
@@ -398,6 +411,7 @@ static int cow_blocks(struct store_file *sf, int fd, const uint64_t (*br)[2], si
 	pthread_mutex_unlock(&st->mu);
 	store_test_point("cow:committed");
 out:
+	free(sums);
 	free(planned.a);
 	free(runs.a);
 	free(c);
@@ -415,7 +429,10 @@ static int cur_size(int fd, uint64_t *size)
 
 int store_cow_range(struct store_file *sf, int fd, uint64_t off, uint64_t len)
 {
-	if (!store_file_tracked(sf) || !len)
+	if (!store_file_tracked(sf))
+		return 0;
+	sf->hooked = 1; /* under the write lock: store_file_unlock records the change */
+	if (!len)
 		return 0;
 	uint64_t size;
 	int rc = cur_size(fd, &size);
@@ -433,7 +450,10 @@ int store_cow_range(struct store_file *sf, int fd, uint64_t off, uint64_t len)
 
 int store_cow_ranges(struct store_file *sf, int fd, const uint64_t (*r)[2], size_t n)
 {
-	if (!store_file_tracked(sf) || !n)
+	if (!store_file_tracked(sf))
+		return 0;
+	sf->hooked = 1;
+	if (!n)
 		return 0;
 	uint64_t size;
 	int rc = cur_size(fd, &size);
@@ -473,6 +493,7 @@ int store_cow_truncate(struct store_file *sf, int fd, uint64_t new_size)
 {
 	if (!store_file_tracked(sf))
 		return 0;
+	sf->hooked = 1;
 	uint64_t size;
 	int rc = cur_size(fd, &size);
 	if (rc)

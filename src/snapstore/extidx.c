@@ -8,6 +8,7 @@
  */
 #include "extidx_i.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -53,6 +54,8 @@ enum {
 	S_EXT_FID,
 	S_EXT_FID_AT,
 	S_EXT_ALL,
+	S_EXT_RANGE_SUMS,
+	S_EXT_ALL_SUMS,
 	S_EXT_STATS,
 	S_BEGIN,
 	S_COMMIT,
@@ -100,8 +103,8 @@ static const char *const sql_text[S_N] = {
 		     "ORDER BY path LIMIT 1",
     [S_SF_COUNT] = "SELECT count(*) FROM snap_files WHERE snap = ?1",
     [S_SF_FIDREFS] = "SELECT count(*) FROM snap_files WHERE fid = ?1",
-    [S_EXT_INS] = "INSERT INTO extents(fid, blk, efrom, eto, nblk, loc) "
-		  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [S_EXT_INS] = "INSERT INTO extents(fid, blk, efrom, eto, nblk, loc, sums) "
+		  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [S_EXT_DEL] = "DELETE FROM extents WHERE fid = ?1 AND blk = ?2 AND efrom = ?3",
     [S_EXT_RANGE] = "SELECT fid, blk, efrom, eto, nblk, loc FROM extents "
 		    "WHERE fid = ?1 AND blk > ?2 AND blk < ?3 AND blk + nblk > ?4 "
@@ -114,6 +117,11 @@ static const char *const sql_text[S_N] = {
     [S_EXT_FID_AT] = "SELECT fid, blk, efrom, eto, nblk, loc FROM extents WHERE fid = ?1 "
 		     "AND efrom <= ?2 AND eto > ?2 ORDER BY blk, efrom",
     [S_EXT_ALL] = "SELECT fid, blk, efrom, eto, nblk, loc FROM extents",
+    [S_EXT_RANGE_SUMS] = "SELECT fid, blk, efrom, eto, nblk, loc, sums FROM extents "
+			 "WHERE fid = ?1 AND blk > ?2 AND blk < ?3 AND blk + nblk > ?4 "
+			 "AND efrom <= ?5 AND eto > ?5 ORDER BY blk, efrom",
+    [S_EXT_ALL_SUMS] = "SELECT fid, blk, efrom, eto, nblk, loc, sums FROM extents "
+		       "WHERE loc IS NOT NULL",
     [S_EXT_STATS] = "SELECT count(*), coalesce(sum(CASE WHEN loc IS NULL THEN 0 ELSE nblk "
 		    "END), 0) FROM extents",
     [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -136,10 +144,14 @@ static const char schema_sql[] =
     " WITHOUT ROWID;"
     "CREATE INDEX snap_files_fid ON snap_files(fid);"
     "CREATE TABLE extents(fid INTEGER NOT NULL, blk INTEGER NOT NULL, efrom INTEGER NOT NULL,"
-    " eto INTEGER NOT NULL, nblk INTEGER NOT NULL, loc INTEGER,"
+    " eto INTEGER NOT NULL, nblk INTEGER NOT NULL, loc INTEGER, sums BLOB,"
     " PRIMARY KEY(fid, blk, efrom)) WITHOUT ROWID;";
 
+/* From version 1: per-block checksums of preserved blocks. */
+static const char upgrade_2_sql[] = "ALTER TABLE extents ADD COLUMN sums BLOB;";
+
 struct extidx {
+	int version; /* user_version at open (EXTIDX_SCHEMA_VERSION once upgraded) */
 	/* the caller's, given at open */
 	void (*logf)(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 	sqlite3 *db;
@@ -340,6 +352,7 @@ static int check_existing(struct extidx *x, uint32_t *block_size)
 			ver);
 		return -EIO;
 	}
+	x->version = (int)ver;
 	if ((rc = pragma_int(x, "PRAGMA page_count", &pages)) ||
 	    (rc = pragma_int(x, "PRAGMA page_size", &psize)))
 		return rc;
@@ -357,6 +370,34 @@ static int check_existing(struct extidx *x, uint32_t *block_size)
 	return 0;
 }
 
+int extidx_upgrade(struct extidx *x)
+{
+	if (x->version >= EXTIDX_SCHEMA_VERSION)
+		return 0;
+	char sql[64];
+	int64_t any = 0;
+	int rc = exec(x, "BEGIN IMMEDIATE");
+	if (rc)
+		return rc;
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", EXTIDX_SCHEMA_VERSION);
+	if (!(rc = exec(x, upgrade_2_sql)) &&
+	    !(rc = pragma_int(x, "SELECT count(*) FROM extents WHERE loc IS NOT NULL", &any)) &&
+	    !(rc = extidx_meta_set(x, "sums", any ? 0 : 1)) && !(rc = exec(x, sql)))
+		rc = exec(x, "COMMIT");
+	if (rc) {
+		exec(x, "ROLLBACK");
+		return rc;
+	}
+	for (int i = 0; i < S_N; i++) { /* prepared against the old schema */
+		sqlite3_finalize(x->s[i]);
+		x->s[i] = NULL;
+	}
+	x->logf(6, "snapstore: %s: index upgraded to schema version %d", x->path,
+		EXTIDX_SCHEMA_VERSION);
+	x->version = EXTIDX_SCHEMA_VERSION;
+	return 0;
+}
+
 static int create_schema(struct extidx *x, uint32_t block_size)
 {
 	char sql[128];
@@ -370,7 +411,7 @@ static int create_schema(struct extidx *x, uint32_t block_size)
 	if ((rc = exec(x, schema_sql)) || (rc = exec(x, sql)) ||
 	    (rc = extidx_meta_set(x, "block_size", block_size)) ||
 	    (rc = extidx_meta_set(x, "epoch", 1)) || (rc = extidx_meta_set(x, "clean", 1)) ||
-	    (rc = extidx_meta_set(x, "alive_until", 0))) {
+	    (rc = extidx_meta_set(x, "alive_until", 0)) || (rc = extidx_meta_set(x, "sums", 1))) {
 		exec(x, "ROLLBACK");
 		return rc;
 	}
@@ -406,6 +447,7 @@ int extidx_open(const char *path, int create, uint32_t *block_size,
 	sqlite3_extended_result_codes(x->db, 1);
 	sqlite3_busy_timeout(x->db, 5000);
 	if (create) {
+		x->version = EXTIDX_SCHEMA_VERSION;
 		rc = create_schema(x, *block_size);
 	} else {
 		uint32_t bs = 0;
@@ -852,11 +894,19 @@ int extidx_sfile_fid_refs(struct extidx *x, uint64_t fid, uint64_t *n)
 	return ret;
 }
 
-int extidx_ext_insert(struct extidx *x, const struct ext *e)
+int extidx_ext_insert(struct extidx *x, const struct ext *e, const uint32_t *sums)
 {
 	sqlite3_stmt *s = stmt(x, S_EXT_INS);
 	if (!s)
 		return -EIO;
+	uint32_t le[EXTIDX_MAX_NBLK];
+	if (sums && e->nblk <= EXTIDX_MAX_NBLK) {
+		for (uint32_t i = 0; i < e->nblk; i++)
+			le[i] = htole32(sums[i]);
+		sqlite3_bind_blob(s, 7, le, (int)(e->nblk * sizeof(*le)), SQLITE_STATIC);
+	} else {
+		sqlite3_bind_null(s, 7);
+	}
 	sqlite3_bind_int64(s, 1, (int64_t)e->fid);
 	sqlite3_bind_int64(s, 2, (int64_t)e->blk);
 	sqlite3_bind_int64(s, 3, (int64_t)e->efrom);
@@ -889,6 +939,35 @@ static int ext_row(sqlite3_stmt *s, void *out)
 	e->eto = (uint64_t)sqlite3_column_int64(s, 3);
 	e->nblk = (uint32_t)sqlite3_column_int64(s, 4);
 	e->loc = sqlite3_column_type(s, 5) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 5);
+	e->sumi = -1;
+	return 0;
+}
+
+/* Column 6 (sums) of an extent row into *sums at *nsums, host order: sets
+ * e->sumi, or leaves it -1 when the row has none; -EIO when its length does
+ * not match nblk (an edited row). */
+static int row_sums(sqlite3_stmt *s, struct ext *e, struct extidx_sums *sums)
+{
+	int len = sqlite3_column_bytes(s, 6);
+	if (sqlite3_column_type(s, 6) == SQLITE_NULL)
+		return 0;
+	if (len != (int)(e->nblk * sizeof(uint32_t)))
+		return -EIO;
+	uint32_t *na = sums->a;
+	while (sums->n + e->nblk > sums->cap) {
+		na = store_grow(sums->a, sums->cap, &sums->cap, sizeof(*na), 256);
+		if (!na)
+			return -ENOMEM;
+		sums->a = na;
+	}
+	const unsigned char *p = sqlite3_column_blob(s, 6);
+	for (uint32_t i = 0; i < e->nblk; i++) {
+		uint32_t v;
+		memcpy(&v, p + 4 * i, 4);
+		sums->a[sums->n + i] = le32toh(v);
+	}
+	e->sumi = (int64_t)sums->n;
+	sums->n += e->nblk;
 	return 0;
 }
 
@@ -918,6 +997,66 @@ int extidx_ext_range(struct extidx *x, uint64_t fid, uint64_t b0, uint64_t b1, u
 	if (at != UINT64_MAX)
 		sqlite3_bind_int64(s, 5, (int64_t)at);
 	return collect(x, s, a, n, cap);
+}
+
+int extidx_ext_range_sums(struct extidx *x, uint64_t fid, uint64_t b0, uint64_t b1, uint64_t at,
+			  uint32_t maxn, struct ext **a, size_t *n, size_t *cap,
+			  struct extidx_sums *sums)
+{
+	sqlite3_stmt *s = stmt(x, S_EXT_RANGE_SUMS);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, (int64_t)fid);
+	if (maxn < 1 || maxn > EXTIDX_MAX_NBLK)
+		maxn = maxn < 1 ? 1 : EXTIDX_MAX_NBLK;
+	sqlite3_bind_int64(s, 2, (int64_t)b0 - (int64_t)maxn);
+	sqlite3_bind_int64(s, 3, (int64_t)b1);
+	sqlite3_bind_int64(s, 4, (int64_t)b0);
+	sqlite3_bind_int64(s, 5, (int64_t)at);
+	int rc, ret = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct ext *na = store_grow(*a, *n, cap, sizeof(**a), 16);
+		if (!na) {
+			ret = -ENOMEM;
+			break;
+		}
+		*a = na;
+		ext_row(s, &na[*n]);
+		if ((ret = row_sums(s, &na[*n], sums)))
+			break;
+		(*n)++;
+	}
+	if (!ret && rc != SQLITE_DONE)
+		ret = map_rc(x, rc);
+	done(s);
+	return ret;
+}
+
+int extidx_ext_each_sums(struct extidx *x,
+			 int (*fn)(void *arg, const struct ext *e, const uint32_t *sums), void *arg)
+{
+	sqlite3_stmt *s = stmt(x, S_EXT_ALL_SUMS);
+	if (!s)
+		return -EIO;
+	int rc, ret = 0;
+	struct ext e;
+	struct extidx_sums sums = {0};
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		ext_row(s, &e);
+		sums.n = 0;
+		int bad = row_sums(s, &e, &sums);
+		if (bad == -ENOMEM) {
+			ret = bad;
+			break;
+		}
+		if ((ret = fn(arg, &e, bad ? NULL : e.sumi < 0 ? NULL : sums.a)))
+			break;
+	}
+	if (!ret && rc != SQLITE_DONE)
+		ret = map_rc(x, rc);
+	done(s);
+	free(sums.a);
+	return ret;
 }
 
 int extidx_ext_fid(struct extidx *x, uint64_t fid, uint64_t at, struct ext **a, size_t *n,
@@ -977,4 +1116,15 @@ int64_t extidx_db_bytes(struct extidx *x)
 	if (!stat(p, &sb))
 		n += (int64_t)sb.st_blocks * 512;
 	return n;
+}
+
+/* For the namespace index (nsidx.c), which shares the connection. */
+struct sqlite3 *extidx_db(struct extidx *x)
+{
+	return x->db;
+}
+
+int extidx_errno(struct extidx *x, int rc)
+{
+	return map_rc(x, rc);
 }

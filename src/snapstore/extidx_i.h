@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EXTIDX_SCHEMA_VERSION 1
+#define EXTIDX_SCHEMA_VERSION 2		 /* 2: extents.sums */
 #define EXTIDX_APP_ID	      0x536e6170 /* "Snap" */
 #define EXTIDX_MAX_NBLK	      256u	 /* cap on an extent's length, for range queries */
 
@@ -22,6 +22,13 @@ struct ext {
 	uint64_t fid, blk, efrom, eto;
 	uint32_t nblk;
 	int64_t loc;
+	int64_t sumi; /* extidx_ext_range_sums: index of its first block's checksum; -1: none */
+};
+
+/* Per-block checksums collected with extents (see extidx_ext_range_sums). */
+struct extidx_sums {
+	uint32_t *a;
+	size_t n, cap;
 };
 
 struct extidx_file {
@@ -59,6 +66,12 @@ struct extidx_sfile {
 int extidx_open(const char *path, int create, uint32_t *block_size,
 		void (*logf)(int level, const char *fmt, ...), struct extidx **out);
 void extidx_close(struct extidx *x);
+/* Bring an index of an older schema version to EXTIDX_SCHEMA_VERSION (one
+ * transaction; nothing when current). Separate from open, so that open writes
+ * nothing before the store's other refusal checks have passed. Version 2 adds
+ * extents.sums and meta "sums" = 1 when every data extent carries them (0 when
+ * older extents exist, which are then read unverified). */
+int extidx_upgrade(struct extidx *x);
 
 /* Begin a write transaction whose commit syncs the WAL (full != 0:
  * synchronous=FULL) or not (NORMAL: survives a process kill, not power loss). */
@@ -107,7 +120,8 @@ int extidx_sfile_count(struct extidx *x, uint64_t snap, uint64_t *n);
 /* How many snap_files rows (of any snapshot) name fid. */
 int extidx_sfile_fid_refs(struct extidx *x, uint64_t fid, uint64_t *n);
 
-int extidx_ext_insert(struct extidx *x, const struct ext *e);
+/* sums: nblk per-block checksums, or NULL (holes). */
+int extidx_ext_insert(struct extidx *x, const struct ext *e, const uint32_t *sums);
 int extidx_ext_delete(struct extidx *x, uint64_t fid, uint64_t blk, uint64_t efrom);
 /* Extents of fid overlapping blocks [b0, b1); with at != UINT64_MAX only those with
  * efrom <= at < eto. Sorted by blk. Appends to *a (realloc'd). maxn bounds the nblk
@@ -118,9 +132,23 @@ int extidx_ext_range(struct extidx *x, uint64_t fid, uint64_t b0, uint64_t b1, u
 /* Every extent of fid (at == UINT64_MAX) or those covering epoch at. */
 int extidx_ext_fid(struct extidx *x, uint64_t fid, uint64_t at, struct ext **a, size_t *n,
 		   size_t *cap);
+/* As extidx_ext_range at epoch at, with each row's checksums appended to *sums
+ * (e->sumi). -EIO for a row whose checksums do not match its length. */
+int extidx_ext_range_sums(struct extidx *x, uint64_t fid, uint64_t b0, uint64_t b1, uint64_t at,
+			  uint32_t maxn, struct ext **a, size_t *n, size_t *cap,
+			  struct extidx_sums *sums);
+/* Every data extent with its checksums (NULL: none, or malformed). */
+int extidx_ext_each_sums(struct extidx *x,
+			 int (*fn)(void *arg, const struct ext *e, const uint32_t *sums),
+			 void *arg);
 /* Every extent, in (fid, blk, efrom) order, through a callback (non-zero stops). */
 int extidx_ext_each(struct extidx *x, int (*fn)(void *arg, const struct ext *e), void *arg);
 int extidx_ext_stats(struct extidx *x, uint64_t *count, uint64_t *data_blocks);
+
+/* The connection and the result-code mapping, for nsidx.c (same floor, same
+ * connection, same rules). */
+struct sqlite3 *extidx_db(struct extidx *x);
+int extidx_errno(struct extidx *x, int rc);
 
 /* Size in bytes of index.db + WAL as SQLite sees it. */
 int64_t extidx_db_bytes(struct extidx *x);

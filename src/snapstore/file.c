@@ -72,6 +72,16 @@ struct store_file *store_file_by_fid(struct store *st, uint64_t fid)
 	return RB_FIND(sf_by_fid, &st->files_f, &key);
 }
 
+struct store_file *store_file_by_handle(struct store *st, const unsigned char *h, uint32_t hlen)
+{
+	struct store_file key;
+	if (hlen > sizeof(key.handle))
+		return NULL;
+	key.hlen = hlen;
+	memcpy(key.handle, h, hlen);
+	return RB_FIND(sf_by_handle, &st->files_h, &key);
+}
+
 void store_file_set_fid(struct store_file *sf, uint64_t fid)
 {
 	struct store *st = sf->st;
@@ -149,6 +159,11 @@ int store_open_handle(struct store *st, const unsigned char *h, uint32_t hlen, i
 	return fd < 0 ? -errno : fd;
 }
 
+int store_file_open(struct store_file *sf, int flags)
+{
+	return store_open_handle(sf->st, sf->handle, sf->hlen, flags);
+}
+
 int store_live_fd(struct store_file *sf)
 {
 	if (sf->livefd >= 0)
@@ -218,6 +233,20 @@ void store_file_wrlock(struct store_file *sf)
 
 void store_file_unlock(struct store_file *sf)
 {
+	if (sf->hooked) {
+		/* The end of a change by the daemon: record what the file shows now,
+		 * so recovery after a crash can tell this change from a later one
+		 * made without us (see recover.c). */
+		struct store *st = sf->st;
+		struct stat sb;
+		sf->hooked = 0;
+		pthread_mutex_lock(&st->mu);
+		int fd = sf->detached ? -1 : store_live_fd(sf);
+		uint64_t fid = sf->fid;
+		pthread_mutex_unlock(&st->mu);
+		if (fd >= 0 && fid && !fstat(fd, &sb))
+			store_mark_write(st, fid, &sb);
+	}
 	pthread_rwlock_unlock(&sf->lock);
 }
 

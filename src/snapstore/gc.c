@@ -92,10 +92,36 @@ int snap_release_locked(struct store *st, uint64_t id, int full)
 		if (!nfids || fids[nfids - 1] != fids[i])
 			fids[nfids++] = fids[i];
 
-	if ((rc = extidx_begin(st->x, full)))
+	if ((rc = store_begin(st, full)))
 		goto out;
 	if ((rc = extidx_snap_delete(st->x, id)))
 		goto out_rollback;
+	/* A tree snapshot: its namespace rows, and the files it covers. */
+	uint64_t *tf = NULL;
+	size_t ntf = 0;
+	if ((rc = ns_release_rows(st, id, &tf, &ntf)))
+		goto out_rollback;
+	if (ntf) {
+		uint64_t *nf = reallocarray(fids, nfids + ntf, sizeof(*nf));
+		uint64_t *nd = nf ? reallocarray(dropped, nfids + ntf, sizeof(*nd)) : NULL;
+		if (nf)
+			fids = nf;
+		if (nd)
+			dropped = nd;
+		if (!nf || !nd) {
+			free(tf);
+			rc = -ENOMEM;
+			goto out_rollback;
+		}
+		memcpy(fids + nfids, tf, ntf * sizeof(*tf));
+		qsort(fids, nfids + ntf, sizeof(*fids), cmp_u64);
+		size_t k = 0;
+		for (size_t i = 0; i < nfids + ntf; i++)
+			if (!k || fids[k - 1] != fids[i])
+				fids[k++] = fids[i];
+		nfids = k;
+	}
+	free(tf);
 	for (size_t i = 0; i < nfids; i++) {
 		struct store_file *sf = store_file_by_fid(st, fids[i]);
 		size_t nr = 0;
@@ -118,9 +144,11 @@ int snap_release_locked(struct store *st, uint64_t id, int full)
 		if (nr)
 			continue;
 		uint64_t refs = 0;
-		if ((rc = extidx_sfile_fid_refs(st->x, fids[i], &refs)))
+		int nsrefs = 0;
+		if ((rc = extidx_sfile_fid_refs(st->x, fids[i], &refs)) ||
+		    (!refs && (rc = ns_fid_refs(st, fids[i], &nsrefs))))
 			goto out_rollback;
-		if (!refs) {
+		if (!refs && !nsrefs) {
 			/* Nothing names the file any more: its remaining extents go too. */
 			if ((rc = snap_gc_fid(st, fids[i], UINT64_MAX, NULL, 0, &fr)) ||
 			    (rc = extidx_file_delete(st->x, fids[i])))
@@ -128,7 +156,7 @@ int snap_release_locked(struct store *st, uint64_t id, int full)
 			dropped[ndropped++] = fids[i];
 		}
 	}
-	if ((rc = extidx_commit(st->x)))
+	if ((rc = store_commit(st)))
 		goto out;
 	store_test_point("release:committed");
 
@@ -145,6 +173,8 @@ int snap_release_locked(struct store *st, uint64_t id, int full)
 		}
 	}
 	store_snap_del(st, id);
+	ns_tree_del(st, id);
+	ns_max_update(st);
 	freelist_apply(st, &fr);
 	for (size_t i = 0; i < nfids; i++)
 		assert(!store_file_by_fid(st, fids[i]) ||
@@ -167,7 +197,12 @@ int store_release(struct store *st, uint64_t id)
 	pthread_rwlock_wrlock(&st->space);
 	pthread_mutex_lock(&st->mu);
 	struct snapmem *sm = store_snap_find(st, id);
-	int rc = sm ? snap_release_locked(st, id, sm->kind == STORE_PINNED) : -ENOENT;
+	int full = sm && sm->kind == STORE_PINNED;
+	int rc = sm ? snap_release_locked(st, id, full) : -ENOENT;
+	if (rc == -ENOSPC && store_reserve_drop(st))
+		rc = snap_release_locked(st, id, full); /* the index needed room: retry */
+	if (!rc && !st->reserve_held)
+		(void)store_reserve_make(st); /* space was just punched free */
 	pthread_mutex_unlock(&st->mu);
 	pthread_rwlock_unlock(&st->space);
 	return rc;

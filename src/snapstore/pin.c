@@ -99,7 +99,7 @@ int store_pin(struct store *st, const struct store_pin *p, const struct store_pi
 	}
 	if (!rc)
 		rc = store_snap_reserve(st, 1);
-	if (rc || (rc = extidx_begin(st->x, p->kind == STORE_PINNED)))
+	if (rc || (rc = store_begin(st, p->kind == STORE_PINNED)))
 		goto out_mu;
 	uint64_t E = st->epoch;
 	for (size_t i = 0; i < n && !rc; i++) {
@@ -160,7 +160,7 @@ int store_pin(struct store *st, const struct store_pin *p, const struct store_pi
 		extidx_rollback(st->x);
 		goto out_mu;
 	}
-	if ((rc = extidx_commit(st->x)))
+	if ((rc = store_commit(st)))
 		goto out_mu;
 	store_test_point("pin:committed");
 	st->epoch = E + 1;

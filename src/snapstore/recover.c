@@ -36,6 +36,17 @@ static int collect_ext(void *arg, const struct ext *e)
 	return 0;
 }
 
+/* Snapshot snap is unreadable because the store itself was damaged. */
+static void mark_damaged(struct store *st, struct snapmem *s, const char *why)
+{
+	if (s->damaged)
+		return;
+	if (s->state != STORE_STALE)
+		store_snap_set_state(st, s, STORE_STALE);
+	s->damaged = 1;
+	store_logf(3, "snapstore: snapshot %" PRIu64 " is stale: %s", s->id, why);
+}
+
 static void mark_stale(struct store *st, uint64_t snap)
 {
 	struct snapmem *s = store_snap_find(st, snap);
@@ -48,11 +59,17 @@ static void mark_stale(struct store *st, uint64_t snap)
 
 /*
  * Staleness of one attached file: clean close -> any difference of size,
- * mtime, ctime or inode from the recorded stat; after a crash -> a ctime later
- * than alive_until, the time up to which the store had promised to be alive
- * (each tick promises STORE_ALIVE_GRACE_NS ahead, and the daemon ticks every
- * second), so the daemon's own last writes are trusted. The cost: a change
- * made from outside within that grace after a crash is not detected.
+ * mtime, ctime or inode from the recorded stat. After a crash the store
+ * cannot know what the daemon did last, so a change is trusted only when
+ * the daemon can vouch for it: the file's ctime is not after the last tick
+ * (alive_ns: the tick's time on the coarse clock that stamps ctime: a later
+ * change gets a ctime at or after it), or it is exactly as at the last pin,
+ * or it shows exactly the ctime,
+ * mtime and size the daemon recorded right after its last write under the
+ * file's lock (the marks file). Anything else, in particular a change made
+ * from outside within seconds of the crash, makes the file's snapshots
+ * stale; a daemon write cut short by the crash does too (false stale, never
+ * wrong bytes).
  */
 static int check_file(struct store *st, struct store_file *sf, const struct extidx_file *row,
 		      int clean, int64_t alive_ns, int *stale)
@@ -74,12 +91,14 @@ static int check_file(struct store *st, struct store_file *sf, const struct exti
 		close(fd);
 		return -e;
 	}
+	int same = (uint64_t)sb.st_size == row->size && (uint64_t)sb.st_ino == row->ino &&
+		   store_ts_ns(&sb.st_mtim) == row->mtime_ns &&
+		   store_ts_ns(&sb.st_ctim) == row->ctime_ns;
 	if (clean)
-		*stale = (uint64_t)sb.st_size != row->size || (uint64_t)sb.st_ino != row->ino ||
-			 store_ts_ns(&sb.st_mtim) != row->mtime_ns ||
-			 store_ts_ns(&sb.st_ctim) != row->ctime_ns;
-	else
-		*stale = store_ts_ns(&sb.st_ctim) > alive_ns;
+		*stale = !same;
+	else /* as at the last pin, or not after the last tick, or as the daemon left it */
+		*stale = !same && store_ts_ns(&sb.st_ctim) >= alive_ns &&
+			 !store_mark_matches(st, row->fid, &sb);
 	int rc = 0;
 	if (!*stale)
 		rc =
@@ -101,12 +120,42 @@ int store_recover(struct store *st)
 	uint64_t *ustart = NULL, *un = NULL;
 	size_t nused = 0;
 
+	int64_t alive_at = 0;
+	if ((rc = extidx_meta_get(st->x, "alive_at", &alive_at)) && rc != -ENOENT)
+		return rc;
 	if ((rc = extidx_meta_get(st->x, "clean", &clean)) ||
 	    (rc = extidx_meta_get(st->x, "alive_until", &alive)) ||
 	    (rc = extidx_meta_get(st->x, "epoch", &epoch)))
 		return rc == -ENOENT ? -EIO : rc;
 	st->epoch = (uint64_t)epoch;
-	if ((rc = extidx_begin(st->x, 1)))
+	if (alive_at)
+		alive =
+		    alive_at; /* a store ticked by this code: the tick's time, not its promise */
+	else
+		alive++; /* older stores: a change is stale from just after the promise */
+	int64_t gen = 0, sums_all = 0;
+	if ((rc = extidx_meta_get(st->x, "sums", &sums_all)) && rc != -ENOENT)
+		return rc;
+	st->sums_all = sums_all == 1;
+	if ((rc = extidx_meta_get(st->x, "gen", &gen)) && rc != -ENOENT)
+		return rc;
+	st->gen = (uint64_t)gen;
+	/* The gen file counts commits outside the index: more than the index
+	 * knows means committed transactions were lost (a deleted WAL). */
+	uint64_t fgen = store_gen_read(st);
+	int lost = fgen > st->gen;
+	if (lost) {
+		store_logf(3,
+			   "snapstore: the index lost %" PRIu64
+			   " committed transactions (its WAL was deleted or is damaged): "
+			   "every snapshot is marked stale; run check",
+			   fgen - st->gen);
+		st->lost_tx = fgen - st->gen;
+		st->gen = fgen; /* count on from there */
+	}
+	if ((rc = ns_init(st)))
+		return rc;
+	if ((rc = store_begin(st, 1)))
 		return rc;
 
 	/* 1. Ephemeral snapshots die with the daemon; expired ones are released. */
@@ -122,7 +171,8 @@ int store_recover(struct store *st)
 		}
 		if (s->epoch >= st->epoch ||
 		    (s->kind != STORE_PINNED && s->kind != STORE_EPHEMERAL) ||
-		    (s->state != STORE_VALID && s->state != STORE_STALE) ||
+		    (s->state != STORE_VALID && s->state != STORE_STALE &&
+		     s->state != STORE_STATE_DAMAGED) ||
 		    (st->nsnaps && (s->epoch <= st->snaps[st->nsnaps - 1].epoch))) {
 			store_logf(3,
 				   "snapstore: index inconsistent: snapshot %" PRIu64
@@ -137,10 +187,13 @@ int store_recover(struct store *st)
 				    .expires = s->expires,
 				    .uid = s->uid,
 				    .kind = s->kind,
-				    .state = s->state};
+				    .state = s->state == STORE_VALID ? STORE_VALID : STORE_STALE,
+				    .damaged = s->state == STORE_STATE_DAMAGED};
 		if ((rc = store_snap_add(st, &m)))
 			goto out;
 	}
+	if ((rc = ns_recover_rows(st))) /* tree snapshots, and their rows' GC */
+		goto out;
 
 	/* 2. Files and the valid snapshots covering them. */
 	if ((rc = extidx_files_all(st->x, &files, &nfiles)) ||
@@ -170,8 +223,41 @@ int store_recover(struct store *st)
 		if ((rc = store_cover_add(sf, &c)))
 			goto out;
 	}
+	if ((rc = ns_recover_covers(st))) /* regular files saved for tree snapshots */
+		goto out;
 
-	/* 3. Files changed while nobody watched make their snapshots stale. */
+	/* 3. Damage: every snapshot, when the index lost transactions; those that
+	 * need an extent lying past the block file's end (a truncated block file:
+	 * never read back as zeros). */
+	if ((rc = extidx_ext_each(st->x, collect_ext, &ex)))
+		goto out;
+	for (size_t i = 0; lost && i < st->nsnaps; i++)
+		mark_damaged(st, &st->snaps[i], "the index lost committed transactions");
+	struct stat bsb;
+	if (fstat(st->blk.fd, &bsb)) {
+		rc = -errno;
+		goto out;
+	}
+	uint64_t cut = 0;
+	for (size_t i = 0; i < ex.n; i++) {
+		struct ext *e = &ex.a[i];
+		struct store_file *sf = store_file_by_fid(st, e->fid);
+		if (e->loc < 0 ||
+		    (uint64_t)e->loc + (uint64_t)e->nblk * st->bs <= (uint64_t)bsb.st_size)
+			continue;
+		cut++;
+		for (size_t j = 0; sf && j < sf->ncov; j++)
+			if (store_ext_needed(&sf->cov[j], 1, st->bs, e->blk, e->efrom, e->eto))
+				mark_damaged(st, store_snap_find(st, sf->cov[j].snap),
+					     "the block file is shorter than its extents");
+	}
+	if (cut)
+		store_logf(3,
+			   "snapstore: %" PRIu64 " extents lie past the end of the block file "
+			   "(%" PRIu64 " bytes): it was truncated",
+			   cut, (uint64_t)bsb.st_size);
+
+	/* 4. Files changed while nobody watched make their snapshots stale. */
 	for (size_t i = 0; i < nfiles; i++) {
 		struct store_file *sf = store_file_by_fid(st, files[i].fid);
 		if (!sf->ncov || sf->detached)
@@ -187,29 +273,30 @@ int store_recover(struct store *st)
 		struct snapmem *s = &st->snaps[i];
 		if (s->state != STORE_STALE)
 			continue;
-		if ((rc = extidx_snap_set_state(st->x, s->id, STORE_STALE)))
+		if ((rc = extidx_snap_set_state(st->x, s->id,
+						s->damaged ? STORE_STATE_DAMAGED : STORE_STALE)))
 			goto out;
 		for (size_t j = 0; j < nfiles; j++)
 			store_cover_del(store_file_by_fid(st, files[j].fid), s->id);
 	}
 
-	/* 4. File rows no snapshot names any more go; the in-memory table keeps
+	/* 5. File rows no snapshot names any more go; the in-memory table keeps
 	 * the tracked files only. */
 	for (size_t i = 0; i < nfiles; i++) {
 		struct store_file *sf = store_file_by_fid(st, files[i].fid);
 		uint64_t refs = 0;
+		int nsrefs = 0;
 		if (!sf->ncov) {
-			if ((rc = extidx_sfile_fid_refs(st->x, files[i].fid, &refs)))
+			if ((rc = extidx_sfile_fid_refs(st->x, files[i].fid, &refs)) ||
+			    (!refs && (rc = ns_fid_refs(st, files[i].fid, &nsrefs))))
 				goto out;
-			if (!refs && (rc = extidx_file_delete(st->x, files[i].fid)))
+			if (!refs && !nsrefs && (rc = extidx_file_delete(st->x, files[i].fid)))
 				goto out;
 			store_file_maybe_free(sf);
 		}
 	}
 
-	/* 5. GC: every extent no valid snapshot needs; the rest is the used space. */
-	if ((rc = extidx_ext_each(st->x, collect_ext, &ex)))
-		goto out;
+	/* 6. GC: every extent no valid snapshot needs; the rest is the used space. */
 	ustart = malloc((ex.n + 1) * sizeof(*ustart));
 	un = malloc((ex.n + 1) * sizeof(*un));
 	if (!ustart || !un) {
@@ -243,14 +330,16 @@ int store_recover(struct store *st)
 	}
 
 	if ((rc = extidx_meta_set(st->x, "clean", 0)) ||
+	    (rc = extidx_meta_set(st->x, "alive_at", store_coarse_now_ns())) ||
 	    (rc = extidx_meta_set(st->x, "alive_until", store_now_ns() + STORE_ALIVE_GRACE_NS)))
 		goto out;
-	if ((rc = extidx_commit(st->x)))
+	if ((rc = store_commit(st)))
 		goto out;
+	ns_max_update(st);
 	for (struct store_file *sf = store_file_first(st); sf; sf = store_file_next(sf))
 		assert(store_cover_sanity(sf));
 	assert(store_snaps_sanity(st, 1));
-	/* 6. Only now (rows durable) may unreferenced space be punched. */
+	/* 7. Only now (rows durable) may unreferenced space be punched. */
 	rc = blk_rebuild(&st->blk, ustart, un, nused);
 	if (rc == -EIO)
 		store_logf(3, "snapstore: two extents share block-file space: run check");

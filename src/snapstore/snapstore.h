@@ -39,6 +39,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 struct store;
 struct store_file;
@@ -85,7 +86,8 @@ uint32_t store_block_size(const struct store *st);
 
 /* Periodic work, called about once a second by the daemon: releases
  * expired snapshots and records that the store is still alive (used by
- * open after a crash to tell the daemon's last writes from later ones). */
+ * open after a crash to tell the daemon's last writes from later ones), and
+ * recreates the space reserve if it was used. */
 int store_tick(struct store *st);
 
 /*
@@ -99,6 +101,11 @@ void store_file_put(struct store_file *sf);
 
 void store_file_rdlock(struct store_file *sf);
 void store_file_wrlock(struct store_file *sf);
+/* Unlocking the write lock after a hook ran under it records the file's
+ * ctime, mtime and size (an fstat and a 32-byte write to the store's marks
+ * file): after a crash, recovery trusts a change the daemon recorded so and
+ * treats any later one as made from outside (stale). So call it after the
+ * change, not before. */
 void store_file_unlock(struct store_file *sf);
 
 /* Whether any live snapshot covers this file: when 0 the hooks are no-ops
@@ -258,6 +265,123 @@ int store_snap_changed(struct store *st, uint64_t id, uint64_t fid,
  */
 int store_snap_forgo(struct store *st, uint64_t id, uint64_t fid, uint64_t off, uint64_t len);
 
+/*
+ * Tree snapshots (docs/SNAPSTORE.md, "Tree snapshots"). A tree snapshot
+ * records an epoch and a root and copies nothing: O(1) whatever the number
+ * of files. It keeps the namespace and metadata of every node (directory,
+ * regular file, symlink, FIFO, socket, device) as well as the bytes, copy-on-
+ * write: before the daemon changes a node's attributes (anything that moves
+ * its ctime: write, truncate, chmod, chown, utimens, setxattr, link, unlink,
+ * rename of or into it) it asks store_ns_need() and, on 1, store_ns_save()
+ * with the node's current attributes; before it changes a directory entry it
+ * calls store_ns_entry() with what the entry is now. Both are durable on
+ * return; only then may the daemon change the live object.
+ *
+ * Nodes are identified like files (kernel handle -> struct store_file); the
+ * persistent id ("nid") is the file id, assigned on first need.
+ */
+
+/* A node's attributes. xattrs are packed: name, NUL, u32 value length (host
+ * order), value; sorted by name (bytewise). target: a symlink's target (no
+ * NUL). */
+struct store_attr {
+	uint32_t mode; /* incl. S_IFMT */
+	uint32_t uid, gid;
+	uint64_t nlink, size, rdev, ino;
+	struct timespec atime, mtime, ctime;
+	const char *target;
+	uint32_t target_len;
+	const void *xattrs;
+	uint32_t xattrs_len;
+};
+
+/*
+ * Pin the tree under root (path: its path relative to the source root, ""
+ * for the root itself) as a new snapshot of kind p->kind. O(1): it looks at
+ * no file. The caller guarantees that no namespace, metadata or data change
+ * is in flight (it holds its own exclusive lock around the call), so the pin
+ * falls between two operations. Conservatively, every node of the source is
+ * preserved for it (see the doc); the daemon exposes only the subtree.
+ */
+int store_pin_tree(struct store *st, const struct store_pin *p, struct store_file *root,
+		   const char *path, uint64_t *id);
+/* 1: id is a tree snapshot (its root nid and path, NUL-terminated, into
+ * path/pathlen; -ERANGE if too small); 0: a file-list snapshot; -ENOENT. */
+int store_snap_is_tree(struct store *st, uint64_t id, uint64_t *root_fid, char *path,
+		       size_t pathlen);
+/* Whether any valid tree snapshot is live: one atomic load. */
+int store_ns_active(struct store *st);
+/* 1 if a live tree snapshot needs this node's current attributes saved before
+ * it changes (call store_ns_save then), else 0, or -errno. In memory after the
+ * first call on a node (one index seek then). */
+int store_ns_need(struct store_file *sf);
+/*
+ * Save the node's current attributes `now` for every live tree snapshot that
+ * needs them; for a regular file, those snapshots also start preserving its
+ * blocks (the copy-on-write hooks then do so, as for file snapshots). Call
+ * with the node's write lock held, before the change; fd is a descriptor of
+ * the node (unused today: -1 is fine). Durable on return (synchronous=FULL
+ * when a pinned snapshot needs it). On error nothing was recorded and the
+ * caller must not change the node.
+ */
+int store_ns_save(struct store_file *sf, int fd, const struct store_attr *now);
+/*
+ * Entry `name` of directory dir is about to change (create over absent,
+ * unlink, rmdir, rename from or to, replace, exchange); child is what the
+ * entry names now (NULL: absent), child_type its S_IFMT bits. Records the
+ * entry's current state if a live tree snapshot needs it (assigning nids as
+ * needed). Call with dir's write lock held. Durable on return.
+ */
+int store_ns_entry(struct store *st, struct store_file *dir, const char *name,
+		   struct store_file *child, uint32_t child_type);
+/* The node's nid (0: none yet, so no row names it), loading it from the index
+ * on the first call for a node (later calls: no I/O). For the read side:
+ * store_file_fid() stays 0 until something loads it. */
+int store_ns_nid(struct store_file *sf, uint64_t *nid);
+/* The node was just created: nothing before now can need it. Keep the
+ * reference (the daemon's inode) to keep that knowledge cheap. */
+void store_ns_born(struct store_file *sf);
+
+/*
+ * The read side, for tree snapshot id (call with the node's read lock held
+ * where there is a live node, so no save + change slips in between):
+ * store_tree_attr: 0 and *out from a saved row (target and xattrs point into
+ * buf; -ERANGE if it is too small); 1: no row covers the snapshot, the live
+ * node's attributes are the snapshot's (the caller stats it); -EIO: the
+ * snapshot is stale, or the node changed behind the store's back (its live
+ * ctime is after the pin and no row covers it); -ENOENT: not a tree snapshot.
+ */
+int store_tree_attr(struct store *st, uint64_t id, struct store_file *sf, struct store_attr *out,
+		    char *buf, size_t buflen);
+/* The same by nid, for nodes reached through a saved entry (which may be gone
+ * live): 1 means open it with store_fid_open and stat it. */
+int store_tree_attr_fid(struct store *st, uint64_t id, uint64_t fid, struct store_attr *out,
+			char *buf, size_t buflen);
+/* 0: a row covers entry `name` of directory dir_fid at the snapshot (*child_fid
+ * 0: absent then); 1: no row, the live entry is the snapshot's. dir_fid 0: 1. */
+int store_tree_lookup(struct store *st, uint64_t id, uint64_t dir_fid, const char *name,
+		      uint64_t *child_fid, uint32_t *child_type);
+/* Every saved entry of dir_fid covering the snapshot, in bytewise name order,
+ * child_fid 0 ones too (they hide live names); live names without a row are
+ * the snapshot's. fn is called with no store lock held; non-zero stops and is
+ * returned. */
+int store_tree_entries(struct store *st, uint64_t id, uint64_t dir_fid,
+		       int (*fn)(void *arg, const char *name, uint64_t child_fid,
+				 uint32_t child_type),
+		       void *arg);
+/* Bytes [off, off + len) of regular file fid as at the snapshot, clipped to
+ * size_at_s (from store_tree_attr): preserved blocks where the file changed,
+ * else the live file. -EIO when stale or a needed block is missing. A node
+ * with no nid (store_file_fid 0) has no row: read the live file directly. */
+ssize_t store_tree_read(struct store *st, uint64_t id, uint64_t fid, uint64_t size_at_s, void *buf,
+			size_t len, uint64_t off);
+/* The handle of nid fid (handle_type into *htype, bytes into h, at most *hlen,
+ * MAX_HANDLE_SZ is enough); -ENOENT if unknown, -ERANGE. */
+int store_fid_handle(struct store *st, uint64_t fid, unsigned char *h, uint32_t *hlen, int *htype);
+/* A new descriptor of live node fid by open_by_handle_at(flags); -ESTALE when
+ * it is gone, -ENOENT if fid is unknown. */
+int store_fid_open(struct store *st, uint64_t fid, int flags);
+
 struct store_stats {
 	uint64_t bytes_on_disk;	  /* index + WAL + allocated block-file space */
 	uint64_t bytes_preserved; /* sum of extents with data */
@@ -290,9 +414,15 @@ void store_set_logger(void (*fn)(int level, const char *msg));
  * Testing only: fn(point) is called at named points inside the store, so a
  * test can kill the process there. Points: "cow:copied" (blocks copied and
  * synced, rows not yet committed), "cow:committed", "pin:committed",
- * "release:committed" (rows deleted, space not yet punched). NULL: none.
+ * "release:committed" (rows deleted, space not yet punched), "ns:committed"
+ * (a tree snapshot's attribute or entry row committed, the caller's change
+ * not yet made). NULL: none.
  * Process-wide.
  */
 void store_set_test_hook(void (*fn)(const char *point));
+
+/* Open the live node of sf by its handle (flags as open(2); O_PATH is
+ * fine): a new descriptor, or -ESTALE when the node is gone. */
+int store_file_open(struct store_file *sf, int flags);
 
 #endif /* SNAPSTORE_H */

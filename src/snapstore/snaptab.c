@@ -131,7 +131,8 @@ int store_snaps_sanity(struct store *st, int with_index)
 		if (s->epoch >= st->epoch ||
 		    (s->kind != STORE_PINNED && s->kind != STORE_EPHEMERAL) ||
 		    (s->state != STORE_VALID && s->state != STORE_STALE) ||
-		    (s->forgo && s->kind != STORE_EPHEMERAL))
+		    (s->forgo && s->kind != STORE_EPHEMERAL) ||
+		    (s->damaged && s->state != STORE_STALE))
 			return 0;
 	}
 	if (!with_index)
@@ -145,8 +146,8 @@ int store_snaps_sanity(struct store *st, int with_index)
 		const struct snapmem *s = &st->snaps[i];
 		const struct extidx_snap *r = &rows[i];
 		ok = r->id == s->id && r->epoch == s->epoch && r->kind == s->kind &&
-		     r->state == s->state && r->uid == s->uid && r->created == s->created &&
-		     r->expires == s->expires;
+		     r->state == (s->damaged ? STORE_STATE_DAMAGED : s->state) &&
+		     r->uid == s->uid && r->created == s->created && r->expires == s->expires;
 	}
 	free(rows);
 	return ok;

@@ -34,9 +34,11 @@ static void free_all(struct store *st)
 		store_forgo_free(&st->snaps[i]);
 	free(st->snaps);
 	blk_release(&st->blk);
+	ns_free(st); /* its statements before the connection */
 	extidx_close(st->x);
 	if (st->blk.fd >= 0)
 		close(st->blk.fd);
+	store_disk_close(st);
 	if (st->lockfd >= 0)
 		close(st->lockfd);
 	if (st->dirfd >= 0)
@@ -45,6 +47,17 @@ static void free_all(struct store *st)
 	pthread_rwlock_destroy(&st->space);
 	pthread_rwlock_destroy(&st->snaplock);
 	free(st);
+}
+
+/* Drop what a failed recovery built in memory. */
+static void forget(struct store *st)
+{
+	store_files_free(st);
+	for (size_t i = 0; i < st->nsnaps; i++)
+		store_forgo_free(&st->snaps[i]);
+	st->nsnaps = 0;
+	blk_release(&st->blk);
+	st->nextents = st->preserved_bytes = 0;
 }
 
 static int valid_bs(uint32_t bs)
@@ -97,7 +110,7 @@ int store_open(const char *dir, int source_fd, const struct store_opts *o, struc
 	struct store *st = calloc(1, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
-	st->dirfd = st->lockfd = -1;
+	st->dirfd = st->lockfd = st->reservefd = st->marksfd = st->genfd = -1;
 	st->blk.fd = -1;
 	st->srcfd = source_fd;
 	st->max_bytes = o->max_bytes;
@@ -166,8 +179,16 @@ int store_open(const char *dir, int source_fd, const struct store_opts *o, struc
 	st->bs = bs;
 	int bfd = st->blk.fd;
 	blk_init(&st->blk, bfd, bs);
-	if ((rc = store_recover(st)))
+	if ((rc = store_disk_open(st, !exists)) || (rc = extidx_upgrade(st->x)))
 		goto out_free;
+	rc = store_recover(st);
+	if (rc == -ENOSPC && store_reserve_drop(st)) {
+		forget(st); /* recovery's in-memory tables: built again */
+		rc = store_recover(st);
+	}
+	if (rc)
+		goto out_free;
+	(void)store_reserve_make(st); /* best effort: the next tick tries again */
 	*out = st;
 	return 0;
 out_free:
@@ -175,12 +196,10 @@ out_free:
 	return rc;
 }
 
-void store_close(struct store *st)
+/* Record every tracked file's stat and clean = 1 (mu held). */
+static int record_clean(struct store *st)
 {
-	if (!st)
-		return;
-	pthread_mutex_lock(&st->mu);
-	int rc = extidx_begin(st->x, 1);
+	int rc = store_begin(st, 1);
 	for (struct store_file *sf = store_file_first(st); sf; sf = store_file_next(sf)) {
 		if (rc || !sf->ncov || sf->detached || !sf->fid)
 			continue;
@@ -194,9 +213,20 @@ void store_close(struct store *st)
 	if (!rc)
 		rc = extidx_meta_set(st->x, "clean", 1);
 	if (!rc)
-		rc = extidx_commit(st->x);
+		rc = store_commit(st);
 	else
 		extidx_rollback(st->x);
+	return rc;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	pthread_mutex_lock(&st->mu);
+	int rc = record_clean(st);
+	if (rc == -ENOSPC && store_reserve_drop(st))
+		rc = record_clean(st);
 	if (rc)
 		store_logf(3,
 			   "snapstore: close: could not record file state (%s): the next open "
@@ -204,6 +234,21 @@ void store_close(struct store *st)
 			   strerror(-rc));
 	pthread_mutex_unlock(&st->mu);
 	free_all(st);
+}
+
+/* Record that the store is alive now (mu held). */
+static int record_alive(struct store *st)
+{
+	int64_t now = store_now_ns();
+	int rc = store_begin(st, 0);
+	if (rc)
+		return rc;
+	if ((rc = extidx_meta_set(st->x, "alive_at", store_coarse_now_ns())) ||
+	    (rc = extidx_meta_set(st->x, "alive_until", now + STORE_ALIVE_GRACE_NS))) {
+		extidx_rollback(st->x);
+		return rc;
+	}
+	return store_commit(st);
 }
 
 int store_tick(struct store *st)
@@ -219,10 +264,13 @@ int store_tick(struct store *st)
 		else
 			i++;
 	}
-	if (!rc && !(rc = extidx_begin(st->x, 0))) {
-		rc = extidx_meta_set(st->x, "alive_until", store_now_ns() + STORE_ALIVE_GRACE_NS);
-		rc = rc ? (extidx_rollback(st->x), rc) : extidx_commit(st->x);
+	if (!rc) {
+		rc = record_alive(st);
+		if (rc == -ENOSPC && store_reserve_drop(st))
+			rc = record_alive(st);
 	}
+	if (!st->reserve_held)
+		(void)store_reserve_make(st);
 	pthread_mutex_unlock(&st->mu);
 	pthread_rwlock_unlock(&st->space);
 	return rc;
@@ -243,8 +291,8 @@ int store_stats(struct store *st, struct store_stats *out)
 	out->block_size = st->bs;
 	out->cow_copies = st->cow_copies;
 	out->cow_bytes = st->cow_bytes;
-	out->store_reads = st->store_reads;
-	out->store_read_bytes = st->store_read_bytes;
+	out->store_reads = __atomic_load_n(&st->store_reads, __ATOMIC_RELAXED);
+	out->store_read_bytes = __atomic_load_n(&st->store_read_bytes, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&st->mu);
 	return 0;
 }

@@ -3,7 +3,7 @@
  * Private shared state of the snapstore: struct store, struct store_file and
  * the helpers the store's modules call on each other. Everything here is
  * protected by st->mu unless a field says otherwise; the lock order is
- * file rwlocks -> st->space -> st->mu (see docs/SNAPSTORE.md).
+ * file rwlocks -> st->space -> st->mu -> st->snaplock (see docs/SNAPSTORE.md).
  */
 #ifndef STORE_I_H
 #define STORE_I_H
@@ -14,12 +14,14 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/tree.h>
 #include <time.h>
 
 #include "blk_i.h"
 #include "extidx_i.h"
 #include "grow_i.h"
+#include "nsidx_i.h"
 #include "snapstore.h"
 
 #define STORE_HANDLE_MAX 136 /* 4 bytes handle_type + MAX_HANDLE_SZ (128) */
@@ -44,7 +46,13 @@ struct store_file {
 	struct cover *cov;     /* st->mu; sorted by epoch */
 	size_t ncov, capcov;   /* st->mu */
 	int tracked;	       /* ncov != 0, read atomically without the lock */
+	int hooked;	       /* lock (write): a hook ran under this hold of the write lock */
 	uint32_t maxnblk; /* st->mu; >= nblk of every extent of the file (range-query window) */
+	/* Tree snapshots (ns.c): the epoch since which the node's live attributes
+	 * hold (t_last) and the epoch it was born in (0: unknown); written under
+	 * st->mu, read atomically once ns_known is set. */
+	uint64_t ns_tlast, ns_born;
+	int ns_known;
 	uint32_t hlen;
 	unsigned char handle[STORE_HANDLE_MAX];
 };
@@ -59,12 +67,18 @@ struct snapforgo {
 	struct snapforgo *next;
 };
 
+/* The index's state of a snapshot made stale by damage to the store (a
+ * truncated block file, lost index transactions); in memory: STORE_STALE
+ * with damaged set. store_check reports these. */
+#define STORE_STATE_DAMAGED 2
+
 /* A live snapshot as the store keeps it in memory. */
 struct snapmem {
 	uint64_t id, epoch;
 	int64_t created, expires;
 	uint32_t uid;
 	int kind, state;
+	int damaged;		 /* stale because the store was damaged (index state 2) */
 	struct snapforgo *forgo; /* mu; ephemeral snapshots only */
 };
 
@@ -87,10 +101,17 @@ struct store {
 	pthread_rwlock_t snaplock;
 	struct snapmem *snaps; /* sorted by id */
 	size_t nsnaps, capsnaps;
-	struct sf_by_handle files_h; /* mu */
-	struct sf_by_fid files_f;    /* mu */
-	/* counters since open; mu */
-	uint64_t cow_copies, cow_bytes, store_reads, store_read_bytes;
+	struct sf_by_handle files_h;   /* mu */
+	struct sf_by_fid files_f;      /* mu */
+	struct nstab *ns;	       /* tree snapshots (nstab.c) */
+	int reservefd, marksfd, genfd; /* side files (disk.c) */
+	int reserve_held;	       /* mu */
+	uint64_t gen;		       /* mu: the index's last committed write transaction */
+	int sums_all;		       /* every data extent carries checksums (meta "sums") */
+	uint64_t lost_tx;	       /* committed transactions the index lost (found at open) */
+	/* counters since open */
+	uint64_t cow_copies, cow_bytes;		/* mu */
+	uint64_t store_reads, store_read_bytes; /* atomic (__atomic_*), no lock */
 };
 
 /* ---- log.c: the bottom floor ---- */
@@ -98,6 +119,8 @@ void store_logf(int level, const char *fmt, ...) __attribute__((format(printf, 2
 void store_vlogf(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 void store_test_point(const char *point);
 int64_t store_now_ns(void);
+/* The wall clock the kernel stamps ctime from (CLOCK_REALTIME_COARSE). */
+int64_t store_coarse_now_ns(void);
 
 static inline int64_t store_ts_ns(const struct timespec *t)
 {
@@ -108,6 +131,21 @@ static inline struct timespec store_ns_ts(int64_t v)
 {
 	return (struct timespec){.tv_sec = v / 1000000000, .tv_nsec = v % 1000000000};
 }
+
+/* ---- disk.c: side files of the store directory, and transactions ---- */
+/* After every refusal check: opens (creates) them; fresh: a new store, so
+ * marks and gen left by an earlier store in the directory are dropped. */
+int store_disk_open(struct store *st, int fresh);
+void store_disk_close(struct store *st);
+int store_reserve_make(struct store *st); /* best effort: 0 or -errno */
+int store_reserve_drop(struct store *st); /* 1 if it gave space back (then retry) */
+void store_mark_write(struct store *st, uint64_t fid, const struct stat *sb);
+int store_mark_matches(struct store *st, uint64_t fid, const struct stat *sb);
+uint64_t store_gen_read(struct store *st);
+void store_gen_write(struct store *st, uint64_t gen);
+/* A write transaction that counts in st->gen (mu held). */
+int store_begin(struct store *st, int full);
+int store_commit(struct store *st);
 
 /* ---- snaptab.c: the snapshot table (mu held unless said otherwise) ---- */
 struct snapmem *store_snap_find(struct store *st, uint64_t id); /* mu or snaplock held */
@@ -131,6 +169,7 @@ int store_snaps_sanity(struct store *st, int with_index);
 /* ---- file.c: the table of files (mu held unless said otherwise) ---- */
 struct store_file *store_file_new(struct store *st, const unsigned char *h, uint32_t hlen);
 struct store_file *store_file_by_fid(struct store *st, uint64_t fid);
+struct store_file *store_file_by_handle(struct store *st, const unsigned char *h, uint32_t hlen);
 struct store_file *store_file_first(struct store *st); /* in handle order; NULL: none */
 struct store_file *store_file_next(struct store_file *sf);
 void store_files_free(struct store *st); /* at close: every file, whatever its references */
@@ -176,6 +215,47 @@ int snap_gc_fid(struct store *st, uint64_t fid, uint64_t s, const struct cover *
 /* Release one snapshot's hold and GC what nobody needs; mu and the space
  * write lock held; commits with FULL sync when full != 0. */
 int snap_release_locked(struct store *st, uint64_t id, int full);
+
+/* ---- nstab.c: tree snapshots in memory (mu held unless said otherwise) ---- */
+struct nstree {
+	uint64_t id, epoch, root;
+	int64_t created_ns;
+	int kind;
+	char *path;
+};
+struct nstab {
+	struct nsidx *nx;
+	struct nstree *t; /* sorted by id (and so by epoch) */
+	size_t n, cap;
+	uint64_t max_live; /* the largest epoch of a valid tree snapshot, 0: none; atomic */
+};
+int ns_init(struct store *st); /* at open, before recovery */
+void ns_free(struct store *st);
+struct nstree *ns_tree_find(struct store *st, uint64_t id);
+int ns_tree_add(struct store *st, const struct nstree *t); /* takes t->path */
+void ns_tree_del(struct store *st, uint64_t id);
+void ns_max_update(struct store *st); /* after a change of trees or states */
+/* The valid tree snapshots with epoch in [lo, hi): their indexes into the
+ * table, at most max; returns the count (more than max: not all stored). */
+size_t ns_live_in(struct store *st, uint64_t lo, uint64_t hi, size_t *idx, size_t max);
+/* Load sf's t_last (and nid, from its handle) if not known yet. */
+int ns_load(struct store_file *sf);
+/* The nid of sf: its files row, inserted when absent and create != 0
+ * (inside a transaction); 0 when absent and !create. */
+int ns_nid(struct store_file *sf, int create, uint64_t *nid);
+/* Release: delete tree id's row and every namespace row no other tree
+ * snapshot needs (inside the caller's transaction); *fids (to free) gets the
+ * files holding a cover of id. */
+int ns_release_rows(struct store *st, uint64_t id, uint64_t **fids, size_t *n);
+/* Recovery, inside its transaction: load the trees (dropping those whose
+ * snapshot is gone) and delete rows no tree snapshot needs; later, once the
+ * files are loaded, the covers of regular files from their rows. */
+int ns_recover_rows(struct store *st);
+int ns_recover_covers(struct store *st);
+/* Whether namespace rows name fid (its files row must stay). */
+int ns_fid_refs(struct store *st, uint64_t fid, int *refs);
+/* store_check's part: problems through report(arg, message). */
+int ns_check(struct store *st, void (*report)(void *arg, const char *msg), void *arg);
 
 /* ---- dir.c ---- */
 /* A snapshot file row as the API shows it. */

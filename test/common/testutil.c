@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -200,7 +201,8 @@ static const char *snapfs_bin(void)
 	return b;
 }
 
-int tu_mount(struct tu_mount *m, const char *source, const char *mnt, const char *opts)
+static int mount_with(struct tu_mount *m, const char *source, const char *mnt, const char *opts,
+		      const struct rlimit *nofile)
 {
 	memset(m, 0, sizeof(*m));
 	snprintf(m->source, sizeof(m->source), "%s", source);
@@ -222,6 +224,8 @@ int tu_mount(struct tu_mount *m, const char *source, const char *mnt, const char
 	pid_t pid = fork();
 	cr_assert(pid >= 0);
 	if (pid == 0) {
+		if (nofile && setrlimit(RLIMIT_NOFILE, nofile))
+			_exit(126);
 		const char *argv[8];
 		int i = 0;
 		argv[i++] = snapfs_bin();
@@ -253,6 +257,18 @@ int tu_mount(struct tu_mount *m, const char *source, const char *mnt, const char
 	}
 	tu_umount(m);
 	return -1;
+}
+
+int tu_mount(struct tu_mount *m, const char *source, const char *mnt, const char *opts)
+{
+	return mount_with(m, source, mnt, opts, NULL);
+}
+
+int tu_mount_nofile(struct tu_mount *m, const char *source, const char *mnt, const char *opts,
+		    unsigned long soft, unsigned long hard)
+{
+	struct rlimit rl = {(rlim_t)soft, (rlim_t)hard};
+	return mount_with(m, source, mnt, opts, &rl);
 }
 
 int tu_umount(struct tu_mount *m)

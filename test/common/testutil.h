@@ -43,6 +43,10 @@ struct tu_mount {
  * daemon, so a failing test never leaves a mount behind.
  */
 int tu_mount(struct tu_mount *m, const char *source, const char *mnt, const char *opts);
+/* tu_mount() with the daemon started under RLIMIT_NOFILE soft:hard (set in
+ * the child before exec, as `prlimit --nofile=soft:hard` would). */
+int tu_mount_nofile(struct tu_mount *m, const char *source, const char *mnt, const char *opts,
+		    unsigned long soft, unsigned long hard);
 /* Unmount (fusermount3 -u, then lazy) and reap the daemon; returns its exit status. */
 int tu_umount(struct tu_mount *m);
 /* Run the daemon with args and return its exit status; stderr into errbuf. */

@@ -17,8 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -279,6 +281,38 @@ static void expand(const char *in, char *out, size_t len)
 	}
 }
 
+/*
+ * Run the daemon with argv as uid as (0: root); its exit status, its stderr
+ * in err. A daemon that mounts instead of failing is killed after 10 s
+ * (SIGALRM survives exec) so that a regression fails the test rather than
+ * hanging it; the caller unmounts what it left.
+ */
+static int run_argv(const char *const *argv, uid_t as, char *err, size_t errlen)
+{
+	int pfd[2];
+	cr_assert(pipe(pfd) == 0);
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		dup2(pfd[1], 2);
+		close(pfd[0]);
+		if (as && (setgroups(0, NULL) || setgid(as) || setuid(as)))
+			_exit(126);
+		alarm(10);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	ssize_t got = 0, r;
+	while ((r = read(pfd[0], err + got, errlen - 1 - got)) > 0)
+		got += r;
+	err[got] = 0;
+	close(pfd[0]);
+	int st;
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
 static void run_bad(const struct bad *b, uid_t as)
 {
 	char ex[8][1200];
@@ -294,35 +328,12 @@ static void run_bad(const struct bad *b, uid_t as)
 	argv[n] = NULL;
 	int before = count_entries(src);
 	char err[4096];
-	int rc;
-	if (as == 0) {
-		rc = tu_run_snapfs(argv, err, sizeof(err));
-	} else {
-		int pfd[2];
-		cr_assert(pipe(pfd) == 0);
-		pid_t pid = fork();
-		if (pid == 0) {
-			dup2(pfd[1], 2);
-			close(pfd[0]);
-			if (setgroups(0, NULL) || setgid(as) || setuid(as))
-				_exit(126);
-			execv(argv[0], (char *const *)argv);
-			_exit(127);
-		}
-		close(pfd[1]);
-		ssize_t got = 0, r;
-		while ((r = read(pfd[0], err + got, sizeof(err) - 1 - got)) > 0)
-			got += r;
-		err[got] = 0;
-		close(pfd[0]);
-		int st;
-		waitpid(pid, &st, 0);
-		rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-	}
-	if (rc == 0 && tu_is_snapfs_mount(mnt)) { /* never leave it behind */
+	int rc = run_argv(argv, as, err, sizeof(err));
+	if (tu_is_snapfs_mount(mnt)) { /* never leave it behind */
 		struct tu_mount t = {0};
 		snprintf(t.mnt, sizeof(t.mnt), "%s", mnt);
 		tu_umount(&t);
+		umount2(mnt, MNT_DETACH); /* a daemon killed by the alarm */
 		cr_expect_fail("%s: mounted", b->what);
 	}
 	cr_expect_neq(rc, 0, "%s: exit status 0", b->what);
@@ -366,6 +377,13 @@ Test(mount, bad_input_fails_with_one_line_and_changes_nothing)
 	    {"snapdir= ..", {"-o", "snapdir=..", "@S", "@M"}, "snapdir="},
 	    {"snapdir= empty", {"-o", "snapdir=", "@S", "@M"}, "snapdir="},
 	    {"bad store_max=", {"-o", "store_max=lots", "@S", "@M"}, "store_max="},
+	    {"negative store_max=", {"-o", "store_max=-5G", "@S", "@M"}, "store_max="},
+	    {"store_max=-1", {"-o", "store_max=-1", "@S", "@M"}, "store_max="},
+	    {"store_max= past 2^64 (digits)",
+	     {"-o", "store_max=99999999999999999999G", "@S", "@M"},
+	     "store_max="},
+	    {"store_max= past 2^64 (unit)", {"-o", "store_max=16E", "@S", "@M"}, "store_max="},
+	    {"store_max= in hex", {"-o", "store_max=0x10", "@S", "@M"}, "store_max="},
 	    {"bad log_level=", {"-o", "log_level=loud", "@S", "@M"}, "log_level="},
 	    {"bad timeout=", {"-o", "timeout=-5", "@S", "@M"}, "timeout="},
 	    {"store under a regular file", {"-o", "store=@F/st", "@S", "@M"}, "store"},
@@ -373,11 +391,219 @@ Test(mount, bad_input_fails_with_one_line_and_changes_nothing)
 	    {"store is SOURCE", {"-o", "store=@S", "@S", "@M"}, "store"},
 	    {"store is a regular file", {"-o", "store=@F", "@S", "@M"}, "store"},
 	    {"good store, missing MOUNTPOINT", {"-o", "store=@O/st", "@S", "@M/nope"}, "nope"},
+	    {"store inside MOUNTPOINT", {"-o", "store=@M/st", "@S", "@M"}, "inside MOUNTPOINT"},
+	    {"store is MOUNTPOINT", {"-o", "store=@M", "@S", "@M"}, "inside MOUNTPOINT"},
+	    /* the store is made, then the kernel refuses the mount (fuseblk
+	     * wants a block device): the store goes again, libfuse's own
+	     * message is part of our one line */
+	    {"mount refused by the kernel", {"-o", "blkdev", "@S", "@M"}, "cannot mount"},
+	    {"mount refused, store= elsewhere",
+	     {"-o", "blkdev,store=@O/st", "@S", "@M"},
+	     "cannot mount"},
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		run_bad(&cases[i], 0);
+		cr_expect_eq(count_entries(mnt), 0, "%s: MOUNTPOINT changed", cases[i].what);
+	}
 	/* the store= under other/ must never have been created */
 	cr_expect_neq(access(J(other, "st"), F_OK), 0);
+}
+
+static int mounts_on(const char *path);
+
+/* Run the daemon (foreground) with args; its exit status, its stderr in err. */
+static int run_daemon(char *err, size_t len, const char *a1, const char *a2, const char *a3,
+		      const char *a4)
+{
+	const char *argv[] = {getenv("SNAPFS_BIN"), "-f", a1, a2, a3, a4, NULL};
+	cr_assert_not_null(argv[0]);
+	int rc = run_argv(argv, 0, err, len);
+	/* a regression may have stacked a second mount: take it off again */
+	char where[1100];
+	snprintf(where, sizeof(where), "%s", a2);
+	if (strlen(where) > 1 && where[strlen(where) - 1] == '/')
+		where[strlen(where) - 1] = 0;
+	while (rc != 0 && mounts_on(where) > 1)
+		umount2(where, MNT_DETACH);
+	return rc;
+}
+
+static int one_line(const char *s)
+{
+	size_t len = strlen(s);
+	return len > 1 && s[len - 1] == '\n' && strchr(s, '\n') == s + len - 1;
+}
+
+/* How many mounts /proc/self/mountinfo lists on path. */
+static int mounts_on(const char *path)
+{
+	char want[1100], line[4096];
+	snprintf(want, sizeof(want), " %s ", path);
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	cr_assert_not_null(f);
+	int n = 0;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strchr(line, ' ');
+		for (int i = 0; p && i < 3; i++) /* fields 5: mount point */
+			p = strchr(p + 1, ' ');
+		n += p && strncmp(p, want, strlen(want)) == 0;
+	}
+	fclose(f);
+	return n;
+}
+
+static void expect_first_mount_untouched(const char *where)
+{
+	char buf[16] = {0};
+	cr_expect(tu_is_snapfs_mount(where), "the first mount is gone");
+	cr_expect_eq(mounts_on(where), 1, "%d mounts on %s", mounts_on(where), where);
+	cr_expect_eq(tu_read_file(J(where, "first"), buf, sizeof(buf)), 5,
+		     "first mount unreadable");
+	cr_expect_str_eq(buf, "first");
+}
+
+Test(mount, second_mount_on_an_occupied_mountpoint_says_already_mounted)
+{
+	cr_assert_eq(tu_mount(&m, src, mnt, NULL), 0);
+	cr_assert_eq(tu_write_file(J(mnt, "first"), "first", 5), 0);
+	char err[4096];
+	int rc = run_daemon(err, sizeof(err), other, mnt, NULL, NULL);
+	cr_expect_neq(rc, 0, "second mount exit 0");
+	cr_expect(one_line(err) && strstr(err, "already mounted"), "stderr: \"%s\"", err);
+	cr_expect_eq(count_entries(other), 0, "the second SOURCE got a store");
+	expect_first_mount_untouched(mnt);
+	/* the same SOURCE again, and through the mount helper's spelling */
+	rc = run_daemon(err, sizeof(err), src, mnt, NULL, NULL);
+	cr_expect_neq(rc, 0);
+	cr_expect(one_line(err) && strstr(err, "already mounted"), "stderr: \"%s\"", err);
+	char slash[1100];
+	snprintf(slash, sizeof(slash), "%s/", mnt);
+	rc = run_daemon(err, sizeof(err), other, slash, NULL, NULL);
+	cr_expect_neq(rc, 0);
+	cr_expect(one_line(err) && strstr(err, "already mounted"), "stderr: \"%s\"", err);
+	expect_first_mount_untouched(mnt);
+	cr_expect_eq(tu_umount(&m), 0);
+}
+
+Test(mount, directory_mounted_on_itself_twice_says_already_mounted)
+{
+	cr_assert_eq(tu_mount(&m, src, src, NULL), 0);
+	cr_assert_eq(tu_write_file(J(src, "first"), "first", 5), 0);
+	char err[4096];
+	int rc = run_daemon(err, sizeof(err), src, src, NULL, NULL);
+	cr_expect_neq(rc, 0, "second mount exit 0");
+	cr_expect(one_line(err) && strstr(err, "already mounted"), "stderr: \"%s\"", err);
+	expect_first_mount_untouched(src);
+	cr_expect_eq(tu_umount(&m), 0);
+}
+
+Test(mount, store_inside_source_equal_to_mountpoint_is_accepted)
+{
+	char opt[1200];
+	cr_assert_eq(mkdir(J(src, "sub"), 0755), 0);
+	snprintf(opt, sizeof(opt), "store=%s/sub/st", src);
+	cr_assert_eq(tu_mount(&m, src, src, opt), 0, "mount -o %s of SOURCE on itself", opt);
+	cr_expect(!listed(J(src, "sub"), "st"), "store listed through the mount");
+	cr_expect_eq(tu_umount(&m), 0);
+	cr_expect_eq(access(J(src, "sub/st/index.db"), F_OK), 0, "no store made in sub/st");
+}
+
+/* Make a store with one file, then break it with fn; mounting must fail with
+ * one line naming the store by its path. */
+static void corrupt_store_case(const char *what, void (*fn)(const char *store))
+{
+	char store[1100];
+	snprintf(store, sizeof(store), "%s/.snapfs", src);
+	tu_rm_rf(store);
+	cr_assert_eq(tu_mount(&m, src, mnt, NULL), 0);
+	cr_assert_eq(tu_write_file(J(mnt, "f"), "data", 4), 0);
+	cr_assert_eq(tu_umount(&m), 0);
+	fn(store);
+	char err[4096];
+	int rc = run_daemon(err, sizeof(err), src, mnt, NULL, NULL);
+	if (rc == 0 || tu_is_snapfs_mount(mnt)) {
+		struct tu_mount t = {0};
+		snprintf(t.mnt, sizeof(t.mnt), "%s", mnt);
+		tu_umount(&t);
+	}
+	cr_expect_neq(rc, 0, "%s: mounted", what);
+	cr_expect(one_line(err), "%s: not one line: \"%s\"", what, err);
+	cr_expect(strstr(err, store) && !strstr(err, "/proc/self"),
+		  "%s: does not name the store by its path: \"%s\"", what, err);
+	cr_expect(strstr(err, "corrupt"), "%s: does not say corrupt: \"%s\"", what, err);
+}
+
+static void garble_index(const char *store)
+{
+	int fd = open(J(store, "index.db"), O_WRONLY);
+	cr_assert(fd >= 0);
+	cr_assert_eq(pwrite(fd, "garbage garbage garbage garbage", 31, 0), 31);
+	close(fd);
+}
+
+static void truncate_index(const char *store)
+{
+	cr_assert_eq(truncate(J(store, "index.db"), 100), 0);
+}
+
+static void empty_index(const char *store)
+{
+	cr_assert_eq(truncate(J(store, "index.db"), 0), 0);
+}
+
+static void remove_blocks(const char *store)
+{
+	cr_assert_eq(unlink(J(store, "blocks")), 0);
+}
+
+Test(mount, corrupt_index_fails_with_one_line_naming_the_store)
+{
+	corrupt_store_case("garbled index header", garble_index);
+	corrupt_store_case("index truncated to 100 bytes", truncate_index);
+	corrupt_store_case("index emptied", empty_index);
+	corrupt_store_case("block file removed", remove_blocks);
+}
+
+Test(mount, raises_soft_descriptor_limit_to_the_hard_limit)
+{
+	struct stat before;
+	cr_assert_eq(stat(mnt, &before), 0);
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		execlp("prlimit", "prlimit", "--nofile=1024:20000", getenv("SNAPFS_BIN"), "-f",
+		       "-o", "log_level=info", src, mnt, (char *)NULL);
+		_exit(127);
+	}
+	snprintf(m.source, sizeof(m.source), "%s", src);
+	snprintf(m.mnt, sizeof(m.mnt), "%s", mnt);
+	m.pid = pid;
+	struct stat now;
+	int i;
+	for (i = 0; i < 1000; i++) {
+		if (tu_is_snapfs_mount(mnt) && stat(mnt, &now) == 0 && now.st_dev != before.st_dev)
+			break;
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			m.pid = 0;
+			cr_assert_fail("daemon under prlimit exited: %d", st);
+		}
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	cr_assert_lt(i, 1000, "daemon under prlimit did not mount");
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
+	FILE *f = fopen(path, "r");
+	cr_assert_not_null(f);
+	long soft = -1, hard = -1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "Max open files", 14) == 0)
+			sscanf(line + 14, "%ld %ld", &soft, &hard);
+	fclose(f);
+	cr_expect_eq(hard, 20000, "hard limit %ld", hard);
+	cr_expect_eq(soft, 20000, "soft limit %ld, not raised to the hard limit", soft);
+	cr_expect_eq(tu_umount(&m), 0);
 }
 
 Test(mount, unreadable_source_is_refused_for_a_non_root_user)
@@ -578,4 +804,19 @@ Test(mount, allow_other_default_permissions_serves_other_users_as_tmpfs)
 Test(mount, allow_other_without_default_permissions_checks_access_as_tmpfs)
 {
 	compare_users("allow_other");
+}
+
+Test(mount, store_max_accepts_units_up_to_16e_minus_one)
+{
+	static const char *const good[] = {"store_max=0",
+					   "store_max=4096",
+					   "store_max=512k",
+					   "store_max=10G",
+					   "store_max=10g",
+					   "store_max=15E",
+					   "store_max=18446744073709551615"};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		cr_expect_eq(tu_mount(&m, src, mnt, good[i]), 0, "-o %s refused", good[i]);
+		tu_umount(&m);
+	}
 }

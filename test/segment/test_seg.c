@@ -508,7 +508,7 @@ Test(seg, thousands_of_scattered_stores_are_each_tracked)
 
 /* How many change bitmaps of direct fills this process maps: one per
  * snapshot whose fills read the live file (white box: the daemon's memfd
- * name, src/fuse/direct.c). */
+ * name, src/fuse/bits.c). */
 static int n_direct_maps(void)
 {
 	FILE *f = fopen("/proc/self/maps", "r");

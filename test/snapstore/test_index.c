@@ -152,7 +152,7 @@ Test(index, newer_schema_version_is_eproto)
 {
 	extidx_close(t_x);
 	t_x = NULL;
-	sql_exec(t_db, "PRAGMA user_version = 2");
+	sql_exec(t_db, "PRAGMA user_version = 3");
 	store_set_logger(quiet);
 	uint32_t bs = 0;
 	int rc = extidx_open(t_db, 0, &bs, store_logf, &t_x);
@@ -476,7 +476,7 @@ static void add_ext(uint64_t fid, uint64_t blk, uint32_t nblk, uint64_t efrom, u
 {
 	struct ext e = {
 	    .fid = fid, .blk = blk, .nblk = nblk, .efrom = efrom, .eto = eto, .loc = loc};
-	int rc = extidx_ext_insert(t_x, &e);
+	int rc = extidx_ext_insert(t_x, &e, NULL);
 	cr_assert_eq(rc, 0, "ext insert %" PRIu64 "/%" PRIu64 "/%" PRIu64 ": %d", fid, blk, efrom,
 		     rc);
 }
@@ -535,7 +535,7 @@ Test(index, duplicate_extent_key_is_eexist)
 {
 	add_ext(1, 0, 1, 1, 2, 0);
 	struct ext e = {.fid = 1, .blk = 0, .nblk = 2, .efrom = 1, .eto = 3, .loc = 4096};
-	int rc = extidx_ext_insert(t_x, &e);
+	int rc = extidx_ext_insert(t_x, &e, NULL);
 	cr_assert_eq(rc, -EEXIST, "duplicate (fid, blk, efrom): %d", rc);
 }
 
@@ -624,7 +624,7 @@ Test(index, ext_range_matches_brute_force_on_random_rows)
 		rows[nr++] = e;
 		if (e.nblk > maxn[e.fid])
 			maxn[e.fid] = e.nblk;
-		int rc = extidx_ext_insert(t_x, &e);
+		int rc = extidx_ext_insert(t_x, &e, NULL);
 		cr_assert_eq(rc, 0, "insert: %d", rc);
 	}
 	cr_assert_eq(extidx_commit(t_x), 0);
