@@ -104,8 +104,7 @@ up_sshfs() {
 		return 1
 	}
 	echo "$mnt" >"$state/mnt"
-	local i
-	for i in $(seq 50); do
+	for _ in $(seq 50); do
 		sshfs -p "$port" -o IdentityFile="$state/ssh/client" -o StrictHostKeyChecking=no \
 			-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o allow_other \
 			"root@127.0.0.1:$state/export" "$mnt" 2>"$state/ssh/sshfs.err" && return 0
@@ -120,7 +119,7 @@ up_sshfs() {
 # mount ($state/direct) is "another host": it writes to the volume directly.
 # GLUSTER_VOLUME_SET="key=value ..." sets volume options before the start.
 up_gluster() {
-	local state=$1 mnt=$2 host vol i
+	local state=$1 mnt=$2 host vol
 	host=$(hostname)
 	vol=snapfs$$
 	if ps -eo stat=,comm= | awk '$1 !~ /Z/ && $2 == "glusterd" { f = 1 } END { exit !f }'; then
@@ -134,7 +133,7 @@ up_gluster() {
 		say "gluster: glusterd did not start"
 		return $SKIP
 	}
-	for i in $(seq 50); do
+	for _ in $(seq 50); do
 		gluster --mode=script volume list >/dev/null 2>&1 && break
 		sleep 0.2
 	done
