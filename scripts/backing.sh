@@ -85,24 +85,28 @@ up_sshfs() {
 	ssh-keygen -q -t ed25519 -N '' -f "$state/ssh/host" || return 1
 	ssh-keygen -q -t ed25519 -N '' -f "$state/ssh/client" || return 1
 	cp "$state/ssh/client.pub" "$state/ssh/authorized_keys"
-	port=$((20000 + RANDOM % 20000))
 	mkdir -p /run/sshd
-	cat >"$state/ssh/sshd_config" <<-EOF
-		ListenAddress 127.0.0.1
-		Port $port
-		HostKey $state/ssh/host
-		AuthorizedKeysFile $state/ssh/authorized_keys
-		PidFile $state/ssh/sshd.pid
-		PermitRootLogin prohibit-password
-		PasswordAuthentication no
-		StrictModes no
-		UsePAM no
-		Subsystem sftp internal-sftp
-	EOF
-	/usr/sbin/sshd -f "$state/ssh/sshd_config" -E "$state/ssh/sshd.log" || {
-		say "sshfs: sshd did not start: $(tail -n 3 "$state/ssh/sshd.log")"
-		return 1
-	}
+	local try
+	for try in 1 2 3 4 5; do # a random port may be taken: try another
+		port=$((20000 + RANDOM % 20000))
+		cat >"$state/ssh/sshd_config" <<-EOF
+			ListenAddress 127.0.0.1
+			Port $port
+			HostKey $state/ssh/host
+			AuthorizedKeysFile $state/ssh/authorized_keys
+			PidFile $state/ssh/sshd.pid
+			PermitRootLogin prohibit-password
+			PasswordAuthentication no
+			StrictModes no
+			UsePAM no
+			Subsystem sftp internal-sftp
+		EOF
+		/usr/sbin/sshd -f "$state/ssh/sshd_config" -E "$state/ssh/sshd.log" && break
+		[ $try -lt 5 ] || {
+			say "sshfs: sshd did not start: $(tail -n 3 "$state/ssh/sshd.log")"
+			return 1
+		}
+	done
 	echo "$mnt" >"$state/mnt"
 	for _ in $(seq 50); do
 		sshfs -p "$port" -o IdentityFile="$state/ssh/client" -o StrictHostKeyChecking=no \
