@@ -37,7 +37,6 @@ struct store_file *store_file_new(struct store *st, const unsigned char *h, uint
 	if (!sf)
 		return NULL;
 	sf->st = st;
-	sf->livefd = -1;
 	sf->hlen = hlen;
 	memcpy(sf->handle, h, hlen);
 	pthread_rwlock_init(&sf->lock, NULL);
@@ -100,8 +99,6 @@ void store_file_maybe_free(struct store_file *sf)
 	if (sf->fid)
 		RB_REMOVE(sf_by_fid, &st->files_f, sf);
 	RB_REMOVE(sf_by_handle, &st->files_h, sf);
-	if (sf->livefd >= 0)
-		close(sf->livefd);
 	pthread_rwlock_destroy(&sf->lock);
 	free(sf->cov);
 	free(sf);
@@ -166,16 +163,13 @@ int store_file_open(struct store_file *sf, int flags)
 
 int store_live_fd(struct store_file *sf)
 {
-	if (sf->livefd >= 0)
-		return sf->livefd;
+	/* A new descriptor each time, closed by the caller: the store keeps no
+	 * descriptor per tracked file (a tree snapshot may track any number). */
 	if (sf->detached)
 		return -EIO;
 	int fd = store_open_handle(sf->st, sf->handle, sf->hlen, O_RDONLY);
 	if (fd == -ESTALE || fd == -ENOENT)
 		return -EIO;
-	if (fd < 0)
-		return fd;
-	sf->livefd = fd;
 	return fd;
 }
 
@@ -246,6 +240,8 @@ void store_file_unlock(struct store_file *sf)
 		pthread_mutex_unlock(&st->mu);
 		if (fd >= 0 && fid && !fstat(fd, &sb))
 			store_mark_write(st, fid, &sb);
+		if (fd >= 0)
+			close(fd);
 	}
 	pthread_rwlock_unlock(&sf->lock);
 }

@@ -158,6 +158,8 @@ ssize_t store_snap_read(struct store *st, uint64_t id, uint64_t fid, void *buf, 
 	}
 	pthread_rwlock_unlock(&st->space);
 	store_file_unlock(sf);
+	if (livefd >= 0)
+		close(livefd);
 	free(ex);
 	free(sums.a);
 	if (!rc && from_store) {
@@ -222,6 +224,8 @@ int store_snap_changed(struct store *st, uint64_t id, uint64_t fid,
 		else
 			cur = (uint64_t)sb.st_size;
 	}
+	if (livefd >= 0)
+		close(livefd);
 	store_file_unlock(sf);
 	size_t nr = 0, nfg = 0;
 	for (uint64_t b = 0; b < fgn; b++)

@@ -104,7 +104,7 @@ static int check_file(struct store *st, struct store_file *sf, const struct exti
 		rc =
 		    extidx_file_set_stat(st->x, row->fid, (uint64_t)sb.st_ino, (uint64_t)sb.st_size,
 					 store_ts_ns(&sb.st_mtim), store_ts_ns(&sb.st_ctim));
-	sf->livefd = fd;
+	close(fd);
 	return rc;
 }
 

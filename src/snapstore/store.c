@@ -205,7 +205,10 @@ static int record_clean(struct store *st)
 			continue;
 		int fd = store_live_fd(sf);
 		struct stat sb;
-		if (fd < 0 || fstat(fd, &sb))
+		int bad = fd < 0 || fstat(fd, &sb);
+		if (fd >= 0)
+			close(fd);
+		if (bad)
 			continue; /* gone: the next open finds it stale */
 		rc = extidx_file_set_stat(st->x, sf->fid, (uint64_t)sb.st_ino, (uint64_t)sb.st_size,
 					  store_ts_ns(&sb.st_mtim), store_ts_ns(&sb.st_ctim));

@@ -42,7 +42,6 @@ struct store_file {
 	unsigned refs;	       /* st->mu */
 	uint64_t fid;	       /* st->mu for writes; read atomically by store_file_fid() */
 	int detached;	       /* st->mu */
-	int livefd;	       /* st->mu; -1 until a snapshot read needs the live file */
 	struct cover *cov;     /* st->mu; sorted by epoch */
 	size_t ncov, capcov;   /* st->mu */
 	int tracked;	       /* ncov != 0, read atomically without the lock */
@@ -180,7 +179,7 @@ void store_cover_del(struct store_file *sf, uint64_t snap);
 /* The snapshot's cover of fid and the file: -ENOENT, -EIO (stale). */
 int store_cover_find(struct store *st, uint64_t id, uint64_t fid, struct store_file **sfp,
 		     struct cover *c);
-int store_live_fd(struct store_file *sf); /* the cached live fd, or -errno */
+int store_live_fd(struct store_file *sf); /* a new read fd of the live file (close it), or -errno */
 int store_open_handle(struct store *st, const unsigned char *h, uint32_t hlen, int flags);
 int store_sync_mode(const struct cover *c, size_t n); /* 1 if a pinned snapshot is among them */
 /* Invariant checker, for assert() only: covers sorted by strictly increasing

@@ -213,7 +213,9 @@ static void change_tree(const char *root, const struct mf *at_pin)
 			} else {
 				int fd = open(p, O_WRONLY | O_APPEND);
 				cr_assert(fd >= 0, "open %s: %s", p, strerror(errno));
-				cr_assert_eq(write(fd, buf, 333), 333);
+				ssize_t wn = write(fd, buf, 333);
+				cr_assert_eq(wn, 333, "append %s: %zd (%s)", p, wn,
+					     strerror(errno));
 				close(fd);
 			}
 			continue;
