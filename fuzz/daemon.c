@@ -56,7 +56,8 @@ static void stop(void)
 		return;
 	pid_t pid = daemon_pid;
 	daemon_pid = 0;
-	if (mounted() && umount2(fz_mnt, 0))
+	/* A dead daemon's mount fails statfs (ENOTCONN): unmount regardless. */
+	if (umount2(fz_mnt, 0))
 		umount2(fz_mnt, MNT_DETACH);
 	int st;
 	for (int i = 0; i < 300 && waitpid(pid, &st, WNOHANG) == 0; i++)
@@ -65,8 +66,7 @@ static void stop(void)
 		kill(pid, SIGKILL);
 		waitpid(pid, &st, 0);
 	}
-	if (mounted())
-		umount2(fz_mnt, MNT_DETACH);
+	umount2(fz_mnt, MNT_DETACH);
 	char cmd[96];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", scratch);
 	if (system(cmd))

@@ -108,11 +108,22 @@ fail:
 	exit(1);
 }
 
+/* Runs before daemon.c's stop(): no descriptor of ours keeps the mount busy. */
+static void close_all(void)
+{
+	if (s.conn >= 0)
+		close(s.conn);
+	if (s.file >= 0)
+		close(s.file);
+	s.conn = s.file = -1;
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
 	fz_start();
+	atexit(close_all);
 	struct rlimit rl = {16 << 20, 16 << 20};
 	if (setrlimit(RLIMIT_FSIZE, &rl))
 		perror("setrlimit");
