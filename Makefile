@@ -47,11 +47,13 @@ check-long: build
 
 # The libFuzzer targets (fuzz/, built with clang apart from CMake), each
 # FUZZ_SECONDS against the daemon of $(BUILD); any crash fails. Root only
-# (fuzz_ctl and fuzz_side mount).
+# (fuzz_ctl and fuzz_side mount). FUZZ_BIN=build-asan/src/fuse/snapfs (after
+# `make build-asan`) fuzzes the sanitizer build of the daemon instead.
 FUZZ_SECONDS ?= 60
+FUZZ_BIN     ?= $(BUILD)/src/fuse/snapfs
 fuzz: build
 	@$(MAKE) --no-print-directory -C fuzz run OUT=$(abspath build-fuzz) \
-		SNAPFS_BIN=$(abspath $(BUILD))/src/fuse/snapfs FUZZ_SECONDS=$(FUZZ_SECONDS)
+		SNAPFS_BIN=$(abspath $(FUZZ_BIN)) FUZZ_SECONDS=$(FUZZ_SECONDS)
 
 # The threaded daemon under ThreadSanitizer, driven by the mount suites.
 check-tsan: build
