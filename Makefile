@@ -40,7 +40,10 @@ test-asan: deps build-asan
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --test-dir $(ASAN_BUILD) $(CTEST_ARGS)
 
-# Longer randomized runs and soaks: more seeds and steps; then the fuzzers.
+# Longer randomized runs and soaks: more seeds and steps; the backing
+# matrix (test/backing, docs/BACKINGS.md): the suites with SOURCE on ext4, XFS
+# and btrfs loop images, sshfs and GlusterFS, the store beside it or not;
+# then the fuzzers (`make fuzz`).
 check-long: build
 	@SNAPFS_LONG=1 ctest --test-dir $(BUILD) $(CTEST_ARGS)
 	@$(MAKE) --no-print-directory fuzz

@@ -4,7 +4,7 @@
  * each input becomes one struct snapfs_req sent with SNAPFS_IOC_CALL to a
  * live daemon (daemon.c), on a fresh descriptor of the mount root, a
  * directory or a file. Input layout: byte 0 picks the target and whether
- * len is set to the data given, byte 1 the op (mostly 0..12, sometimes an
+ * len is set to the data given, byte 1 the op (mostly 0..13, sometimes an
  * op far outside), byte 2 the version (mostly the right one), then the
  * request's bytes from its flags field on. FREEZE and DIRECT first freeze
  * the descriptor when byte 0 says so, so DIRECT reaches its registration.
@@ -21,6 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* Ops 0 .. FZ_OPS - 1: 0 and the one past the last (RELABEL) are invalid. */
+#define FZ_OPS (SNAPFS_OP_RELABEL + 2)
 
 static const char *const targets[] = {"", "a", "b", "dir", "dir/c", "dir/d", ".snapshots", "b"};
 static struct snapfs_req req, rel, lst;
@@ -109,7 +112,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *p, size_t n)
 	size_t k = n < sizeof(req) - hdr ? n : sizeof(req) - hdr;
 	memcpy((char *)&req + hdr, p, k);
 	req.version = verb < 240 ? SNAPFS_PROTO_VERSION : verb == 255 ? 0 : verb;
-	req.op = opb < 240 ? opb % 13u : 0xffff0000u | opb;
+	req.op = opb < 240 ? opb % FZ_OPS : 0xffff0000u | opb;
 	req.status = 0;
 	size_t dlen = k > offsetof(struct snapfs_req, data) - hdr
 			  ? k - (offsetof(struct snapfs_req, data) - hdr)
@@ -129,7 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *p, size_t n)
 	}
 	uint32_t op = req.op;
 	int rc = fz_call(fd, &req);
-	fz_feedback(op < 13 ? op : 13, rc ? rc : req.status);
+	fz_feedback(op < FZ_OPS ? op : FZ_OPS, rc ? rc : req.status);
 	if (rc == 0 && req.status == 0 && op == SNAPFS_OP_PIN)
 		release(fd, req.id);
 	if (++inputs % 256 == 0)

@@ -7,7 +7,7 @@ import os
 import struct
 
 LABEL, DATA = 256, 15360
-PIN, RELEASE, FREEZE, LIST, STATS, INFO, SHOW, DIFF, RESTORE, CHECK, DIRECT = range(1, 12)
+PIN, RELEASE, FREEZE, LIST, STATS, INFO, SHOW, DIFF, RESTORE, CHECK, DIRECT, RELABEL = range(1, 13)
 KEPT = 1  # fuzz_ctl's pin made at init: the store's first snapshot
 
 
@@ -54,6 +54,7 @@ seeds = {
         "diff-filter": ctl(0x10, DIFF, id=KEPT, count=1, data=b"b\0"),
         "restore": ctl(0x10, RESTORE, id=KEPT, count=1, data=b"a\0"),
         "check": ctl(0, CHECK),
+        "relabel": ctl(0, RELABEL, id=KEPT, label=b"kept"),
         "bad-version": ctl(0, LIST, ver=255),
     },
     "side": {

@@ -55,6 +55,11 @@ SNAPFS_API int snapfs_pin_ex(const char *const paths[], size_t n, const char *la
 /* Release snapshot id of the mount holding path_in_mount. */
 SNAPFS_API int snapfs_release(const char *path_in_mount, uint64_t id);
 
+/* Give pinned snapshot id of the mount holding path_in_mount a new label
+ * (NULL or "": none). 0, or -1 with errno: ENOENT (unknown, or not the
+ * caller's), EINVAL (an ephemeral snapshot, a label of 256 bytes or more). */
+SNAPFS_API int snapfs_relabel(const char *path_in_mount, uint64_t id, const char *label);
+
 /* From now on fd (a regular file on a snapfs mount) reads an ephemeral
  * snapshot taken at this instant, released when the descriptor is closed
  * (also at exit or crash). fd keeps its number and offset but becomes

@@ -6,7 +6,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config libfuse3-dev fuse3 libsqlite3-dev sqlite3
       libbsd-dev libmount-dev libsmartcols-dev libcriterion-dev fio attr mandoc util-linux
       e2fsprogs systemd clang-format clang bash-completion
-      dpkg-dev debhelper fakeroot lintian devscripts)
+      dpkg-dev debhelper fakeroot lintian devscripts
+      xfsprogs btrfs-progs sshfs openssh-server openssh-client glusterfs-server glusterfs-client)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

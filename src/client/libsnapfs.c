@@ -199,6 +199,28 @@ int snapfs_release(const char *path_in_mount, uint64_t id)
 	return rc;
 }
 
+int snapfs_relabel(const char *path_in_mount, uint64_t id, const char *label)
+{
+	if (label && strlen(label) >= SNAPFS_PROTO_LABEL) {
+		errno = EINVAL;
+		return -1;
+	}
+	char root[PATH_MAX];
+	if (snapfs_locate(path_in_mount, root, sizeof(root), NULL, 0))
+		return -1;
+	struct snapfs_req *r = snapfs_req_new(SNAPFS_OP_RELABEL);
+	if (!r)
+		return -1;
+	r->id = id;
+	if (label)
+		strlcpy(r->label, label, sizeof(r->label));
+	int rc = snapfs_call(root, r);
+	int e = errno;
+	free(r);
+	errno = e;
+	return rc;
+}
+
 int snapfs_freeze(int fd, uint64_t *id)
 {
 	char proc[PROCFD_PATH_LEN], root[PATH_MAX], view[2 * PATH_MAX];

@@ -20,32 +20,33 @@
 #define SNAPFS_PROTO_LABEL   256
 
 enum snapfs_op {
-	SNAPFS_OP_PIN = 1,     /* in: data = NUL-separated paths relative to the mount root,
-				  count, label, expires, flags; out: id, epoch */
-	SNAPFS_OP_RELEASE = 2, /* in: id */
-	SNAPFS_OP_FREEZE = 3,  /* on an open regular file: ephemeral snapshot owned by that
-				  open; out: id, data = path of the file in the snapshot view */
-	SNAPFS_OP_LIST = 4,    /* in: cursor (first id); out: count records of struct
-				  snapfs_rec_snap in data, cursor = next id or 0 */
-	SNAPFS_OP_STATS = 5,   /* out: struct snapfs_rec_stats in data */
-	SNAPFS_OP_INFO = 6,    /* out: data = the snapshot directory name (snapdir) */
-	SNAPFS_OP_SHOW = 7,    /* in: id, cursor (index of the first file wanted); out: count
-				  records (struct snapfs_rec_file) in data, cursor = next index
-				  or 0 when done */
-	SNAPFS_OP_DIFF = 8,    /* in: id, cursor (0 first; then as returned), count path
-				  filters (NUL-separated in data, 0: all files); out: count
-				  records (struct snapfs_rec_diff) of changed files, cursor = where
-				  to go on or 0 when done */
-	SNAPFS_OP_RESTORE = 9, /* in: id, cursor (0 first; then as returned), count path
-				  filters as DIFF; out: count records (struct snapfs_rec_restore),
-				  one per file restored, cursor = where to go on or 0 */
-	SNAPFS_OP_CHECK = 10,  /* root only. in: cursor (problems to skip); out: count
-				  NUL-terminated problem lines in data, id = problems in all,
-				  cursor = next problem or 0 */
-	SNAPFS_OP_DIRECT = 11, /* on the open that froze snapshot id: direct fills for a
-				  segment (docs/SEGMENT.md). out: count = block size, data =
-				  16-byte token, then the daemon's socket name (abstract
-				  namespace, without the leading NUL), NUL-terminated */
+	SNAPFS_OP_PIN = 1,	/* in: data = NUL-separated paths relative to the mount root,
+				   count, label, expires, flags; out: id, epoch */
+	SNAPFS_OP_RELEASE = 2,	/* in: id */
+	SNAPFS_OP_FREEZE = 3,	/* on an open regular file: ephemeral snapshot owned by that
+				   open; out: id, data = path of the file in the snapshot view */
+	SNAPFS_OP_LIST = 4,	/* in: cursor (first id); out: count records of struct
+				   snapfs_rec_snap in data, cursor = next id or 0 */
+	SNAPFS_OP_STATS = 5,	/* out: struct snapfs_rec_stats in data */
+	SNAPFS_OP_INFO = 6,	/* out: data = the snapshot directory name (snapdir) */
+	SNAPFS_OP_SHOW = 7,	/* in: id, cursor (index of the first file wanted); out: count
+				   records (struct snapfs_rec_file) in data, cursor = next index
+				   or 0 when done */
+	SNAPFS_OP_DIFF = 8,	/* in: id, cursor (0 first; then as returned), count path
+				   filters (NUL-separated in data, 0: all files); out: count
+				   records (struct snapfs_rec_diff) of changed files, cursor = where
+				   to go on or 0 when done */
+	SNAPFS_OP_RESTORE = 9,	/* in: id, cursor (0 first; then as returned), count path
+				   filters as DIFF; out: count records (struct snapfs_rec_restore),
+				   one per file restored, cursor = where to go on or 0 */
+	SNAPFS_OP_CHECK = 10,	/* root only. in: cursor (problems to skip); out: count
+				   NUL-terminated problem lines in data, id = problems in all,
+				   cursor = next problem or 0 */
+	SNAPFS_OP_DIRECT = 11,	/* on the open that froze snapshot id: direct fills for a
+				   segment (docs/SEGMENT.md). out: count = block size, data =
+				   16-byte token, then the daemon's socket name (abstract
+				   namespace, without the leading NUL), NUL-terminated */
+	SNAPFS_OP_RELABEL = 12, /* in: id, label (empty: none); the owner or root */
 };
 
 #define SNAPFS_PIN_RECURSIVE 0x1u /* a tree snapshot of the paths (files or directories) */

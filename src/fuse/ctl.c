@@ -239,6 +239,19 @@ static int op_pin(fuse_req_t req, struct snapfs_req *r)
 	return rc;
 }
 
+/* RELABEL: the snapshot's owner (or root) gives it another label. */
+static int op_relabel(fuse_req_t req, struct snapfs_req *r)
+{
+	struct store_snap_meta m;
+	if (r->flags || r->len || r->count || memchr(r->label, 0, sizeof(r->label)) == NULL)
+		return -EINVAL;
+	if (!hold_visible(req, r->id, &m))
+		return -ENOENT;
+	if (m.kind != STORE_PINNED)
+		return -EINVAL; /* an ephemeral snapshot has no label */
+	return store_relabel(sfs.store, r->id, r->label);
+}
+
 /* Release r->id. Sent on the descriptor that froze it (libsnapfs does so
  * when a segment drops a snapshot), it also ends that descriptor's hold, so
  * the release is done when the call returns rather than when the kernel
@@ -427,6 +440,9 @@ void sfs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 			break;
 		case SNAPFS_OP_CHECK:
 			rc = op_check(req, r);
+			break;
+		case SNAPFS_OP_RELABEL:
+			rc = op_relabel(req, r);
 			break;
 		case SNAPFS_OP_INFO:
 			r->len = (uint32_t)strlcpy(r->data, sfs.o.snapdir, sizeof(r->data)) + 1;

@@ -161,20 +161,26 @@ int inode_rfd(struct sfs_inode *inode)
 	return rc;
 }
 
-/* Drop what an entry holds: its store file, its descriptor, its handle. */
+/* Take an entry's descriptor out of the cache (mutex held); the caller
+ * closes it. */
+static int inode_uncache(struct sfs_inode *inode)
+{
+	int fd = inode->cfd;
+	if (fd >= 0 && inode->lru_next) {
+		lru_unlink(inode);
+		ncached--;
+	}
+	inode->cfd = -1;
+	return fd;
+}
+
+/* Drop what an entry holds besides its descriptor (already uncached): its
+ * store file, its handle. */
 static void inode_detach(struct sfs_inode *inode)
 {
 	if (inode->sf)
 		store_file_put(inode->sf);
 	inode->sf = NULL;
-	if (inode->cfd >= 0) {
-		if (inode->lru_next) {
-			lru_unlink(inode);
-			ncached--;
-		}
-		close(inode->cfd);
-	}
-	inode->cfd = -1;
 	free(inode->fh);
 	inode->fh = NULL;
 }
@@ -202,6 +208,9 @@ void inode_table_release(struct sfs *fs)
 		struct sfs_inode *n = fs->htab[i];
 		while (n) {
 			struct sfs_inode *next = n->hnext;
+			int fd = inode_uncache(n);
+			if (fd >= 0)
+				close(fd);
 			inode_detach(n);
 			pthread_rwlock_destroy(&n->rwlock);
 			free(n);
@@ -423,7 +432,10 @@ void inode_forget(struct sfs_inode *inode, uint64_t n)
 	if (*pp)
 		*pp = inode->hnext;
 	fs->count--;
+	int fd = inode_uncache(inode); /* the LRU list is the mutex's */
 	pthread_mutex_unlock(&fs->mutex);
+	if (fd >= 0)
+		close(fd);
 	inode_detach(inode);
 	pthread_rwlock_destroy(&inode->rwlock);
 	free(inode);

@@ -4,7 +4,11 @@
  * into it, reading them back, and giving space back to the filesystem.
  * Watch for: blk_free punches before the range becomes allocatable again,
  * and the caller must only free space whose index rows are already
- * committed as deleted (see docs/SNAPSTORE.md, "Release").
+ * committed as deleted (see docs/SNAPSTORE.md, "Release"). Where the live
+ * file and the block file share a filesystem that clones ranges (XFS with
+ * reflink, btrfs), a large copy is a FICLONERANGE instead (blk_clone): the
+ * block file then shares the live file's extents, and the filesystem's own
+ * copy-on-write moves the live file's next write elsewhere.
  */
 #include "fullio.h"
 #include "blk_i.h"
@@ -14,8 +18,11 @@
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int range_cmp(struct blk_free_range *a, struct blk_free_range *b)
@@ -47,6 +54,13 @@ void blk_init(struct blk *b, int fd, uint32_t bs)
 	b->fd = fd;
 	b->bs = bs;
 	RB_INIT(&b->free);
+	/* SNAPFS_REFLINK=0: never share extents, copy through memory (no
+	 * copy_file_range either, which clones by itself on the same
+	 * filesystem). For benchmarks and for filesystems whose clones are
+	 * suspected; docs/BACKINGS.md. */
+	const char *e = getenv("SNAPFS_REFLINK");
+	if (e && !strcmp(e, "0"))
+		b->noclone = b->nocfr = 1;
 }
 
 void blk_release(struct blk *b)
@@ -228,6 +242,45 @@ static int blk_write_all(struct blk *b, const char *buf, size_t len, uint64_t of
 	return pwrite_full(b->fd, buf, len, (off_t)off);
 }
 
+/*
+ * Clone the whole filesystem blocks of [srcoff, srcoff + len) that lie below
+ * the source's size into the block file at dst. Returns the bytes cloned (a
+ * prefix of the range; 0 when the range is short, unaligned, or this pair of
+ * files cannot clone: the caller copies the rest), or -errno. A filesystem or
+ * a pair of filesystems that cannot clone at all turns cloning off for good.
+ */
+static int blk_may_clone(struct blk *b, uint64_t len)
+{
+	return len >= BLK_CLONE_MIN && !__atomic_load_n(&b->noclone, __ATOMIC_RELAXED);
+}
+
+static int64_t blk_clone(struct blk *b, int srcfd, uint64_t srcoff, uint64_t dst, uint64_t len)
+{
+	if (len < BLK_CLONE_MIN || __atomic_load_n(&b->noclone, __ATOMIC_RELAXED))
+		return 0;
+	struct stat sb;
+	if (fstat(srcfd, &sb) || sb.st_blksize <= 0 || (uint64_t)sb.st_size <= srcoff)
+		return 0;
+	uint64_t align = (uint64_t)sb.st_blksize;
+	uint64_t avail = (uint64_t)sb.st_size - srcoff;
+	if (len > avail)
+		len = avail / align * align; /* the partial last block is copied */
+	if (len < BLK_CLONE_MIN || srcoff % align || dst % align)
+		return 0;
+	struct file_clone_range fcr = {
+	    .src_fd = srcfd, .src_offset = srcoff, .src_length = len, .dest_offset = dst};
+	if (ioctl(b->fd, FICLONERANGE, &fcr) == 0) {
+		__atomic_store_n(&b->cloned, 1, __ATOMIC_RELAXED);
+		return (int64_t)len;
+	}
+	int e = errno;
+	if (e == EXDEV || e == EOPNOTSUPP || e == ENOTTY || e == ENOSYS || e == EPERM)
+		__atomic_store_n(&b->noclone, 1, __ATOMIC_RELAXED);
+	if (e == ENOSPC || e == EIO || e == EDQUOT)
+		return -e;
+	return 0; /* EINVAL, EBUSY, EXDEV, ...: copy instead */
+}
+
 int blk_gather(struct blk *b, int srcfd, const uint64_t (*src)[2], size_t n, uint64_t dst)
 {
 	char *buf = malloc(GATHER_BUF);
@@ -236,7 +289,8 @@ int blk_gather(struct blk *b, int srcfd, const uint64_t (*src)[2], size_t n, uin
 	size_t used = 0;
 	int rc = 0;
 	for (size_t i = 0; i < n && !rc; i++) {
-		if (src[i][1] > GATHER_BUF) { /* a large range: copied on its own */
+		if (src[i][1] > GATHER_BUF || blk_may_clone(b, src[i][1])) {
+			/* a large range: copied (or cloned) on its own */
 			if (used && !(rc = blk_write_all(b, buf, used, dst)))
 				dst += used;
 			used = 0;
@@ -277,9 +331,12 @@ int blk_gather(struct blk *b, int srcfd, const uint64_t (*src)[2], size_t n, uin
 
 int blk_copy(struct blk *b, int srcfd, uint64_t srcoff, uint64_t dst, uint64_t len)
 {
-	loff_t in = (loff_t)srcoff, out = (loff_t)dst;
-	uint64_t left = len;
-	while (left) {
+	int64_t cloned = blk_clone(b, srcfd, srcoff, dst, len);
+	if (cloned < 0)
+		return (int)cloned;
+	loff_t in = (loff_t)(srcoff + (uint64_t)cloned), out = (loff_t)(dst + (uint64_t)cloned);
+	uint64_t left = len - (uint64_t)cloned;
+	while (left && !b->nocfr) {
 		ssize_t k = copy_file_range(srcfd, &in, b->fd, &out, left, 0);
 		if (k < 0) {
 			int e = errno;
@@ -415,5 +472,9 @@ int blk_sums(struct blk *b, uint64_t loc, uint32_t n, uint64_t fid, uint64_t blk
 
 int blk_sync(struct blk *b)
 {
+	/* After a clone, fsync: the shared extents are mapping metadata, which
+	 * not every filesystem counts as data for fdatasync. */
+	if (__atomic_load_n(&b->cloned, __ATOMIC_RELAXED))
+		return fsync(b->fd) ? -errno : 0;
 	return fdatasync(b->fd) ? -errno : 0;
 }

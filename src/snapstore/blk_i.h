@@ -33,7 +33,15 @@ struct blk {
 	uint64_t end;	/* blocks: everything from here on is free (and truncated) */
 	uint64_t nfree; /* free blocks below end */
 	struct blk_tree free;
+	int noclone; /* atomic: FICLONERANGE failed for good, or SNAPFS_REFLINK=0 */
+	int nocfr;   /* SNAPFS_REFLINK=0: no copy_file_range either; set at init */
+	int cloned;  /* atomic: a range was cloned; blk_sync then fsyncs */
 };
+
+/* Ranges shorter than this are copied even where they could be cloned: a
+ * clone is a filesystem transaction and fragments both files, which costs
+ * more than copying a few pages (docs/BENCHMARKS.md, "Reflink"). */
+#define BLK_CLONE_MIN (64u << 10)
 
 void blk_init(struct blk *b, int fd, uint32_t bs);
 /* The allocator's invariant, for assert() only (returns 1 when it holds):
@@ -54,14 +62,18 @@ void blk_free(struct blk *b, uint64_t start, uint64_t n);
 int blk_rebuild(struct blk *b, uint64_t *start, uint64_t *n, size_t count);
 
 /* Copy len bytes from srcfd at srcoff to block-file offset dst; copying stops
- * at the source's end of file (the rest stays zero). copy_file_range, falling
- * back to pread/pwrite. */
+ * at the source's end of file (the rest stays zero). A range of at least
+ * BLK_CLONE_MIN whose files share a filesystem that clones is a FICLONERANGE
+ * of its whole blocks (the partial last block is copied); otherwise
+ * copy_file_range, falling back to pread/pwrite. Either way the bytes are
+ * durable after blk_sync. */
 int blk_copy(struct blk *b, int srcfd, uint64_t srcoff, uint64_t dst, uint64_t len);
 /*
  * Copy n source ranges src[i] = {offset, length} of srcfd, one after the
  * other, to [dst, dst + their total) of the block file: preads into a
  * buffer, one write per buffer-full. Faster than one copy_file_range per
  * range when the ranges are many and small. Past the source's end: zeros.
+ * Ranges of at least BLK_CLONE_MIN go through blk_copy (and may be cloned).
  */
 int blk_gather(struct blk *b, int srcfd, const uint64_t (*src)[2], size_t n, uint64_t dst);
 /* Read exactly len bytes at off (zeros past the block file's end). */

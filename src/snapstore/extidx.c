@@ -35,6 +35,7 @@ enum {
 	S_FILE_ALL,
 	S_SNAP_INS,
 	S_SNAP_STATE,
+	S_SNAP_LABEL,
 	S_SNAP_DEL,
 	S_SNAP_DELFILES,
 	S_SNAP_GET,
@@ -80,6 +81,7 @@ static const char *const sql_text[S_N] = {
     [S_SNAP_INS] = "INSERT INTO snapshots(epoch, created, expires, uid, kind, label, state) "
 		   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
     [S_SNAP_STATE] = "UPDATE snapshots SET state = ?2 WHERE id = ?1",
+    [S_SNAP_LABEL] = "UPDATE snapshots SET label = ?2 WHERE id = ?1",
     [S_SNAP_DEL] = "DELETE FROM snapshots WHERE id = ?1",
     [S_SNAP_DELFILES] = "DELETE FROM snap_files WHERE snap = ?1",
     [S_SNAP_GET] = "SELECT id, epoch, created, expires, uid, kind, label, state "
@@ -677,6 +679,19 @@ int extidx_snap_set_state(struct extidx *x, uint64_t id, int state)
 		return -EIO;
 	sqlite3_bind_int64(s, 1, (int64_t)id);
 	sqlite3_bind_int(s, 2, state);
+	return run(x, s);
+}
+
+int extidx_snap_set_label(struct extidx *x, uint64_t id, const char *label)
+{
+	sqlite3_stmt *s = stmt(x, S_SNAP_LABEL);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, (int64_t)id);
+	if (label && *label)
+		sqlite3_bind_text(s, 2, label, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, 2);
 	return run(x, s);
 }
 

@@ -101,6 +101,7 @@ int extidx_snap_insert(struct extidx *x, const struct extidx_snap *s, uint64_t *
 int extidx_snap_set_state(struct extidx *x, uint64_t id, int state);
 /* Delete a snapshot and its snap_files rows. */
 int extidx_snap_delete(struct extidx *x, uint64_t id);
+int extidx_snap_set_label(struct extidx *x, uint64_t id, const char *label); /* NULL/"": none */
 int extidx_snap_get(struct extidx *x, uint64_t id, struct extidx_snap *out); /* -ENOENT */
 int extidx_snaps_all(struct extidx *x, struct extidx_snap **out, size_t *n);
 

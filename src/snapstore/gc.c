@@ -192,6 +192,23 @@ out:
 	return rc;
 }
 
+int store_relabel(struct store *st, uint64_t id, const char *label)
+{
+	if (label && strlen(label) > STORE_LABEL_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&st->mu);
+	int rc = store_snap_find(st, id) ? 0 : -ENOENT;
+	if (rc == 0 && (rc = store_begin(st, 1)) == 0) {
+		rc = extidx_snap_set_label(st->x, id, label);
+		if (rc == 0)
+			rc = store_commit(st);
+		else
+			extidx_rollback(st->x);
+	}
+	pthread_mutex_unlock(&st->mu);
+	return rc;
+}
+
 int store_release(struct store *st, uint64_t id)
 {
 	pthread_rwlock_wrlock(&st->space);

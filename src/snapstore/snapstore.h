@@ -166,6 +166,10 @@ struct store_pin_file {
 int store_pin(struct store *st, const struct store_pin *p, const struct store_pin_file *files,
 	      size_t n, uint64_t *id);
 
+/* Give snapshot id a new label (NULL or "": none; at most STORE_LABEL_MAX
+ * bytes, else -EINVAL); -ENOENT if unknown. Durable on return. */
+int store_relabel(struct store *st, uint64_t id, const char *label);
+
 /* Release a snapshot (-ENOENT if unknown) and free every extent that no
  * remaining live snapshot needs: rows deleted, then the space punched out
  * of the block file. */

@@ -24,8 +24,9 @@
 
 char *tu_tmpdir(const char *tag)
 {
-	char tmpl[256];
-	snprintf(tmpl, sizeof(tmpl), "/dev/shm/snapfs-%s-XXXXXX", tag);
+	char tmpl[512];
+	const char *base = getenv("SNAPFS_TEST_DIR");
+	snprintf(tmpl, sizeof(tmpl), "%s/snapfs-%s-XXXXXX", base && *base ? base : "/dev/shm", tag);
 	char *d = mkdtemp(tmpl);
 	cr_assert_not_null(d, "mkdtemp: %s", strerror(errno));
 	return strdup(d);
@@ -209,6 +210,17 @@ static int mount_with(struct tu_mount *m, const char *source, const char *mnt, c
 	struct stat before;
 	if (stat(mnt, &before))
 		return -1;
+	/* The backing matrix (test/backing) puts the store on another
+	 * filesystem: store=$SNAPFS_TEST_STORE/<SOURCE's name>, unless the test
+	 * chose a store itself. */
+	char withstore[2048];
+	const char *sbase = getenv("SNAPFS_TEST_STORE");
+	if (sbase && *sbase && !(opts && strstr(opts, "store="))) {
+		const char *name = strrchr(source, '/');
+		snprintf(withstore, sizeof(withstore), "%s%sstore=%s/%s", opts ? opts : "",
+			 opts && *opts ? "," : "", sbase, name ? name + 1 : source);
+		opts = withstore;
+	}
 	pid_t pid = fork();
 	cr_assert(pid >= 0);
 	if (pid == 0) {

@@ -11,7 +11,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* A fresh directory under /dev/shm (tmpfs); the caller owns the string. */
+/* A fresh directory under /dev/shm (tmpfs), or under $SNAPFS_TEST_DIR when
+ * set (the backing matrix, test/backing); the caller owns the string. */
 char *tu_tmpdir(const char *tag);
 /* rm -rf path; never follows symlinks out of the tree. */
 void tu_rm_rf(const char *path);
@@ -36,8 +37,10 @@ struct tu_mount {
  * Start `snapfs -f [opts] source mnt` and wait until the mount is live
  * (st_dev of mnt changes), at most 10 s. opts may be NULL. Returns 0, or -1
  * with the daemon's stderr left in errbuf when it exits instead.
- * Registers an atexit handler that lazily unmounts and kills the daemon, so a
- * failing test never leaves a mount behind.
+ * With $SNAPFS_TEST_STORE set and no store= in opts, adds
+ * store=$SNAPFS_TEST_STORE/<source's last component> (the backing matrix's
+ * store on another filesystem). Registers an atexit handler that lazily unmounts and kills the
+ * daemon, so a failing test never leaves a mount behind.
  */
 int tu_mount(struct tu_mount *m, const char *source, const char *mnt, const char *opts);
 /* tu_mount() with the daemon started under RLIMIT_NOFILE soft:hard (set in

@@ -982,6 +982,20 @@ Test(snapctl, expire_accepts_weeks_minutes_and_iso_8601)
 	cr_assert_eq(e[4], (long long)mktime(&tm), "local midnight");
 }
 
+Test(snapctl, relabel_changes_the_label_and_refuses_unknown_ids)
+{
+	mkfile("f", 10, 1);
+	expect(run("pin", "-l", "old", "f"), 0, "1\n", "");
+	expect(run("relabel", "1", "new"), 0, "", "");
+	expect(run("list", "-H", "-o", "LABEL"), 0, "new\n", "");
+	expect(run("show", "-H", "-p", "new"), 0, "f\t10\t0644\n", "");
+	expect(run("relabel", "1", ""), 0, "", "");
+	expect(run("list", "-H", "-o", "LABEL"), 0, "-\n", "");
+	expect(run("relabel", "9", "x"), 1, "", "snapctl: relabel: 9: no such snapshot\n");
+	struct res *r = run("relabel", "1");
+	cr_assert_eq(r->status, 2, "a missing operand is a usage error (%d)", r->status);
+}
+
 Test(snapctl, prune_keeps_the_newest_n_of_a_label)
 {
 	mkfile("f", 10, 1);
@@ -1093,7 +1107,7 @@ Test(snapctl, bash_completion_offers_commands_options_ids_labels_columns_paths)
 	expect(run("pin", "-l", "nightly", "file1"), 0, "1\n", "");
 	expect(run("pin", "-l", "weekly", "file2"), 0, "2\n", "");
 	cr_assert_str_eq(complete("snapctl "), "check\ndiff\nhelp\nlist\nmounts\npin\nprune\n"
-					       "release\nrestore\nshow\nstats\n");
+					       "relabel\nrelease\nrestore\nshow\nstats\n");
 	cr_assert_str_eq(complete("snapctl pr"), "prune\n");
 	cr_assert_str_eq(complete("snapctl list --js"), "--json\n");
 	cr_assert_str_eq(complete("snapctl pin --ex"), "--expire\n");
@@ -1105,7 +1119,7 @@ Test(snapctl, bash_completion_offers_commands_options_ids_labels_columns_paths)
 	cr_assert_str_eq(complete("snapctl show 1 -s S"), "SIZE\n");
 	cr_assert_str_eq(complete("snapctl pin fi"), "file1\nfile2\n");
 	cr_assert_str_eq(complete("snapctl diff 1 fi"), "file1\nfile2\n");
-	cr_assert_str_eq(complete("snapctl help re"), "release\nrestore\n");
+	cr_assert_str_eq(complete("snapctl help re"), "relabel\nrelease\nrestore\n");
 	char want[1100];
 	snprintf(want, sizeof(want), "%s\n", mnt);
 	cr_assert_str_eq(complete("snapctl -m "), want);

@@ -219,6 +219,31 @@ static int cmd_release(int argc, char **argv)
 	return rc;
 }
 
+static int cmd_relabel(int argc, char **argv)
+{
+	while (next_opt(argc, argv, "", NULL, NULL) != -1)
+		;
+	if (argc - optind != 2)
+		usage_err(argc - optind < 2 ? "missing ID or LABEL" : "too many operands");
+	uint64_t id = parse_id(argv[optind]);
+	const char *label = argv[optind + 1];
+	if (strlen(label) >= SNAPFS_PROTO_LABEL)
+		errx(1, "%s: %s: label too long (at most %d bytes)", cmd, label,
+		     SNAPFS_PROTO_LABEL - 1);
+	char root[PATH_MAX];
+	mount_root(NULL, root, sizeof(root));
+	if (snapfs_relabel(root, id, label)) {
+		if (errno == ENOENT)
+			warnx("%s: %s: no such snapshot", cmd, argv[optind]);
+		else if (errno == EINVAL)
+			warnx("%s: %s: not a pinned snapshot", cmd, argv[optind]);
+		else
+			warn("%s: %s", cmd, argv[optind]);
+		return 1;
+	}
+	return 0;
+}
+
 static int cmd_prune(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -765,6 +790,12 @@ static const struct command command_table[] = {
      "\nexamples:\n"
      "  snapctl release 12 13\n"
      "  snapctl release -l before-upgrade\n\n",
+     NULL},
+    {"relabel", cmd_relabel, "relabel ID LABEL",
+     "Give a pinned snapshot another label (\"\" for none).\n"
+     "\nexamples:\n"
+     "  snapctl relabel 12 keep-forever\n"
+     "  snapctl relabel 12 ''\n\n",
      NULL},
     {"prune", cmd_prune, "prune --keep N -l LABEL [-n]",
      "Release the oldest pinned snapshots labelled LABEL beyond the N newest\n"
