@@ -9,7 +9,7 @@ WERROR     := $(if $(SNAPFS_WERROR),ON,OFF)
 CTEST_ARGS ?= --output-on-failure --timeout 600
 PREFIX     ?= /usr/local
 
-.PHONY: all deps build build-asan demo test test-fast test-asan check-long check-tsan bench install deb clean format-check
+.PHONY: all deps build build-asan demo test test-fast test-asan check-long check-tsan fuzz bench install deb clean format-check
 
 all: build
 
@@ -40,11 +40,23 @@ test-asan: deps build-asan
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --test-dir $(ASAN_BUILD) $(CTEST_ARGS)
 
-# Longer randomized runs and soaks: more seeds and steps; and the backing
+# Longer randomized runs and soaks: more seeds and steps; the backing
 # matrix (test/backing, docs/BACKINGS.md): the suites with SOURCE on ext4, XFS
-# and btrfs loop images, sshfs and GlusterFS, the store beside it or not.
+# and btrfs loop images, sshfs and GlusterFS, the store beside it or not;
+# then the fuzzers (`make fuzz`).
 check-long: build
 	@SNAPFS_LONG=1 ctest --test-dir $(BUILD) $(CTEST_ARGS)
+	@$(MAKE) --no-print-directory fuzz
+
+# The libFuzzer targets (fuzz/, built with clang apart from CMake), each
+# FUZZ_SECONDS against the daemon of $(BUILD); any crash fails. Root only
+# (fuzz_ctl and fuzz_side mount). FUZZ_BIN=build-asan/src/fuse/snapfs (after
+# `make build-asan`) fuzzes the sanitizer build of the daemon instead.
+FUZZ_SECONDS ?= 60
+FUZZ_BIN     ?= $(BUILD)/src/fuse/snapfs
+fuzz: build
+	@$(MAKE) --no-print-directory -C fuzz run OUT=$(abspath build-fuzz) \
+		SNAPFS_BIN=$(abspath $(FUZZ_BIN)) FUZZ_SECONDS=$(FUZZ_SECONDS)
 
 # The threaded daemon under ThreadSanitizer, driven by the mount suites.
 check-tsan: build
@@ -69,4 +81,4 @@ format-check:
 	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build-tsan build-deb
+	rm -rf $(BUILD) $(ASAN_BUILD) build-tsan build-deb build-fuzz

@@ -5,7 +5,7 @@ set -euo pipefail
 # Why each is needed: README.md, "Dependencies".
 pkgs=(build-essential cmake pkg-config libfuse3-dev fuse3 libsqlite3-dev sqlite3
       libbsd-dev libmount-dev libsmartcols-dev libcriterion-dev fio attr mandoc util-linux
-      e2fsprogs systemd clang-format bash-completion
+      e2fsprogs systemd clang-format clang bash-completion
       dpkg-dev debhelper fakeroot lintian devscripts
       xfsprogs btrfs-progs sshfs openssh-server openssh-client glusterfs-server glusterfs-client)
 missing=()
