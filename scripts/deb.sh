@@ -23,6 +23,6 @@ changes=$(ls *.changes)
 # errors fail; warnings are printed
 lintian --fail-on error --suppress-tags-from-file /dev/null "$changes" | tee lintian.log
 # mount(8) runs /sbin/mount.fuse.snapfs for -t fuse.snapfs
-dpkg -c snapfs_*.deb | grep -q ' ./sbin/mount.fuse.snapfs -> snapfs$' ||
+dpkg -c snapfs_*.deb | grep ' ./sbin/mount.fuse.snapfs -> snapfs$' >/dev/null ||
 	{ echo "deb: no /sbin/mount.fuse.snapfs in the snapfs package" >&2; exit 1; }
 echo "deb: built and checked in $(( $(date +%s) - start ))s"
