@@ -8,6 +8,8 @@
  * three times (plan + allocate, then commit) and dropped around the copy;
  * the rows are committed only after the copy is durable (when a pinned
  * snapshot needs it), and the caller changes the file only after we return.
+ * A hook that succeeded records its blocks in the file's done set
+ * (file.c): later changes of them return at once until a cover is added.
  */
 #include <assert.h>
 #include <errno.h>
@@ -214,7 +216,7 @@ static int cow_blocks(struct store_file *sf, int fd, const uint64_t (*br)[2], si
 	struct cover *c = NULL;
 	uint32_t *sums = NULL;
 	size_t nc;
-	uint64_t fid, E, reserved = 0;
+	uint64_t fid, E, gen, reserved = 0;
 	int rc = 0, full = 0;
 
 	pthread_mutex_lock(&st->mu);
@@ -234,6 +236,7 @@ static int cow_blocks(struct store_file *sf, int fd, const uint64_t (*br)[2], si
 	memcpy(c, sf->cov, nc * sizeof(*c));
 	fid = sf->fid;
 	E = st->epoch;
+	gen = sf->covgen;
 	uint64_t maxblk = 0;
 	for (size_t i = 0; i < nc; i++) {
 		uint64_t nb = (c[i].size + st->bs - 1) / st->bs;
@@ -411,6 +414,10 @@ static int cow_blocks(struct store_file *sf, int fd, const uint64_t (*br)[2], si
 	pthread_mutex_unlock(&st->mu);
 	store_test_point("cow:committed");
 out:
+	/* Done for the covers planned with: later changes of these blocks skip
+	 * the hook until a cover is added. */
+	for (size_t i = 0; i < nbr && !rc && !detach; i++)
+		cowdone_add(sf, gen, br[i][0], br[i][1]);
 	free(sums);
 	free(planned.a);
 	free(runs.a);
@@ -427,12 +434,31 @@ static int cur_size(int fd, uint64_t *size)
 	return 0;
 }
 
+/* Whether bytes [off, off + len) lie in blocks whose copy-on-write is done. */
+static int range_done(struct store_file *sf, uint64_t off, uint64_t len)
+{
+	uint32_t bs = sf->st->bs;
+	if (off + len < off)
+		return 0;
+	return cowdone_has(sf, off / bs, (off + len + bs - 1) / bs);
+}
+
+int store_cow_cached(struct store_file *sf, uint64_t off, uint64_t len)
+{
+	if (!store_file_tracked(sf))
+		return 1;
+	if (len && !range_done(sf, off, len))
+		return 0;
+	sf->hooked = 1; /* under the write lock: store_file_unlock records the change */
+	return 1;
+}
+
 int store_cow_range(struct store_file *sf, int fd, uint64_t off, uint64_t len)
 {
 	if (!store_file_tracked(sf))
 		return 0;
 	sf->hooked = 1; /* under the write lock: store_file_unlock records the change */
-	if (!len)
+	if (!len || range_done(sf, off, len))
 		return 0;
 	uint64_t size;
 	int rc = cur_size(fd, &size);
@@ -453,7 +479,10 @@ int store_cow_ranges(struct store_file *sf, int fd, const uint64_t (*r)[2], size
 	if (!store_file_tracked(sf))
 		return 0;
 	sf->hooked = 1;
-	if (!n)
+	size_t ndone = 0;
+	for (size_t i = 0; i < n; i++)
+		ndone += range_done(sf, r[i][0], r[i][1]);
+	if (ndone == n)
 		return 0;
 	uint64_t size;
 	int rc = cur_size(fd, &size);
