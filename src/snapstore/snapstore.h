@@ -420,6 +420,7 @@ struct store_stats {
 	uint64_t block_size;
 	uint64_t cow_copies; /* since open: extents written by the hooks */
 	uint64_t cow_bytes;
+	uint64_t cow_commits; /* since open: index transactions of the hooks (a group: one) */
 	uint64_t store_reads; /* since open: snapshot reads served (partly) from the store */
 	uint64_t store_read_bytes;
 };

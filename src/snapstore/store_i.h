@@ -3,7 +3,8 @@
  * Private shared state of the snapstore: struct store, struct store_file and
  * the helpers the store's modules call on each other. Everything here is
  * protected by st->mu unless a field says otherwise; the lock order is
- * file rwlocks -> st->space -> st->mu -> st->snaplock (see docs/SNAPSTORE.md).
+ * file rwlocks -> st->space -> st->mu -> st->snaplock (see docs/SNAPSTORE.md),
+ * and file rwlocks -> st->gmu (never held with any other store lock).
  */
 #ifndef STORE_I_H
 #define STORE_I_H
@@ -43,6 +44,8 @@ struct cover {
  * every added cover bumps. Memory only (empty at open). A hash of chunks of
  * 64 blocks, at most COWDONE_MAX chunks (then it starts over).
  */
+struct cowreq;
+
 struct cowdone {
 	uint64_t gen;	/* the covgen it was filled under */
 	uint64_t *key;	/* chunk index + 1; 0: empty slot */
@@ -126,8 +129,15 @@ struct store {
 	uint64_t gen;		       /* mu: the index's last committed write transaction */
 	int sums_all;		       /* every data extent carries checksums (meta "sums") */
 	uint64_t lost_tx;	       /* committed transactions the index lost (found at open) */
+	/* Group commit of copy-on-write (cow.c): the queue of hooks waiting
+	 * for a commit, and whether a leader is committing a group. */
+	pthread_mutex_t gmu; /* taken with a file lock held, never with mu */
+	pthread_cond_t gcv;
+	struct cowreq *gq, **gtail; /* gmu */
+	int gleader;		    /* gmu */
 	/* counters since open */
 	uint64_t cow_copies, cow_bytes;		/* mu */
+	uint64_t cow_commits;			/* mu: index transactions of the hooks */
 	uint64_t store_reads, store_read_bytes; /* atomic (__atomic_*), no lock */
 };
 
