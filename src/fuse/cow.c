@@ -95,8 +95,10 @@ static int gate_preserve(struct sfs_inode *inode, struct store_file *sf, struct 
 	/* Blocks already preserved for the file's covers: nothing to open. */
 	if (op->what == GATE_RANGE && store_cow_cached(sf, op->off, op->len))
 		return 0;
-	/* The store copies from a read descriptor of the file. */
-	int fd = inode_rfd(inode), rc;
+	/* The store copies from a read descriptor of the file: the writer's
+	 * own when it reads too, else one opened for the copy. */
+	int own = op->readable && op->fd >= 0;
+	int fd = own ? op->fd : inode_rfd(inode), rc;
 	if (fd < 0)
 		return fd;
 	switch (op->what) {
@@ -115,7 +117,8 @@ static int gate_preserve(struct sfs_inode *inode, struct store_file *sf, struct 
 	default:
 		rc = -EINVAL;
 	}
-	close(fd);
+	if (!own)
+		close(fd);
 	return rc;
 }
 
