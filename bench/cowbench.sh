@@ -7,12 +7,13 @@
 #   bench/cowbench.sh [BUILD_DIR]     (defaults: build; SIZE=32m ROUNDS=3
 #                                      NJOBS=4 RUNTIME=5)
 #
-# Per round, on a fresh file of SIZE laid down with 1 MiB writes:
-#   nopin  one pass of random 4 KiB writes (fio's random map: every block
-#          once), no snapshot;
-#   first  pin the file, then one such pass: every write is the block's
-#          first change since the pin (a copy-on-write each);
-#   later  a second pass under the same pin: every block already preserved;
+# Per round, on two fresh files of SIZE laid down with 1 MiB writes, the
+# second pinned, passes of random 4 KiB writes (fio's random map: every
+# block once) alternate between them:
+#   nopin  the unpinned file (mean of its two passes, before and after);
+#   first  the pinned file's first pass: every write is the block's first
+#          change since the pin (a copy-on-write each);
+#   later  its second pass: every block already preserved;
 # then NJOBS writers on one shared file (randwrite 4 KiB, psync, RUNTIME s)
 # on bare tmpfs, through snapfs with no pin and under a pin (after one
 # preserving pass), and NJOBS readers of one file (randread 4 KiB,
@@ -78,14 +79,18 @@ release() { "$snapctl" -m "$work/mnt" release "$1" >/dev/null; }
 
 declare -a nopin first later mbare mnopin mpinned rbare rsnap
 for r in $(seq "$ROUNDS"); do
-	f=r$r.dat
-	lay "$work/mnt" "$f"
-	nopin+=("$(fio_iops "$work/mnt" "$f" randwrite 1)")
-	lay "$work/mnt" "$f"
-	id=$(pin "$f")
-	first+=("$(fio_iops "$work/mnt" "$f" randwrite 1)")
-	later+=("$(fio_iops "$work/mnt" "$f" randwrite 1)")
+	# a: never pinned; b: pinned. Passes alternate a b a b, so that the
+	# no-pin figure (mean of a's two passes) brackets b's in time.
+	lay "$work/mnt" a.dat
+	lay "$work/mnt" b.dat
+	id=$(pin b.dat)
+	n1=$(fio_iops "$work/mnt" a.dat randwrite 1)
+	first+=("$(fio_iops "$work/mnt" b.dat randwrite 1)")
+	n2=$(fio_iops "$work/mnt" a.dat randwrite 1)
+	later+=("$(fio_iops "$work/mnt" b.dat randwrite 1)")
+	nopin+=("$(((n1 + n2) / 2))")
 	release "$id"
+	rm -f "$work/mnt/a.dat" "$work/mnt/b.dat"
 
 	lay "$work/bare" m.dat
 	lay "$work/mnt" m.dat
@@ -97,7 +102,6 @@ for r in $(seq "$ROUNDS"); do
 	release "$id"
 	rbare+=("$(fio_iops "$work/bare" m.dat randread "$NJOBS" --direct=1 --time_based --runtime="$RUNTIME")")
 	rsnap+=("$(fio_iops "$work/mnt" m.dat randread "$NJOBS" --direct=1 --time_based --runtime="$RUNTIME")")
-	rm -f "$work/mnt/$f"
 done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
