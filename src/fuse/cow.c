@@ -173,7 +173,16 @@ static void gate_kill_priv(struct sfs_inode *inode, int fd, const struct gate_op
 
 ssize_t gate_write(struct sfs_inode *inode, struct gate_op *op)
 {
-	struct store_file *sf = inode_sf(inode);
+	struct store_file *sf;
+	int e = inode_sf_get(inode, op->fd, &sf);
+	/* Without its store file the gate could not preserve what a snapshot
+	 * of the file needs: no change then. A file that is gone (its last
+	 * link went, which preserved and detached it) has none to keep. */
+	if (e && e != -ENOENT && e != -ESTALE) {
+		sfs_log(SFS_LOG_WARNING, "write to inode %llu refused: its store file: %s",
+			(unsigned long long)inode->ino, strerror(-e));
+		return e;
+	}
 	ns_enter();
 	gate_lock(inode, op->src, sf);
 	ssize_t rc = op->prepare ? op->prepare(op->arg, op, sf) : 0;

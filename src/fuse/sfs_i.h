@@ -198,6 +198,9 @@ int inode_is_store_name(const struct sfs_inode *parent, const char *name);
 /* The store file of a regular file, attached on first use; NULL when the
  * store cannot identify it (then no snapshot can cover it either). */
 struct store_file *inode_sf(struct sfs_inode *inode);
+/* inode_sf, through hint (a descriptor of the file, or -1) when given, with
+ * why it failed: -errno, and *out NULL. */
+int inode_sf_get(struct sfs_inode *inode, int hint, struct store_file **out);
 /* A new read descriptor on the inode (for the store's copies); close it. */
 int inode_rfd(struct sfs_inode *inode);
 /*
