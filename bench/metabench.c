@@ -46,7 +46,8 @@ int main(int argc, char **argv)
 			snprintf(name, sizeof(name), "m%07ld", i);
 			int rc;
 			if (p == 0) {
-				int fd = openat(dfd, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+				int fd = openat(dfd, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC,
+						0644);
 				rc = fd < 0 ? -1 : close(fd);
 			} else if (p == 1) {
 				rc = fstatat(dfd, name, &st, 0);

@@ -88,12 +88,12 @@ fio_rate() {
 		awk -F';' '{ print ($7 > 0 ? $7 : $48) }'
 }
 
-# rate COUNT CMD...: COUNT / seconds the command took
+# rate COUNT CMD...: COUNT / seconds the command took (its output discarded)
 rate() {
 	local n=$1 t0 t1
 	shift
 	t0=$(date +%s.%N)
-	"$@"
+	"$@" >/dev/null
 	t1=$(date +%s.%N)
 	awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }'
 }
@@ -118,10 +118,10 @@ run_job() {
 	randwrite_fsync) fio_rate randwrite_fsync randwrite 4k --fsync=1 ;;
 	find_warm)
 		find "$mnt/tree" >/dev/null
-		rate "$NFILES" find "$mnt/tree" -printf '%s\n' >/dev/null
+		rate "$NFILES" find "$mnt/tree" -printf '%s\n'
 		;;
 	create | stat | unlink) awk -v p="$1" '$1 == p { print $2 }' "$work/meta" ;;
-	tar) rate "$NFILES" sh -c "tar -C '$mnt' -cf - tree | cat >/dev/null" ;;
+	tar) rate "$NFILES" sh -c "tar -C '$mnt' -cf - tree | cat" ;;
 	sqlite_wal) "$bench/sqlbench" "$mnt" "$SQL_N" wal | awk '{ print $2 }' ;;
 	sqlite_delete) "$bench/sqlbench" "$mnt" "$SQL_N" delete | awk '{ print $2 }' ;;
 	*) echo "peer.sh: unknown job '$1'" >&2 && exit 1 ;;

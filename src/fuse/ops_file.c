@@ -82,7 +82,8 @@ static ssize_t open_apply(void *arg, struct gate_op *op)
 	if (rc == 0) {
 		a->fd = open(a->proc, (backing_flags(a->flags) & ~SFS_OPEN_STRIP) | O_CLOEXEC);
 		if (a->fd < 0 && errno == EACCES && backing_flags(a->flags) != a->flags)
-			a->fd = open(a->proc, (a->flags & ~(SFS_OPEN_STRIP | O_APPEND)) | O_CLOEXEC);
+			a->fd =
+			    open(a->proc, (a->flags & ~(SFS_OPEN_STRIP | O_APPEND)) | O_CLOEXEC);
 		if (a->fd < 0)
 			rc = -errno;
 	}
@@ -147,7 +148,8 @@ void sfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int fd = -1;
 	struct sfs_file *f = NULL;
 	int rc = open_backing(req, inode, fi->flags, &fd);
-	if (rc == 0 && (rc = file_new(fd, sfs.o.writeback ? fi->flags & ~O_APPEND : fi->flags, fi, &f)))
+	if (rc == 0 &&
+	    (rc = file_new(fd, sfs.o.writeback ? fi->flags & ~O_APPEND : fi->flags, fi, &f)))
 		close(fd);
 	if (rc == 0 && (rc = open_time_snapshot(req, inode, f, fi))) {
 		close(fd);
