@@ -13,7 +13,9 @@
 # Environment: ROUNDS (3), SIZE (fio file, 256m), RUNTIME (fio seconds, 4),
 # NFILES (tree and metadata files, 10000), SQL_N (transactions, 2000),
 # CONFIGS (snapfs -o option sets, space-separated, "-" for none; default
-# "nowriteback writeback"), JOBS (a subset of the job names, space-separated).
+# "nowriteback writeback"), JOBS (a subset of the job names, space-separated),
+# BASE_BIN (another snapfs daemon, e.g. one built before a change: run as one
+# more configuration, "base", with BASE_OPTS, default nowriteback).
 # Prints one table of values per configuration and round, then the ratios.
 set -euo pipefail
 build=${1:?usage: bench/peer.sh BUILD [PEER_BIN]}
@@ -60,6 +62,7 @@ trap cleanup EXIT
 
 # Configurations: "snapfs:OPTS" and "peer".
 configs=()
+[ -n "${BASE_BIN:-}" ] && configs+=("base:${BASE_OPTS:-nowriteback}")
 for c in $CONFIGS; do configs+=("snapfs:$c"); done
 [ -n "$peer" ] && configs+=("peer")
 
@@ -71,6 +74,7 @@ mount_cfg() {
 	peer) "$peer" --foreground "$work/src" "$mnt" >/dev/null 2>&1 & ;;
 	snapfs:-) "$snapfs" -f "$work/src" "$mnt" & ;;
 	snapfs:*) "$snapfs" -f "$work/src" "$mnt" -o "${1#snapfs:}" & ;;
+	base:*) "$BASE_BIN" -f "$work/src" "$mnt" -o "${1#base:}" & ;;
 	esac
 	pid=$!
 	for _ in $(seq 200); do grep -q " $mnt fuse" /proc/mounts && return 0; sleep 0.05; done
@@ -162,7 +166,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	done
 done
 
-base=${configs[-1]}
+base=${configs[-1]} # the peer, else the first configuration
 [ -n "$peer" ] || base=${configs[0]}
 echo
 echo "Rates (fio: KiB/s; find, tar: files/s; create/stat/unlink: ops/s; sqlite: transactions/s), median of $ROUNDS rounds:"
