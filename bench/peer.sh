@@ -11,7 +11,9 @@
 # Without PEER_BIN (or when it is not executable) the peer is skipped with a
 # message and the snapfs configurations are compared with the first one.
 # Environment: ROUNDS (3), SIZE (fio file, 256m), RUNTIME (fio seconds, 4),
-# NFILES (tree and metadata files, 10000), SQL_N (transactions, 2000),
+# NFILES (tree files, 10000), META_N (create/stat/unlink files, 5000: the
+# peer keeps a descriptor per inode it knows, and the usual hard limit is
+# 20,000), SQL_N (transactions, 2000),
 # CONFIGS (snapfs -o option sets, space-separated, "-" for none; default
 # "nowriteback writeback"), JOBS (a subset of the job names, space-separated),
 # BASE_BIN (another snapfs daemon, e.g. one built before a change: run as one
@@ -26,6 +28,7 @@ ROUNDS=${ROUNDS:-3}
 SIZE=${SIZE:-256m}
 RUNTIME=${RUNTIME:-4}
 NFILES=${NFILES:-10000}
+META_N=${META_N:-5000}
 SQL_N=${SQL_N:-2000}
 CONFIGS=${CONFIGS:-"nowriteback writeback"}
 ALLJOBS="seqread randread seqwrite randwrite randwrite_fsync find_warm create stat unlink tar sqlite_wal sqlite_delete"
@@ -42,9 +45,9 @@ else
 	peer=
 fi
 
-# passthrough_hp keeps a descriptor per inode it knows (the tree and the
-# metadata files are 20,000): as root, allow more than the usual 20,000.
-ulimit -Hn 1048576 2>/dev/null && ulimit -Sn 1048576 2>/dev/null || true
+# passthrough_hp keeps a descriptor per inode it knows: allow it as many as
+# may be (the soft limit up to the hard one).
+ulimit -Sn "$(ulimit -Hn)" 2>/dev/null || true
 
 work=$(mktemp -d /dev/shm/snapfs-peer-XXXXXX)
 mnt=$work/mnt
@@ -96,12 +99,13 @@ fio_rate() {
 		awk -F';' '{ print ($7 > 0 ? $7 : $48) }'
 }
 
-# rate COUNT CMD...: COUNT / seconds the command took (its output discarded)
+# rate COUNT CMD...: COUNT / seconds the command took (its output discarded);
+# fails (no value) when the command fails.
 rate() {
 	local n=$1 t0 t1
 	shift
 	t0=$(date +%s.%N)
-	"$@" >/dev/null
+	"$@" >/dev/null || return 1
 	t1=$(date +%s.%N)
 	awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }'
 }
@@ -125,11 +129,11 @@ run_job() {
 	randwrite) fio_rate randwrite randwrite 4k ;;
 	randwrite_fsync) fio_rate randwrite_fsync randwrite 4k --fsync=1 ;;
 	find_warm)
-		find "$mnt/tree" >/dev/null
+		find "$mnt/tree" >/dev/null || return 1
 		rate "$NFILES" find "$mnt/tree" -printf '%s\n'
 		;;
 	create | stat | unlink) awk -v p="$1" '$1 == p { print $2 }' "$work/meta" ;;
-	tar) rate "$NFILES" sh -c "tar -C '$mnt' -cf - tree | cat" ;;
+	tar) rate "$NFILES" bash -c "set -o pipefail; tar -C '$mnt' -cf - tree | cat" ;;
 	sqlite_wal) "$bench/sqlbench" "$mnt" "$SQL_N" wal | awk '{ print $2 }' ;;
 	sqlite_delete) "$bench/sqlbench" "$mnt" "$SQL_N" delete | awk '{ print $2 }' ;;
 	*) echo "peer.sh: unknown job '$1'" >&2 && exit 1 ;;
@@ -159,7 +163,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		((needs_tree)) && make_tree
 		case " $JOBS " in *" create "* | *" stat "* | *" unlink "*)
 			mkdir "$mnt/meta"
-			"$bench/metabench" "$mnt/meta" "$NFILES" >"$work/meta" ||
+			"$bench/metabench" "$mnt/meta" "$META_N" >"$work/meta" ||
 				echo "peer.sh: metabench failed on $c (rates recorded as 0)" >&2
 			;;
 		esac
