@@ -3,8 +3,9 @@
  * Snapshots on a mount with the kernel's writeback cache (-o writeback):
  * bytes a write() returned may sit in the kernel's page cache, unsent, when
  * a pin, a freeze or a restore comes; libsnapfs and snapctl make the kernel
- * send them first (syncfs). A raw control ioctl without that flush shows
- * what the flush prevents. Also here: the options' rules, restore's size as
+ * send them first (syncfs; the daemon's quiesce does the same for files
+ * open for writing before a pin). A restore without that flush would be
+ * undone by older pages. Also here: the options' rules, restore's size as
  * the kernel shows it, the security.capability answer cached per inode, and
  * the kernel's cached directory listings dropped when the daemon itself
  * recreates a name (restore).
@@ -24,15 +25,13 @@ static void fill(char *buf, char c, size_t len)
 	memset(buf, c, len);
 }
 
-/* f holds LEN bytes of 'o', sent to the daemon (close flushes); returns an
- * open descriptor on it that has just written 'n' over its first 4 KiB,
- * still only in the kernel's page cache: SOURCE shows the old bytes. */
-static int write_unsent(const char *rel)
+/* Writes 'n' over the first 4 KiB of rel (LEN bytes of 'o', already sent)
+ * through a new descriptor, returned open: the bytes are still only in the
+ * kernel's page cache, SOURCE shows the old ones. */
+static int write_unsent_over(const char *rel)
 {
-	char old[LEN], now[4096], back[16];
-	fill(old, 'o', LEN);
+	char now[4096], back[16];
 	fill(now, 'n', sizeof(now));
-	write_path(MP(rel), old, LEN);
 	int fd = open(MP(rel), O_RDWR);
 	cr_assert(fd >= 0, "open: %s", strerror(errno));
 	pwrite_all(fd, now, sizeof(now), 0);
@@ -42,6 +41,16 @@ static int write_unsent(const char *rel)
 		     "the write reached SOURCE at once: the writeback cache is not on (got '%c')",
 		     back[0]);
 	return fd;
+}
+
+/* rel holds LEN bytes of 'o', sent to the daemon (close flushes), then 'n'
+ * over its first 4 KiB, unsent, through the descriptor returned. */
+static int write_unsent(const char *rel)
+{
+	char old[LEN];
+	fill(old, 'o', LEN);
+	write_path(MP(rel), old, LEN);
+	return write_unsent_over(rel);
 }
 
 static void expect_snapshot_head(uint64_t id, const char *rel, char want)
@@ -77,9 +86,10 @@ Test(wback, tree_pin_has_bytes_still_in_the_page_cache)
 	close(fd);
 }
 
-/* What the flush prevents: the control ioctl alone takes the epoch while
- * the kernel still holds the new bytes. */
-Test(wback, raw_pin_without_the_flush_misses_unsent_bytes)
+/* The daemon's quiesce (quiesce.c) makes the kernel send the pages of a
+ * file open for writing before any pin, so the raw control ioctl, without
+ * the client's syncfs, sees them as well. */
+Test(wback, raw_pin_has_unsent_bytes_of_a_file_open_for_writing)
 {
 	fx_mount("writeback");
 	int fd = write_unsent("f");
@@ -91,9 +101,34 @@ Test(wback, raw_pin_without_the_flush_misses_unsent_bytes)
 	r->count = 1;
 	int rc = ctl(r);
 	cr_assert_eq(rc, 0, "PIN: %s", strerror(-rc));
-	expect_snapshot_head(r->id, "f", 'o');
+	expect_snapshot_head(r->id, "f", 'n');
 	free(r);
 	close(fd);
+}
+
+/* A restore compares the snapshot with SOURCE: pages still in the kernel
+ * would make it see no difference, then land on the file after it. The
+ * client's syncfs sends them first, so the restore undoes them. */
+Test(wback, restore_is_not_undone_by_older_unsent_pages)
+{
+	const char *snapctl = getenv("SNAPCTL_BIN");
+	cr_assert_not_null(snapctl, "SNAPCTL_BIN is not set (run the tests through ctest)");
+	fx_mount("writeback");
+	char old[LEN];
+	fill(old, 'o', LEN);
+	write_path(MP("f"), old, LEN);
+	uint64_t id = pin1("f");
+	int fd = write_unsent_over("f");
+	char cmd[4096];
+	snprintf(cmd, sizeof(cmd), "cd '%s' && '%s' restore %llu >/dev/null", mnt, snapctl,
+		 (unsigned long long)id);
+	cr_assert_eq(system(cmd), 0, "%s failed", cmd);
+	close(fd);
+	char got[LEN + 16];
+	ssize_t n = read_path(MP("f"), got, sizeof(got));
+	expect_bytes("restored file", got, (size_t)(n < 0 ? 0 : n), old, LEN);
+	n = read_path(SP("f"), got, sizeof(got));
+	expect_bytes("restored file in SOURCE", got, (size_t)(n < 0 ? 0 : n), old, LEN);
 }
 
 Test(wback, freeze_reads_bytes_written_but_still_in_the_page_cache)
