@@ -25,6 +25,10 @@ struct snapfs_req;
 
 enum sfs_snapmode { SFS_SNAP_LIVE = 0, SFS_SNAP_OPEN = 1 };
 
+/* Whether the kernel's writeback cache is on unless -o writeback or
+ * nowriteback says (docs/BENCHMARKS.md, "Writeback cache", has the figures). */
+#define SFS_WRITEBACK_DEFAULT 0
+
 /* Filled by the fuse_opt table in opts.c, validated once, then read-only. */
 struct sfs_opts {
 	char *source;	  /* SOURCE as given */
@@ -40,6 +44,7 @@ struct sfs_opts {
 	int allow_other;
 	int default_permissions;
 	int read_only;
+	int writeback; /* -o writeback / nowriteback; -1 until validated */
 	int show_help;
 	int show_version;
 	double timeout; /* attr/entry cache timeout, seconds */
@@ -79,6 +84,7 @@ struct sfs_inode {
 	struct sfs_inode *hnext; /* hash chain, protected by sfs->mutex */
 	pthread_rwlock_t rwlock; /* write: bytes changing; read: live read in flight */
 	int nocaps;		 /* 1: known to carry no security.capability xattr */
+	unsigned capgen;	 /* bumped by every setxattr of it through the mount */
 	struct store_file *sf;	 /* regular files, attached on first need; set once under
 				    sfs->mutex, then read-only */
 	struct bits *marks;	 /* change bitmaps of segments reading the file
