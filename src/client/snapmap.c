@@ -34,12 +34,28 @@
 
 #define TOKEN_LEN DIRECT_TOKEN_LEN /* SNAPFS_OP_DIRECT's token */
 
+/* FREEZE on a view file answers the snapshot it shows (SNAPFS_FREEZE_HELD,
+ * no path): the holder is the view, and the snapshot is someone else's
+ * (the descriptor's frozen one, or a pinned one) to release. True then,
+ * with h->view set (or -1 with errno). A read-only open on a snapshot=open
+ * mount answers HELD with a path: its own snapshot, taken at open, held
+ * and released like a new one. */
+static bool snaphold_borrow(struct snaphold *h, const struct snapfs_req *r)
+{
+	if (!(r->flags & SNAPFS_FREEZE_HELD) || r->len)
+		return false;
+	h->borrowed = 1;
+	h->view = fcntl(h->holder, F_DUPFD_CLOEXEC, 0);
+	return true;
+}
+
 int snaphold_take(int fd, struct snaphold *h)
 {
 	char proc[PROCFD_PATH_LEN], root[PATH_MAX], view[PATH_MAX + SNAPFS_PROTO_DATA];
 	struct stat st;
 	h->holder = h->view = h->direct = h->conn = -1;
 	h->id = 0;
+	h->borrowed = 0;
 	h->direct_state = 0;
 	h->bits = NULL;
 	if (fstat(fd, &st))
@@ -59,12 +75,16 @@ int snaphold_take(int fd, struct snaphold *h)
 		goto out;
 	h->id = r->id;
 	r->data[sizeof(r->data) - 1] = 0;
-	if ((size_t)snprintf(view, sizeof(view), "%s/%s", strcmp(root, "/") ? root : "", r->data) >=
-	    sizeof(view)) {
+	if (snaphold_borrow(h, r)) {
+		if (h->view < 0)
+			goto out;
+	} else if ((size_t)snprintf(view, sizeof(view), "%s/%s", strcmp(root, "/") ? root : "",
+				    r->data) >= sizeof(view)) {
 		errno = ENAMETOOLONG;
 		goto out;
+	} else {
+		h->view = open(view, O_RDONLY | O_CLOEXEC);
 	}
-	h->view = open(view, O_RDONLY | O_CLOEXEC);
 	struct stat vst;
 	if (h->view < 0 || fstat(h->view, &vst))
 		goto out;
@@ -97,9 +117,9 @@ void snaphold_drop(struct snaphold *h, struct snapfs_req *req)
 	/* The kernel sends RELEASE for a closed descriptor when it likes; an
 	 * explicit release through the holder makes the snapshot gone now.
 	 * Should it fail, closing the holder still releases it, later. */
-	struct snapfs_req *r = h->holder < 0 || !h->id ? NULL
-			       : req		       ? req
-						       : snapfs_req_new(SNAPFS_OP_RELEASE);
+	struct snapfs_req *r = h->holder < 0 || !h->id || h->borrowed ? NULL
+			       : req				      ? req
+				     : snapfs_req_new(SNAPFS_OP_RELEASE);
 	if (r) {
 		memset(r, 0, offsetof(struct snapfs_req, label));
 		r->op = SNAPFS_OP_RELEASE;
