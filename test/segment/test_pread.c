@@ -264,3 +264,64 @@ Test(pread, on_a_frozen_or_view_descriptor_it_reads_that_snapshot)
 	free(nb);
 	free(got);
 }
+
+/* The writer of one 64 KiB chunk, over and over, each write stamped with
+ * its own number: any one instant of the chunk holds one number. */
+static pid_t start_chunk_writer(const char *path)
+{
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid)
+		return pid;
+	int fd = open(path, O_WRONLY);
+	uint64_t *b = malloc(CHUNK);
+	if (fd < 0 || !b)
+		_exit(1);
+	for (uint64_t g = 1;; g++) {
+		for (size_t i = 0; i < CHUNK / 8; i++)
+			b[i] = g;
+		if (pwrite(fd, b, CHUNK, 0) != (ssize_t)CHUNK)
+			_exit(2);
+	}
+}
+
+/* Whether the n stamps are all the same. */
+static bool one_write(const uint64_t *w, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		if (w[i] != w[0])
+			return false;
+	return true;
+}
+
+Test(pread, small_reads_never_show_part_of_a_write)
+{
+	fx_mount(NULL);
+	uint64_t *z = calloc(1, CHUNK), buf[SNAPFS_PROTO_DATA / 8];
+	cr_assert_not_null(z);
+	write_path(MP("c"), z, CHUNK);
+	free(z);
+	int fd = openm("c", O_RDONLY);
+	pid_t w = start_chunk_writer(MP("c"));
+	size_t len = sizeof(buf), off = 16 * 1024;
+	int torn = 0, tries = 0;
+	for (; tries < 20000 && !torn; tries++) {
+		cr_assert_eq(pread(fd, buf, len, (off_t)off), (ssize_t)len);
+		torn += !one_write(buf, len / 8);
+	}
+	for (int i = 0; i < 20000; i++) {
+		ssize_t n = snapfs_pread(fd, buf, len, (off_t)off);
+		cr_assert_eq(n, (ssize_t)len, "snapfs_pread: %zd (%s)", n, strerror(errno));
+		if (!one_write(buf, len / 8))
+			cr_assert_fail("snapfs_pread of %zu bytes showed part of a write (try %d)",
+				       len, i);
+	}
+	stop_writer(w);
+	close(fd);
+	cr_log_info("plain pread: %d torn in %d tries; snapfs_pread: 20000, none torn", torn,
+		    tries);
+	if (!torn)
+		cr_skip_test("plain pread never showed part of a write in %d tries (the "
+			     "snapfs_pread half passed)",
+			     tries);
+}
