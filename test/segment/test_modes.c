@@ -9,6 +9,8 @@
  */
 #include "segutil.h"
 
+#include <signal.h>
+
 TestSuite(modes, .init = fx_setup, .fini = fx_teardown, .timeout = 120);
 
 #define FLEN (1 * MiB + 100)
@@ -148,4 +150,41 @@ Test(modes, segment_map_and_freeze_on_a_frozen_descriptor_and_a_view_file)
 	release(pinned);
 	free(old);
 	free(nb);
+}
+
+/* What snapfs(8) says tail -f shows on a snapshot=open mount: the file as
+ * it was when tail opened it; lines appended later never appear (its
+ * reads end at the open-time size), while fstat shows the live size. */
+Test(modes, tail_f_on_an_open_mount_shows_the_file_as_at_open)
+{
+	fx_mount("snapshot=open");
+	write_path(MP("log"), "first\n", 6);
+	char out[256];
+	snprintf(out, sizeof(out), "%s/tail.out", src);
+	int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	cr_assert(o >= 0);
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		dup2(o, 1);
+		execlp("tail", "tail", "-f", "-s", "0.1", MP("log"), (char *)NULL);
+		_exit(127);
+	}
+	close(o);
+	msleep(700);
+	int fd = openm("log", O_WRONLY | O_APPEND);
+	cr_assert_eq(write(fd, "second\n", 7), 7);
+	close(fd);
+	msleep(1500);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	char got[256] = "";
+	ssize_t n = tu_read_file(out, got, sizeof(got) - 1);
+	cr_assert(n >= 0);
+	got[n] = 0;
+	cr_assert_str_eq(got, "first\n", "tail -f printed \"%s\"", got);
+	/* a new open sees both lines */
+	n = tu_read_file(MP("log"), got, sizeof(got) - 1);
+	got[n < 0 ? 0 : n] = 0;
+	cr_assert_str_eq(got, "first\nsecond\n");
 }
