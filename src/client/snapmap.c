@@ -246,15 +246,23 @@ int snaphold_writeback(const struct snaphold *h, int fd, const uint64_t (*rg)[2]
 	return ans.status;
 }
 
+/* Whether a block of [off, off + len) is marked changed. */
+static bool direct_changed(const struct snaphold *h, uint64_t off, uint64_t len)
+{
+	for (uint64_t b = off >> h->bshift, e = (off + len - 1) >> h->bshift; b <= e; b++)
+		if (__atomic_load_n(&h->bits[b / 64], __ATOMIC_RELAXED) & (1ull << (b & 63)))
+			return true;
+	return false;
+}
+
 /* After a direct read of [off, off + len): did it read the snapshot? */
 static bool direct_clean(const struct snaphold *h, uint64_t off, uint64_t len)
 {
 	/* The daemon sets a bit before the block changes: read the bits
 	 * after the bytes. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	for (uint64_t b = off >> h->bshift, e = (off + len - 1) >> h->bshift; b <= e; b++)
-		if (__atomic_load_n(&h->bits[b / 64], __ATOMIC_RELAXED) & (1ull << (b & 63)))
-			return false;
+	if (direct_changed(h, off, len))
+		return false;
 	/* The daemon closes its end after setting every bit, or dies. */
 	struct pollfd p = {h->conn, POLLIN, 0};
 	return poll(&p, 1, 0) == 0;
@@ -273,10 +281,15 @@ ssize_t snaphold_pread(struct snaphold *h, void *buf, size_t len, uint64_t off)
 		return 0;
 	if (len > h->size - off)
 		len = (size_t)(h->size - off);
-	if (h->direct_state > 0 && len &&
+	/* A bit once set stays set: a block already known changed is not
+	 * read from the live file first. */
+	h->last_direct = 0;
+	if (h->direct_state > 0 && len && !direct_changed(h, off, len) &&
 	    pread_full(h->direct, buf, len, (off_t)off) == (ssize_t)len &&
-	    direct_clean(h, off, len))
+	    direct_clean(h, off, len)) {
+		h->last_direct = 1;
 		return (ssize_t)len;
+	}
 	ssize_t k = pread_full(h->view, buf, len, (off_t)off);
 	if (k < 0) {
 		errno = (int)-k;
