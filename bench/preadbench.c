@@ -82,6 +82,12 @@ int main(int argc, char **argv)
 		if (pwrite(fd, buf, 1 << 20, (off_t)off) != 1 << 20)
 			err(1, "write");
 	}
+	/* Read through a read-only open, the writer closed: a file open for
+	 * writing makes each snapfs_pread wait for write(2) calls to end. */
+	close(fd);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		err(1, "%s", path);
 	int dfd = open(path, O_RDONLY | O_DIRECT);
 	if (dfd < 0)
 		err(1, "O_DIRECT open");

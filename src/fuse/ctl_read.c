@@ -3,7 +3,8 @@
  * The read side of the control channel (snapfs_proto.h): PREAD, one read
  * of at most SNAPFS_PROTO_DATA bytes that no write can land inside (the
  * live file is read under the inode's read lock, which every change of its
- * bytes takes for writing in the write gate), and the answer of FREEZE for
+ * bytes takes for writing in the write gate, and, when the file is open
+ * for writing, between two write(2) calls: quiesce.c), and the answer of FREEZE for
  * an open that reads a snapshot already (taken at open with snapshot=open,
  * or a view file): that snapshot, so that every library call works on
  * every mount mode. What to watch for: an ioctl on a directory carries the
@@ -47,9 +48,16 @@ int ctl_pread(struct sfs_inode *inode, struct fuse_file_info *fi, struct snapfs_
 		n = snapview_pread(f, r->data, r->count, (off_t)r->cursor);
 		r->flags = SNAPFS_PREAD_SNAPSHOT;
 	} else if (f->fd >= 0) {
+		/* Between two write(2) calls, as a snapshot (quiesce.c): the
+		 * kernel cuts a large write(2) into several requests. */
+		struct quiesce *q = NULL;
+		int rc = quiesce_is_writer(inode) ? quiesce_begin(&inode, 1, &q) : 0;
+		if (rc)
+			return rc;
 		pthread_rwlock_rdlock(&inode->rwlock);
 		n = pread_full(f->fd, r->data, r->count, (off_t)r->cursor);
 		pthread_rwlock_unlock(&inode->rwlock);
+		quiesce_end(q);
 	} else {
 		return -EBADF;
 	}
