@@ -71,8 +71,10 @@ SNAPFS_API int snapfs_freeze(int fd, uint64_t *id);
 
 /* A pread(2) of fd (a readable regular file on a snapfs mount) whose
  * bytes are all from one instant, whatever len is: no write lands inside
- * the bytes returned. Up to 15 KiB it is one request to the daemon; more
- * holds an ephemeral snapshot for the call (released before it returns).
+ * the bytes returned, nor part of one write(2). Up to 15 KiB it is one
+ * request to the daemon; more holds an ephemeral snapshot for the call
+ * (released before it returns). While the file is open for writing, each
+ * call first waits for the write(2) calls in progress, as a snapshot does.
  * On a descriptor that reads a snapshot (a view file, a frozen descriptor,
  * a read-only open with snapshot=open) it reads that snapshot, as pread
  * does. Returns the bytes read (fewer only at end of file), or -1 with
