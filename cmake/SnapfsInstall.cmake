@@ -53,7 +53,8 @@ install(FILES ${PROJECT_BINARY_DIR}/snapfsConfig.cmake
 # Man pages (snapctl.8 is installed with snapctl, src/client/CMakeLists.txt),
 # and one link per libsnapfs function, so `man snapfs_pin` works.
 install(FILES ${PROJECT_SOURCE_DIR}/man/snapfs.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
-install(FILES ${PROJECT_SOURCE_DIR}/man/libsnapfs.3 DESTINATION ${CMAKE_INSTALL_MANDIR}/man3)
+install(FILES ${PROJECT_SOURCE_DIR}/man/libsnapfs.3 ${PROJECT_SOURCE_DIR}/man/snapfs_pread.3
+	DESTINATION ${CMAKE_INSTALL_MANDIR}/man3)
 set(SNAPFS_MAN3_LINKS snapfs_pin snapfs_pin_ex snapfs_release snapfs_freeze
 	snapfs_snapshot_path snapfs_mount_root snapfs_map snapfs_unmap snapfs_version snapfs_list
 	snapfs_show snapfs_diff snapfs_lookup snapseg_create

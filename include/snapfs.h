@@ -63,8 +63,25 @@ SNAPFS_API int snapfs_relabel(const char *path_in_mount, uint64_t id, const char
 /* From now on fd (a regular file on a snapfs mount) reads an ephemeral
  * snapshot taken at this instant, released when the descriptor is closed
  * (also at exit or crash). fd keeps its number and offset but becomes
- * read-only. *id (may be NULL) receives the snapshot's id. */
+ * read-only. *id (may be NULL) receives the snapshot's id. A descriptor
+ * that reads a snapshot already keeps it: a read-only open on a
+ * snapshot=open mount keeps the one taken at open (and fstat then shows
+ * its attributes), a view file or a frozen descriptor its own. */
 SNAPFS_API int snapfs_freeze(int fd, uint64_t *id);
+
+/* A pread(2) of fd (a readable regular file on a snapfs mount) whose
+ * bytes are all from one instant, whatever len is: no write lands inside
+ * the bytes returned, nor part of one write(2). Up to 15 KiB it is one
+ * request to the daemon; more holds an ephemeral snapshot for the call
+ * (released before it returns). While the file is open for writing, each
+ * call first waits for the write(2) calls in progress, as a snapshot does.
+ * On a descriptor that reads a snapshot (a view file, a frozen descriptor,
+ * a read-only open with snapshot=open) it reads that snapshot, as pread
+ * does. Returns the bytes read (fewer only at end of file), or -1 with
+ * errno: EBADF (not open for reading), EISDIR, EINVAL (not a regular
+ * file, off < 0), ENOTSUP (not on snapfs), or what the read gave. The
+ * descriptor's offset does not move. snapfs_pread(3). */
+SNAPFS_API ssize_t snapfs_pread(int fd, void *buf, size_t len, off_t off);
 
 /* The path of path's file inside snapshot id's view (MNT/<snapdir>/ID/...).
  * Returns a string the caller frees. */

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,6 +237,20 @@ int snapfs_relabel(const char *path_in_mount, uint64_t id, const char *label)
 	return rc;
 }
 
+/* FREEZE of a descriptor that reads a snapshot already answers that one
+ * (SNAPFS_FREEZE_HELD). True when there is nothing more to do: fd is a view
+ * file. A read-only open on a snapshot=open mount (its snapshot taken at
+ * open) is still moved onto the view file, whose attributes are the
+ * snapshot's (fstat shows the size at open, not the live one). */
+static bool freeze_held(const struct snapfs_req *r, uint64_t *id)
+{
+	if (!(r->flags & SNAPFS_FREEZE_HELD) || r->len)
+		return false;
+	if (id)
+		*id = r->id;
+	return true;
+}
+
 int snapfs_freeze(int fd, uint64_t *id)
 {
 	char proc[PROCFD_PATH_LEN], root[PATH_MAX], view[2 * PATH_MAX];
@@ -248,6 +263,10 @@ int snapfs_freeze(int fd, uint64_t *id)
 	off_t pos = lseek(fd, 0, SEEK_CUR);
 	if (snapfs_call_fd(fd, r))
 		goto out;
+	if (freeze_held(r, id)) {
+		rc = 0; /* fd is a view file already */
+		goto out;
+	}
 	/* Reopen through the snapshot view, then put it in fd's place: the
 	 * view's inode has its own page cache, so fd can never be served the
 	 * live file's cached pages. The reference the ioctl took on fd's open

@@ -34,12 +34,28 @@
 
 #define TOKEN_LEN DIRECT_TOKEN_LEN /* SNAPFS_OP_DIRECT's token */
 
+/* FREEZE on a view file answers the snapshot it shows (SNAPFS_FREEZE_HELD,
+ * no path): the holder is the view, and the snapshot is someone else's
+ * (the descriptor's frozen one, or a pinned one) to release. True then,
+ * with h->view set (or -1 with errno). A read-only open on a snapshot=open
+ * mount answers HELD with a path: its own snapshot, taken at open, held
+ * and released like a new one. */
+static bool snaphold_borrow(struct snaphold *h, const struct snapfs_req *r)
+{
+	if (!(r->flags & SNAPFS_FREEZE_HELD) || r->len)
+		return false;
+	h->borrowed = 1;
+	h->view = fcntl(h->holder, F_DUPFD_CLOEXEC, 0);
+	return true;
+}
+
 int snaphold_take(int fd, struct snaphold *h)
 {
 	char proc[PROCFD_PATH_LEN], root[PATH_MAX], view[PATH_MAX + SNAPFS_PROTO_DATA];
 	struct stat st;
 	h->holder = h->view = h->direct = h->conn = -1;
 	h->id = 0;
+	h->borrowed = 0;
 	h->direct_state = 0;
 	h->bits = NULL;
 	if (fstat(fd, &st))
@@ -59,12 +75,16 @@ int snaphold_take(int fd, struct snaphold *h)
 		goto out;
 	h->id = r->id;
 	r->data[sizeof(r->data) - 1] = 0;
-	if ((size_t)snprintf(view, sizeof(view), "%s/%s", strcmp(root, "/") ? root : "", r->data) >=
-	    sizeof(view)) {
+	if (snaphold_borrow(h, r)) {
+		if (h->view < 0)
+			goto out;
+	} else if ((size_t)snprintf(view, sizeof(view), "%s/%s", strcmp(root, "/") ? root : "",
+				    r->data) >= sizeof(view)) {
 		errno = ENAMETOOLONG;
 		goto out;
+	} else {
+		h->view = open(view, O_RDONLY | O_CLOEXEC);
 	}
-	h->view = open(view, O_RDONLY | O_CLOEXEC);
 	struct stat vst;
 	if (h->view < 0 || fstat(h->view, &vst))
 		goto out;
@@ -97,9 +117,9 @@ void snaphold_drop(struct snaphold *h, struct snapfs_req *req)
 	/* The kernel sends RELEASE for a closed descriptor when it likes; an
 	 * explicit release through the holder makes the snapshot gone now.
 	 * Should it fail, closing the holder still releases it, later. */
-	struct snapfs_req *r = h->holder < 0 || !h->id ? NULL
-			       : req		       ? req
-						       : snapfs_req_new(SNAPFS_OP_RELEASE);
+	struct snapfs_req *r = h->holder < 0 || !h->id || h->borrowed ? NULL
+			       : req				      ? req
+				     : snapfs_req_new(SNAPFS_OP_RELEASE);
 	if (r) {
 		memset(r, 0, offsetof(struct snapfs_req, label));
 		r->op = SNAPFS_OP_RELEASE;
@@ -231,15 +251,23 @@ int snaphold_writeback(const struct snaphold *h, int fd, const uint64_t (*rg)[2]
 	return ans.status;
 }
 
+/* Whether a block of [off, off + len) is marked changed. */
+static bool direct_changed(const struct snaphold *h, uint64_t off, uint64_t len)
+{
+	for (uint64_t b = off >> h->bshift, e = (off + len - 1) >> h->bshift; b <= e; b++)
+		if (__atomic_load_n(&h->bits[b / 64], __ATOMIC_RELAXED) & (1ull << (b & 63)))
+			return true;
+	return false;
+}
+
 /* After a direct read of [off, off + len): did it read the snapshot? */
 static bool direct_clean(const struct snaphold *h, uint64_t off, uint64_t len)
 {
 	/* The daemon sets a bit before the block changes: read the bits
 	 * after the bytes. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	for (uint64_t b = off >> h->bshift, e = (off + len - 1) >> h->bshift; b <= e; b++)
-		if (__atomic_load_n(&h->bits[b / 64], __ATOMIC_RELAXED) & (1ull << (b & 63)))
-			return false;
+	if (direct_changed(h, off, len))
+		return false;
 	/* The daemon closes its end after setting every bit, or dies. */
 	struct pollfd p = {h->conn, POLLIN, 0};
 	return poll(&p, 1, 0) == 0;
@@ -258,10 +286,15 @@ ssize_t snaphold_pread(struct snaphold *h, void *buf, size_t len, uint64_t off)
 		return 0;
 	if (len > h->size - off)
 		len = (size_t)(h->size - off);
-	if (h->direct_state > 0 && len &&
+	/* A bit once set stays set: a block already known changed is not
+	 * read from the live file first. */
+	h->last_direct = 0;
+	if (h->direct_state > 0 && len && !direct_changed(h, off, len) &&
 	    pread_full(h->direct, buf, len, (off_t)off) == (ssize_t)len &&
-	    direct_clean(h, off, len))
+	    direct_clean(h, off, len)) {
+		h->last_direct = 1;
 		return (ssize_t)len;
+	}
 	ssize_t k = pread_full(h->view, buf, len, (off_t)off);
 	if (k < 0) {
 		errno = (int)-k;

@@ -42,6 +42,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- the fault handler ---- */
@@ -70,11 +71,57 @@ static struct {
 static struct sigaction old_bus; /* see above */
 static bool bus_installed;	 /* protected by reg_lock */
 
+/*
+ * Where a fill's time goes, when SNAPSEG_PROFILE is set in the environment
+ * at the first snapseg_create (docs/SEGMENT.md, "Cost of a fill"): the
+ * handler's time, and within it the snapshot read per path (direct from
+ * the live file, or the view through FUSE) and UFFDIO_COPY (which includes
+ * the kernel's allocation of the fresh page). Process-wide, added
+ * atomically in the handler (clock_gettime is async-signal-safe), printed
+ * to stderr by snapseg_destroy.
+ */
+static struct {
+	int on; /* set once, before the handler is installed */
+	uint64_t faults, ns_handler, ns_copy;
+	uint64_t fills[2], pages[2], ns_read[2]; /* [0] view, [1] direct */
+} prof;
+
+static uint64_t prof_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void prof_add(uint64_t *v, uint64_t n)
+{
+	__atomic_fetch_add(v, n, __ATOMIC_RELAXED);
+}
+
+static void prof_print(void)
+{
+	if (!prof.on)
+		return;
+	char line[512];
+	int n = snprintf(
+	    line, sizeof(line),
+	    "snapseg profile: %llu faults, handler %.1f ms; view: %llu fills, %llu pages, read "
+	    "%.1f ms; direct: %llu fills, %llu pages, read %.1f ms; UFFDIO_COPY %.1f ms\n",
+	    (unsigned long long)prof.faults, prof.ns_handler / 1e6,
+	    (unsigned long long)prof.fills[0], (unsigned long long)prof.pages[0],
+	    prof.ns_read[0] / 1e6, (unsigned long long)prof.fills[1],
+	    (unsigned long long)prof.pages[1], prof.ns_read[1] / 1e6, prof.ns_copy / 1e6);
+	if (n > 0 && write(2, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1) < 0)
+		return;
+}
+
 static void wake(struct snapseg *seg, uintptr_t pg)
 {
 	struct uffdio_range wr = {(uintptr_t)(seg->base + pg * PG), PG};
 	ioctl(seg->uffd, UFFDIO_WAKE, &wr);
 }
+
+static int fill_copy(struct snapseg *seg, struct uffdio_copy *cp, uintptr_t pg, size_t n);
 
 /* Fill up to n pages at pg (all in extent x) from the snapshot. Returns
  * the pages filled (>= 1), 0 when pg was there already, or -errno when
@@ -92,7 +139,9 @@ static int fill(struct snapseg *seg, struct segext *x, uintptr_t pg, size_t n, b
 		posix_fadvise(r->h.view, 0, 0, advice);
 		r->advice = advice;
 	}
+	uint64_t t0 = prof.on ? prof_ns() : 0;
 	ssize_t k = foff < 0 ? -1 : snaphold_pread(&r->h, seg->fillbuf, n * PG, (uint64_t)foff);
+	uint64_t t1 = prof.on ? prof_ns() : 0;
 	if (k > 0)
 		got = (size_t)k;
 	if (got < n * PG && (uint64_t)foff + got < r->h.size) {
@@ -110,6 +159,21 @@ static int fill(struct snapseg *seg, struct segext *x, uintptr_t pg, size_t n, b
 	    .len = n * PG,
 	    .mode = wp ? UFFDIO_COPY_MODE_WP : 0,
 	};
+	int done = fill_copy(seg, &c, pg, n);
+	if (prof.on) {
+		int d = r->h.last_direct;
+		prof_add(&prof.fills[d], 1);
+		prof_add(&prof.pages[d], n);
+		prof_add(&prof.ns_read[d], t1 - t0);
+		prof_add(&prof.ns_copy, prof_ns() - t1);
+	}
+	return done;
+}
+
+/* UFFDIO_COPY of the n filled pages at pg: as fill() returns. */
+static int fill_copy(struct snapseg *seg, struct uffdio_copy *cp, uintptr_t pg, size_t n)
+{
+	struct uffdio_copy c = *cp;
 	for (;;) {
 		if (ioctl(seg->uffd, UFFDIO_COPY, &c) == 0)
 			return (int)n;
@@ -234,6 +298,7 @@ static void on_bus(int sig, siginfo_t *si, void *uc)
 			if (a - (uintptr_t)seg->base >= seg->size)
 				continue;
 			ours = true;
+			uint64_t t0 = prof.on ? prof_ns() : 0;
 			uintptr_t pg = (a - (uintptr_t)seg->base) / PG;
 			bool present, write;
 			fault_kind(uc, seg->base + pg * PG, &present, &write);
@@ -241,6 +306,10 @@ static void on_bus(int sig, siginfo_t *si, void *uc)
 			done = present ? on_wp(seg, pg) : on_missing(seg, pg, write);
 			assert(seg_sanity(seg));
 			pthread_mutex_unlock(&seg->lock);
+			if (prof.on) {
+				prof_add(&prof.faults, 1);
+				prof_add(&prof.ns_handler, prof_ns() - t0);
+			}
 		}
 		pthread_rwlock_unlock(&reg_lock);
 	}
@@ -254,6 +323,8 @@ static int reg_add(struct snapseg *seg)
 	int rc = 0;
 	pthread_rwlock_wrlock(&reg_lock);
 	if (!bus_installed) {
+		const char *p = getenv("SNAPSEG_PROFILE");
+		prof.on = p && *p && strcmp(p, "0");
 		struct sigaction sa = {.sa_sigaction = on_bus,
 				       .sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK};
 		sigemptyset(&sa.sa_mask);
@@ -393,6 +464,7 @@ void snapseg_destroy(struct snapseg *seg)
 		return;
 	int e = errno;
 	reg_remove(seg);
+	prof_print();
 	munmap(seg->base, seg->size);
 	close(seg->uffd);
 	munmap(seg->fillbuf, BOUNCE);

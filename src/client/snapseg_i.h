@@ -22,8 +22,10 @@ struct snaphold {
 	dev_t dev;   /* the live file's identity at pin time */
 	ino_t ino;
 	uint64_t size; /* the file's size at pin time */
+	int borrowed;  /* the snapshot is not ours (fd read it already): never released here */
 	/* Direct fills (snaphold_pread), set up on first use: */
 	int direct_state;	/* 0 not tried, 1 on, -1 off */
+	int last_direct;	/* the last snaphold_pread was served directly */
 	int direct;		/* the live file, read-only */
 	int conn;		/* to the daemon; its end means "stop trusting direct" */
 	const uint64_t *bits;	/* block b changed since the snapshot: bit b */

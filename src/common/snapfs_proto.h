@@ -47,7 +47,23 @@ enum snapfs_op {
 				   16-byte token, then the daemon's socket name (abstract
 				   namespace, without the leading NUL), NUL-terminated */
 	SNAPFS_OP_RELABEL = 12, /* in: id, label (empty: none); the owner or root */
+	SNAPFS_OP_PREAD = 13,	/* on a readable open regular file: in cursor = offset, count =
+				   bytes (at most SNAPFS_PROTO_DATA); out: data = the bytes, len =
+				   how many (fewer only at end of file), flags SNAPFS_PREAD_SNAPSHOT
+				   when the open reads a snapshot. One read under the file's read
+				   lock: no write lands inside it */
 };
+
+/* FREEZE, in: the open (which must bypass the page cache: O_DIRECT) reads
+ * the snapshot itself from now on, rather than only holding it. */
+#define SNAPFS_FREEZE_SERVE 0x1u
+/* FREEZE, out: the open already read a snapshot (taken at open with
+ * snapshot=open, or a view file): id is that one, nothing new was pinned;
+ * data is its view path, or len 0 for a view file (the open is the view). */
+#define SNAPFS_FREEZE_HELD 0x2u
+/* PREAD, out: the open reads a snapshot, so a plain pread of it is
+ * consistent too. */
+#define SNAPFS_PREAD_SNAPSHOT 0x1u
 
 #define SNAPFS_PIN_RECURSIVE 0x1u /* a tree snapshot of the paths (files or directories) */
 

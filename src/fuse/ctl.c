@@ -304,15 +304,21 @@ static int op_release(fuse_req_t req, struct fuse_file_info *fi, struct snapfs_r
 static int op_freeze(fuse_req_t req, struct sfs_inode *inode, struct fuse_file_info *fi,
 		     struct snapfs_req *r)
 {
-	if (!fi || inode->kind != SFS_REAL || !S_ISREG(inode->type))
+	if (!fi || inode->kind != SFS_REAL || !S_ISREG(inode->type) ||
+	    (r->flags & ~SNAPFS_FREEZE_SERVE))
 		return -EINVAL;
 	struct sfs_file *f = file_of(fi);
 	/* A snapshot hands out the file's bytes: only to a descriptor that may
 	 * read them. */
 	if ((f->flags & O_ACCMODE) == O_WRONLY)
 		return -EBADF;
+	/* An open served from the snapshot must not read through the inode's
+	 * page cache, which holds live bytes. */
+	int serve = (r->flags & SNAPFS_FREEZE_SERVE) != 0;
+	if (serve && !(f->flags & O_DIRECT))
+		return -EINVAL;
 	char rel[PATH_MAX];
-	int rc = hold_freeze(req, inode, f, 0, rel, sizeof(rel), &r->id);
+	int rc = hold_freeze(req, inode, f, serve, rel, sizeof(rel), &r->id);
 	if (rc)
 		return rc;
 	int n = snprintf(r->data, sizeof(r->data), "%s/%llu/%s", sfs.o.snapdir,
@@ -447,9 +453,14 @@ void sfs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 			    req, inode->kind == SFS_REAL && S_ISREG(inode->type) ? fi : NULL, r);
 			break;
 		case SNAPFS_OP_FREEZE:
-			rc = op_freeze(req, inode,
-				       inode->kind == SFS_REAL && S_ISREG(inode->type) ? fi : NULL,
-				       r);
+			rc = ctl_freeze_held(inode, fi, r);
+			if (rc == 1)
+				rc = op_freeze(
+				    req, inode,
+				    inode->kind == SFS_REAL && S_ISREG(inode->type) ? fi : NULL, r);
+			break;
+		case SNAPFS_OP_PREAD:
+			rc = ctl_pread(inode, fi, r);
 			break;
 		case SNAPFS_OP_DIRECT:
 			rc = fi && inode->kind == SFS_REAL && S_ISREG(inode->type) && r->id &&

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What the control ops that walk a snapshot's files share (ctl_files.c):
- * SHOW and DIFF there, RESTORE in restore.c.
+ * SHOW and DIFF there, RESTORE in restore.c; and the read-side ops of
+ * ctl_read.c.
  */
 #ifndef CTL_I_H
 #define CTL_I_H
@@ -44,6 +45,10 @@ struct ranges {
 	size_t n, alloc;
 };
 int ranges_cb(void *arg, uint64_t off, uint64_t len);
+
+/* ctl_read.c: PREAD, and FREEZE of an open that already reads a snapshot */
+int ctl_pread(struct sfs_inode *inode, struct fuse_file_info *fi, struct snapfs_req *r);
+int ctl_freeze_held(struct sfs_inode *inode, struct fuse_file_info *fi, struct snapfs_req *r);
 
 /* restore.c */
 int ctl_restore(fuse_req_t req, struct snapfs_req *r);

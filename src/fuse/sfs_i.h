@@ -375,6 +375,8 @@ void snapview_releasedir(fuse_req_t req, struct fuse_file_info *fi);
 void snapview_open(fuse_req_t req, struct sfs_inode *inode, struct fuse_file_info *fi);
 /* Serve a read from a snapshot: the view's files and open-time snapshots. */
 void snapview_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t off);
+/* The same into buf: the bytes read (fewer only at the end), or -errno. */
+ssize_t snapview_pread(struct sfs_file *f, void *buf, size_t size, off_t off);
 void snapview_readlink(fuse_req_t req, struct sfs_inode *inode);
 /* getxattr (name) / listxattr (NULL) of a view node: a count or -errno. */
 ssize_t snapview_xattr(struct sfs_inode *inode, const char *name, char *buf, size_t size);

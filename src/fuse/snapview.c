@@ -276,6 +276,12 @@ void snapview_open(fuse_req_t req, struct sfs_inode *inode, struct fuse_file_inf
 		hold_file_free(f); /* the opener was interrupted */
 }
 
+ssize_t snapview_pread(struct sfs_file *f, void *buf, size_t size, off_t off)
+{
+	return f->tnode ? treeview_read(f->tnode, buf, size, off)
+			: store_snap_read(sfs.store, f->snap, f->fid, buf, size, (uint64_t)off);
+}
+
 void snapview_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t off)
 {
 	char *buf = malloc(size ? size : 1);
@@ -283,9 +289,7 @@ void snapview_read(fuse_req_t req, struct sfs_file *f, size_t size, off_t off)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	ssize_t n = f->tnode
-			? treeview_read(f->tnode, buf, size, off)
-			: store_snap_read(sfs.store, f->snap, f->fid, buf, size, (uint64_t)off);
+	ssize_t n = snapview_pread(f, buf, size, off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else

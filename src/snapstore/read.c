@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -92,6 +93,20 @@ static int read_ext(struct store *st, const struct ext *e, const struct extidx_s
 	return rc;
 }
 
+/* Whether the n extents (sorted) leave a gap in [off, end): bytes that
+ * come from the live file. Opening it (by handle) is skipped when none do. */
+static bool has_gap(const struct ext *ex, size_t n, uint64_t bs, uint64_t off, uint64_t end)
+{
+	uint64_t pos = off;
+	for (size_t i = 0; i < n && pos < end; i++) {
+		if (ex[i].blk * bs > pos)
+			return true;
+		if ((ex[i].blk + ex[i].nblk) * bs > pos)
+			pos = (ex[i].blk + ex[i].nblk) * bs;
+	}
+	return pos < end;
+}
+
 ssize_t store_snap_read(struct store *st, uint64_t id, uint64_t fid, void *buf, size_t len,
 			uint64_t off)
 {
@@ -129,7 +144,7 @@ ssize_t store_snap_read(struct store *st, uint64_t id, uint64_t fid, void *buf, 
 		rc = extidx_ext_range_sums(st->x, fid, off / bs, (end + bs - 1) / bs, c.epoch,
 					   sf->maxnblk, &ex, &nex, &capex, &sums);
 	int livefd = -EIO;
-	if (!rc && !sf->detached)
+	if (!rc && !sf->detached && has_gap(ex, nex, bs, off, end))
 		livefd = store_live_fd(sf);
 	pthread_mutex_unlock(&st->mu);
 

@@ -122,6 +122,7 @@ Test(install, tree_has_binaries_library_header_pc_cmake_man_helpers_units)
 	    "share/man/man3/libsnapfs.3",
 	    "share/man/man3/snapfs_pin.3",
 	    "share/man/man3/snapseg_read.3",
+	    "share/man/man3/snapfs_pread.3",
 	    "lib/systemd/system/snapfs@.service",
 	    "lib/systemd/system/snapfs-check@.service",
 	    "lib/systemd/system/snapfs-check@.timer",
@@ -193,7 +194,8 @@ Test(install, installed_binaries_pass_hardening_check)
 }
 
 /* A program that pins a file on a mount and reads it back through the
- * snapshot view after the live file changed; argv[1] is the file. */
+ * snapshot view after the live file changed, and reads the live file with
+ * snapfs_pread (large and small); argv[1] is the file. */
 static const char prog[] =
     "#include <snapfs.h>\n"
     "#include <stdio.h>\n"
@@ -207,6 +209,11 @@ static const char prog[] =
     "	f = fopen(s, \"r\"); if (!f) { perror(s); return 3; }\n"
     "	fgets(buf, sizeof(buf), f); fclose(f); free(s);\n"
     "	printf(\"%s\\n\", buf);\n"
+    "	static char big[1 << 20]; f = fopen(argv[1], \"r\");\n"
+    "	if (snapfs_pread(fileno(f), big, sizeof(big), 0) != 5 ||\n"
+    "	    snapfs_pread(fileno(f), buf, 3, 2) != 3 || memcmp(big, \"after\", 5) ||\n"
+    "	    memcmp(buf, \"ter\", 3)) { perror(\"snapfs_pread\"); return 5; }\n"
+    "	fclose(f);\n"
     "	return snapfs_release(argv[1], id) ? 4 : 0;\n"
     "}\n";
 

@@ -857,3 +857,42 @@ Test(seg, program_sigbus_handler_still_called)
 		  status);
 	free(want);
 }
+
+/* Fills in batches (forward touches: 16 pages, then 32, ... up to 1 MiB)
+ * over blocks changed after the read: scattered pages, a whole 4 MiB run,
+ * and more pages ahead of the touches changed while they go. Every page
+ * shows the read-time bytes, and the touches were batched. */
+Test(seg, batched_fills_over_changed_blocks_show_the_snapshot)
+{
+	fx_mount(NULL);
+	size_t len = 16 * MiB, np = len / PGSZ;
+	unsigned char *want = mkfile("f", len, 71), *page = xmalloc(PGSZ);
+	int fd = openm("f", O_RDONLY);
+	struct snapseg *s = mkseg(len);
+	unsigned char *b = snapseg_base(s);
+	cr_assert_eq(snapseg_read(s, b, fd, len, 0), (ssize_t)len);
+	int w = openm("f", O_WRONLY);
+	memset(page, 0xee, PGSZ);
+	for (size_t p = 3; p < np; p += 7)
+		pwrite_all(w, page, PGSZ, (off_t)(p * PGSZ));
+	unsigned char *run = xmalloc(4 * MiB);
+	memset(run, 0xdd, 4 * MiB);
+	pwrite_all(w, run, 4 * MiB, (off_t)(8 * MiB));
+	char what[96];
+	for (size_t p = 0; p < np; p++) {
+		if (p % 512 == 0 && p + 600 < np) /* ahead of the touches */
+			pwrite_all(w, page, PGSZ, (off_t)((p + 600) * PGSZ));
+		snprintf(what, sizeof(what), "page %zu", p);
+		expect_range(what, b + p * PGSZ, want + p * PGSZ, PGSZ);
+	}
+	struct snapseg_stats st = stats(s);
+	cr_assert_lt(st.faults, np / 8, "%llu faults for %zu pages: not batched",
+		     (unsigned long long)st.faults, np);
+	cr_assert_eq(st.bytes_loaded, len);
+	close(w);
+	snapseg_destroy(s);
+	close(fd);
+	free(want);
+	free(page);
+	free(run);
+}
