@@ -55,7 +55,7 @@ install(FILES ${PROJECT_BINARY_DIR}/snapfsConfig.cmake
 install(FILES ${PROJECT_SOURCE_DIR}/man/snapfs.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
 install(FILES ${PROJECT_SOURCE_DIR}/man/libsnapfs.3 ${PROJECT_SOURCE_DIR}/man/snapfs_pread.3
 	DESTINATION ${CMAKE_INSTALL_MANDIR}/man3)
-set(SNAPFS_MAN3_LINKS snapfs_pin snapfs_pin_ex snapfs_release snapfs_freeze
+set(SNAPFS_MAN3_LINKS snapfs_pin snapfs_pin_ex snapfs_release snapfs_relabel snapfs_freeze
 	snapfs_snapshot_path snapfs_mount_root snapfs_map snapfs_unmap snapfs_version snapfs_list
 	snapfs_show snapfs_diff snapfs_lookup snapseg_create
 	snapseg_base snapseg_read snapseg_write snapseg_discard snapseg_stats snapseg_destroy)
