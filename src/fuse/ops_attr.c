@@ -11,6 +11,7 @@
  * libfuse's passthrough examples do.
  */
 #include "sfs_i.h"
+#include "snapstore.h"
 #include "path.h"
 
 #include <errno.h>

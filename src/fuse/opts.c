@@ -38,6 +38,7 @@ static const struct fuse_opt sfs_opt_table[] = {
     SFS_OPT("store_max=%s", store_max_s),
     SFS_OPT("log_level=%s", log_level_s),
     SFS_OPT("timeout=%lf", timeout),
+    SFS_OPT("coarse_backing", coarse_backing),
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
     FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -274,6 +275,8 @@ void opts_usage(const char *prog)
 	       "  store_max=SIZE       most bytes the store may preserve (default no limit)\n"
 	       "  log_level=LEVEL      err, warning, notice (default), info, debug\n"
 	       "  timeout=SECONDS      kernel attribute and entry cache time (default 86400)\n"
+	       "  coarse_backing       mount SOURCE on sshfs although a change made there\n"
+	       "                       by another host may go unseen (see snapfs(8))\n"
 	       "\n"
 	       "FUSE options: allow_other, default_permissions, ro, fsname=, auto_unmount,\n"
 	       "and the generic mount options (nosuid, nodev, noexec, noatime, ...).\n",

@@ -42,7 +42,8 @@ struct sfs_opts {
 	int read_only;
 	int show_help;
 	int show_version;
-	double timeout; /* attr/entry cache timeout, seconds */
+	double timeout;	    /* attr/entry cache timeout, seconds */
+	int coarse_backing; /* coarse_backing: mount on sshfs anyway (main.c) */
 	/* derived by opts_validate() */
 	enum sfs_snapmode snapmode;
 	uint32_t block_size;

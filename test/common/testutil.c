@@ -221,6 +221,15 @@ static int mount_with(struct tu_mount *m, const char *source, const char *mnt, c
 			 opts && *opts ? "," : "", sbase, name ? name + 1 : source);
 		opts = withstore;
 	}
+	/* Options the backing needs (test/backing/run.sh: coarse_backing on
+	 * sshfs), after the test's own. */
+	char withextra[2560];
+	const char *extra = getenv("SNAPFS_TEST_OPTS");
+	if (extra && *extra) {
+		snprintf(withextra, sizeof(withextra), "%s%s%s", opts ? opts : "",
+			 opts && *opts ? "," : "", extra);
+		opts = withextra;
+	}
 	pid_t pid = fork();
 	cr_assert(pid >= 0);
 	if (pid == 0) {
