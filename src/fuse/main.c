@@ -237,6 +237,7 @@ static int check_backing(struct sfs *fs, dev_t dev)
 {
 	char type[256];
 	fs_type_of(dev, type, sizeof(type));
+	fs->zero_by_punch = !strcmp(type, "fuse.glusterfs");
 	if (strcmp(type, "fuse.sshfs") || fs->o.coarse_backing)
 		return 0;
 	fprintf(stderr,
