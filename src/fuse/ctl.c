@@ -70,6 +70,25 @@ static int pinset_add(fuse_req_t req, struct pinset *ps, int fd, const char *pat
 	return rc;
 }
 
+/* Bring the files of ps that are open for writing to rest (quiesce.c). */
+static int pin_quiesce(struct pinset *ps, struct quiesce **q)
+{
+	struct sfs_inode **wv = NULL;
+	size_t wn = quiesce_writers(&wv), k = 0;
+	for (size_t i = 0; i < wn; i++) {
+		struct stat st;
+		for (size_t j = 0; j < ps->n; j++)
+			if (!fstat(ps->v[j].fd, &st) && st.st_dev == wv[i]->dev &&
+			    st.st_ino == wv[i]->ino) {
+				wv[k++] = wv[i];
+				break;
+			}
+	}
+	int rc = quiesce_begin(wv, k, q);
+	free(wv);
+	return rc;
+}
+
 /* Open rel (relative to SOURCE) as O_PATH, one component at a time. */
 static int resolve(const char *rel, int *out)
 {
@@ -160,9 +179,20 @@ static int pin_tree(fuse_req_t req, struct snapfs_req *r)
 				.uid = fuse_req_ctx(req)->uid,
 				.label = r->label[0] ? r->label : NULL,
 				.expires = r->expires};
-	ns_pin_lock();
-	rc = store_pin_tree(sfs.store, &pin, root, roots, &r->id);
-	ns_pin_unlock();
+	/* Every file open for writing comes to rest first (quiesce.c): the
+	 * pin lock puts the pin between two requests, this between two
+	 * write(2) calls. O(files open for writing), not O(files). */
+	struct sfs_inode **wv = NULL;
+	size_t wn = quiesce_writers(&wv);
+	struct quiesce *q = NULL;
+	rc = quiesce_begin(wv, wn, &q);
+	if (rc == 0) {
+		ns_pin_lock();
+		rc = store_pin_tree(sfs.store, &pin, root, roots, &r->id);
+		ns_pin_unlock();
+	}
+	quiesce_end(q);
+	free(wv);
 	store_file_put(root);
 	struct store_snap_meta m;
 	if (rc == 0 && store_snap_meta(sfs.store, r->id, &m) == 0)
@@ -225,7 +255,11 @@ static int op_pin(fuse_req_t req, struct snapfs_req *r)
 					.uid = fuse_req_ctx(req)->uid,
 					.label = r->label[0] ? r->label : NULL,
 					.expires = r->expires};
-		rc = store_pin(sfs.store, &pin, ps.v, ps.n, &r->id);
+		struct quiesce *q = NULL;
+		rc = pin_quiesce(&ps, &q);
+		if (rc == 0)
+			rc = store_pin(sfs.store, &pin, ps.v, ps.n, &r->id);
+		quiesce_end(q);
 		struct store_snap_meta m;
 		if (rc == 0 && store_snap_meta(sfs.store, r->id, &m) == 0)
 			r->epoch = m.epoch;

@@ -62,8 +62,12 @@ int hold_pin(fuse_req_t req, struct sfs_inode *inode, char *rel, size_t rellen, 
 	int rc = inode_relpath(fd, rel, rellen);
 	struct store_pin_file f = {.sf = sf, .fd = fd, .path = rel};
 	struct store_pin pin = {.kind = STORE_EPHEMERAL, .uid = fuse_req_ctx(req)->uid};
+	struct quiesce *q = NULL;
+	if (rc == 0 && quiesce_is_writer(inode))
+		rc = quiesce_begin(&inode, 1, &q); /* between two write(2) calls */
 	if (rc == 0)
 		rc = store_pin(sfs.store, &pin, &f, 1, id);
+	quiesce_end(q);
 	inode_fd_put(inode);
 	return rc;
 }

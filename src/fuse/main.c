@@ -598,6 +598,7 @@ int main(int argc, char *argv[])
 	}
 	if (fuse_set_signal_handlers(fs->se))
 		goto out_session;
+	fs->mnt_abs = realpath(fs->o.mountpoint, NULL); /* before fuse_daemonize's chdir */
 	if (fuse_session_mount(fs->se, fs->o.mountpoint)) {
 		fprintf(stderr, "snapfs: cannot mount on '%s'%s%s\n", fs->o.mountpoint,
 			*fuse_msg ? ": " : "", fuse_msg);
@@ -623,7 +624,8 @@ int main(int argc, char *argv[])
 	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
 	/* Idle workers are never destroyed: libfuse 3.14 otherwise creates and
 	 * destroys a thread (and its splice pipe) on nearly every request. */
-	fuse_loop_cfg_set_max_threads(cfg, 16);
+	fuse_loop_cfg_set_max_threads(cfg,
+				      64); /* a pin waiting for writers (quiesce.c) holds one */
 	fuse_loop_cfg_set_idle_threads(cfg, 16);
 	ret = fuse_session_loop_mt(fs->se, cfg) ? 1 : 0;
 	fuse_loop_cfg_destroy(cfg);

@@ -27,7 +27,8 @@
  * cache out of it), O_NOFOLLOW is meaningless on a /proc magic link. */
 #define SFS_OPEN_STRIP (O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW | O_DIRECT)
 
-static int file_new(int fd, int flags, struct fuse_file_info *fi, struct sfs_file **out)
+static int file_new(struct sfs_inode *inode, int fd, int flags, struct fuse_file_info *fi,
+		    struct sfs_file **out)
 {
 	struct sfs_file *f = calloc(1, sizeof(*f));
 	if (!f)
@@ -39,6 +40,10 @@ static int file_new(int fd, int flags, struct fuse_file_info *fi, struct sfs_fil
 		fi->direct_io = 1;
 	else
 		fi->keep_cache = 1; /* only this daemon changes the file while mounted */
+	if ((flags & O_ACCMODE) != O_RDONLY && S_ISREG(inode->type)) {
+		f->winode = inode; /* a pin quiesces it (quiesce.c) */
+		quiesce_writer(inode, 1);
+	}
 	if (out)
 		*out = f;
 	return 0;
@@ -106,7 +111,7 @@ static int open_time_snapshot(fuse_req_t req, struct sfs_inode *inode, struct sf
 			      struct fuse_file_info *fi)
 {
 	if (sfs.o.snapmode != SFS_SNAP_OPEN || !S_ISREG(inode->type) ||
-	    (f->flags & O_ACCMODE) != O_RDONLY || (f->flags & O_TRUNC))
+	    (f->flags & O_ACCMODE) != O_RDONLY || (f->flags & O_TRUNC) || quiesce_own(req))
 		return 0;
 	char rel[PATH_MAX];
 	uint64_t id;
@@ -128,7 +133,7 @@ void sfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int fd = -1;
 	struct sfs_file *f = NULL;
 	int rc = open_backing(req, inode, fi->flags, &fd);
-	if (rc == 0 && (rc = file_new(fd, fi->flags, fi, &f)))
+	if (rc == 0 && (rc = file_new(inode, fd, fi->flags, fi, &f)))
 		close(fd);
 	if (rc == 0 && (rc = open_time_snapshot(req, inode, f, fi))) {
 		close(fd);
@@ -187,7 +192,7 @@ void sfs_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t 
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	if ((rc = file_new(fd, fi->flags, fi, NULL))) {
+	if ((rc = file_new(inode_get(e.ino), fd, fi->flags, fi, NULL))) {
 		close(fd);
 		inode_forget(inode_get(e.ino), 1);
 		fuse_reply_err(req, -rc);
@@ -260,6 +265,8 @@ void sfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 void sfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	if (file_of(fi)->winode)
+		quiesce_writer(file_of(fi)->winode, -1);
 	hold_file_free(file_of(fi));
 	if (req)
 		fuse_reply_err(req, 0);
@@ -267,6 +274,8 @@ void sfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 void sfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
+	if (quiesce_fsync(req, inode_get(ino)))
+		return; /* a pin's quiesce holds it (quiesce.c) */
 	int fd = file_of(fi)->fd;
 	int rc = fd < 0 ? 0 : datasync ? fdatasync(fd) : fsync(fd);
 	fuse_reply_err(req, rc ? errno : 0);

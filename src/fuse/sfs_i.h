@@ -98,15 +98,16 @@ struct sfs_inode {
 
 /* One open regular file: fi->fh points here. */
 struct sfs_file {
-	int fd;			 /* backing descriptor */
-	int flags;		 /* open flags as the caller gave them */
-	uint64_t snap;		 /* non-zero: reads are served from this snapshot */
-	uint64_t fid;		 /* the file's id in that snapshot */
-	struct sfs_inode *tnode; /* a tree snapshot's file: its view node (the
-				    kernel keeps it while the file is open) */
-	uint64_t ref_snap;	 /* non-zero: this open holds a reference on that
-				    ephemeral snapshot, dropped at release;
-				    protected by the holds' mutex (hold.c) */
+	int fd;			  /* backing descriptor */
+	int flags;		  /* open flags as the caller gave them */
+	uint64_t snap;		  /* non-zero: reads are served from this snapshot */
+	uint64_t fid;		  /* the file's id in that snapshot */
+	struct sfs_inode *tnode;  /* a tree snapshot's file: its view node (the
+				     kernel keeps it while the file is open) */
+	struct sfs_inode *winode; /* open for writing: its inode (quiesce.c) */
+	uint64_t ref_snap;	  /* non-zero: this open holds a reference on that
+				     ephemeral snapshot, dropped at release;
+				     protected by the holds' mutex (hold.c) */
 };
 
 static inline struct sfs_file *file_of(const struct fuse_file_info *fi)
@@ -128,6 +129,7 @@ struct sfs {
 	dev_t store_pdev; /* the directory holding the store, if inside SOURCE */
 	ino_t store_pino;
 	char store_name[NAME_MAX + 1]; /* its name there; "" when outside SOURCE */
+	char *mnt_abs;		       /* the mount point's absolute path (quiesce.c) */
 	struct store *store;
 	struct fuse_session *se;
 
@@ -169,6 +171,19 @@ enum {
 };
 void sfs_log_init(int to_stderr, int level);
 void sfs_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* quiesce.c: pins between two write(2) calls. quiesce_begin holds the
+ * kernel's lock of each of v[0..n) (inodes open for writing) through an
+ * fsync(2) whose FSYNC is left unanswered until quiesce_end; -ETIMEDOUT
+ * when a file does not come to rest. */
+struct quiesce;
+int quiesce_begin(struct sfs_inode *const *v, size_t n, struct quiesce **out);
+void quiesce_end(struct quiesce *q);
+int quiesce_fsync(fuse_req_t req, struct sfs_inode *inode); /* 1: held, answered later */
+int quiesce_own(fuse_req_t req);			    /* 1: a request of a quiesce thread */
+void quiesce_writer(struct sfs_inode *inode, int delta);    /* writable opens +1/-1 */
+size_t quiesce_writers(struct sfs_inode ***out);	    /* the inodes open for writing */
+int quiesce_is_writer(const struct sfs_inode *inode);
 
 /* inode.c */
 int inode_table_init(struct sfs *fs);

@@ -222,7 +222,8 @@ static void *pinner(void *p)
 
 Test(soak, writers_readers_and_pin_loops_every_snapshot_checked)
 {
-	int secs = getenv("SNAPFS_LONG") ? 120 : 10;
+	const char *ss = getenv("SNAPFS_SOAK_SECS");
+	int secs = ss ? atoi(ss) : getenv("SNAPFS_LONG") ? 120 : 10;
 	alarm((unsigned)secs + 60); /* a deadlock kills the test */
 	fx_mount(NULL);
 	unsigned char *buf = xmalloc(FSIZE);
@@ -266,4 +267,160 @@ Test(soak, writers_readers_and_pin_loops_every_snapshot_checked)
 	struct snapfs_rec_stats s = get_stats();
 	cr_assert_eq(s.bytes_preserved, 0, "%llu bytes preserved after every release",
 		     (unsigned long long)s.bytes_preserved);
+}
+
+/*
+ * One write(2) is one operation, whatever the number of FUSE requests the
+ * kernel cuts it into (a write larger than max_write always is several; a
+ * write whose source page faults mid-copy can end a request mid-page): a
+ * pin never lands between them. A writer rewrites an 8 MiB file with single
+ * pwrites, each stamping every 4 KiB block with its generation; pins in a
+ * loop must each see exactly one generation.
+ */
+#define BIG_BLKS 2048 /* 8 MiB: several max_write-sized requests */
+
+static void big_make(unsigned char *buf, uint64_t g)
+{
+	for (uint64_t b = 0; b < BIG_BLKS; b++) {
+		uint64_t *p = (uint64_t *)(void *)(buf + b * BLK);
+		for (size_t i = 0; i < BLK / sizeof(uint64_t); i++)
+			p[i] = g * 1000003 + b;
+	}
+}
+
+static void *big_writer(void *p)
+{
+	(void)p;
+	unsigned char *buf = malloc((size_t)BIG_BLKS * BLK);
+	int fd = open(MP("d/big"), O_WRONLY);
+	for (uint64_t g = 2; !stop; g++) {
+		big_make(buf, g);
+		if (pwrite(fd, buf, (size_t)BIG_BLKS * BLK, 0) != (ssize_t)BIG_BLKS * BLK) {
+			fail("big writer: pwrite: %s", strerror(errno));
+			break;
+		}
+		__atomic_store_n(&ws[0].done, g, __ATOMIC_SEQ_CST);
+	}
+	close(fd);
+	free(buf);
+	return NULL;
+}
+
+enum split_mode { BY_PIN, BY_TREE_PIN, BY_FREEZE, BY_OPEN };
+
+/* Whether buf (the file as some snapshot shows it) is one write's bytes. */
+static int one_write(const unsigned char *buf, const char *what)
+{
+	uint64_t g0 = *(const uint64_t *)(const void *)buf / 1000003;
+	for (uint64_t b = 0; b < BIG_BLKS; b++) {
+		const uint64_t *q = (const uint64_t *)(const void *)(buf + b * BLK);
+		if (q[0] != g0 * 1000003 + b || q[BLK / 8 - 1] != q[0]) {
+			fail("%s: block 0 is of write %llu, block %llu of write %llu: "
+			     "the snapshot was taken inside one pwrite",
+			     what, (unsigned long long)g0, (unsigned long long)b,
+			     (unsigned long long)((q[0] - b) / 1000003));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Read all of fd from offset 0. */
+static ssize_t read_fd_all(int fd, unsigned char *buf, size_t len)
+{
+	size_t got = 0;
+	while (got < len) {
+		ssize_t k = pread(fd, buf + got, len - got, (off_t)got);
+		if (k <= 0)
+			return k < 0 ? -errno : (ssize_t)got;
+		got += (size_t)k;
+	}
+	return (ssize_t)got;
+}
+
+static void split_run(enum split_mode mode)
+{
+	const char *ss = getenv("SNAPFS_SOAK_SECS");
+	int secs = ss ? atoi(ss) : getenv("SNAPFS_LONG") ? 60 : 4;
+	alarm((unsigned)secs + 120);
+	fx_mount(mode == BY_OPEN ? "snapshot=open" : NULL);
+	size_t len = (size_t)BIG_BLKS * BLK;
+	unsigned char *buf = xmalloc(len + 1);
+	big_make(buf, 1);
+	cr_assert_eq(mkdir(MP("d"), 0755), 0);
+	write_path(MP("d/big"), buf, len);
+	ws[0].done = 1;
+	pthread_t t;
+	pthread_create(&t, NULL, big_writer, NULL);
+	const char *path = MP("d/big"), *dir = MP("d");
+	uint64_t n = 0;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (!stop) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if (t1.tv_sec - t0.tv_sec >= secs)
+			break;
+		char what[64];
+		snprintf(what, sizeof(what), "snapshot %llu", (unsigned long long)n);
+		ssize_t r;
+		if (mode == BY_PIN || mode == BY_TREE_PIN) {
+			uint64_t id;
+			int rc = mode == BY_PIN
+				     ? snapfs_pin(&path, 1, NULL, &id)
+				     : snapfs_pin_ex(&dir, 1, NULL, SNAPFS_RECURSIVE, 0, &id);
+			if (rc) {
+				fail("pin: %s", strerror(errno));
+				break;
+			}
+			char vp[1100];
+			snprintf(vp, sizeof(vp), "%s/.snapshots/%llu/d/big", mnt,
+				 (unsigned long long)id);
+			r = tu_read_file(vp, buf, len + 1);
+			if (snapfs_release(mnt, id))
+				fail("release: %s", strerror(errno));
+		} else {
+			int fd = open(path, O_RDONLY);
+			uint64_t id;
+			if (fd < 0 || (mode == BY_FREEZE && snapfs_freeze(fd, &id))) {
+				fail("open/freeze: %s", strerror(errno));
+				break;
+			}
+			r = read_fd_all(fd, buf, len);
+			close(fd);
+		}
+		if (r != (ssize_t)len)
+			fail("%s: read %zd", what, r);
+		else
+			one_write(buf, what);
+		n++;
+	}
+	stop = 1;
+	pthread_join(t, NULL);
+	alarm(0);
+	free(buf);
+	cr_assert(!failure[0], "%s", failure);
+	cr_assert(n > 0);
+	cr_log_info(
+	    "%llu snapshots of an 8 MiB file under %llu whole-file pwrites, none inside one",
+	    (unsigned long long)n, (unsigned long long)ws[0].done);
+}
+
+Test(soak, a_pin_never_lands_inside_one_write_call)
+{
+	split_run(BY_PIN);
+}
+
+Test(soak, a_tree_pin_never_lands_inside_one_write_call)
+{
+	split_run(BY_TREE_PIN);
+}
+
+Test(soak, a_freeze_never_lands_inside_one_write_call)
+{
+	split_run(BY_FREEZE);
+}
+
+Test(soak, an_open_time_snapshot_never_lands_inside_one_write_call)
+{
+	split_run(BY_OPEN);
 }
