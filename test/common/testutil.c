@@ -297,7 +297,9 @@ int tu_umount(struct tu_mount *m)
 			umount2(m->mnt, MNT_DETACH);
 	}
 	if (m->pid > 0) {
-		for (int i = 0; i < 500; i++) {
+		/* Up to 30 s for the daemon's clean close (a FULL commit; ASan
+		 * builds on a loaded machine took more than 5 s). */
+		for (int i = 0; i < 3000; i++) {
 			if (waitpid(m->pid, &status, WNOHANG) == m->pid)
 				goto reaped;
 			struct timespec ts = {0, 10 * 1000 * 1000};
