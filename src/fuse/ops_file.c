@@ -243,6 +243,7 @@ void sfs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, o
 			     .off = (uint64_t)off,
 			     .len = fuse_buf_size(in_buf),
 			     .fd = f->fd,
+			     .readable = (f->flags & O_ACCMODE) == O_RDWR,
 			     .caller = fuse_req_ctx(req)->uid,
 			     .req = req,
 			     .apply = write_apply,

@@ -247,6 +247,7 @@ struct gate_op {
 	const uint64_t (*r)[2];
 	size_t n;
 	int fd;	      /* backing descriptor the change is made through */
+	int readable; /* fd is open for reading too: the store copies from it */
 	uid_t caller; /* who writes: 0 keeps set-id bits, as CAP_FSETID does */
 	/* The writer's groups, asked only for a set-group-ID file that is not
 	 * group-executable (cleared unless the writer is in its group): from
