@@ -210,6 +210,50 @@ static void *tick_main(void *arg)
 	return NULL;
 }
 
+/* The type mountinfo gives the filesystem of dev ("fuse.sshfs"), or "". */
+static void fs_type_of(dev_t dev, char *out, size_t cap)
+{
+	out[0] = 0;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return;
+	char line[8192];
+	while (fgets(line, sizeof(line), f)) {
+		unsigned maj, min;
+		const char *sep = strstr(line, " - ");
+		if (sscanf(line, "%*s %*s %u:%u", &maj, &min) != 2 || !sep ||
+		    makedev(maj, min) != dev)
+			continue;
+		char type[256];
+		if (sscanf(sep + 3, "%255s", type) == 1)
+			snprintf(out, cap, "%s", type);
+		break;
+	}
+	fclose(f);
+}
+
+/*
+ * Backings on which the store cannot tell a change made without the daemon
+ * (docs/BACKINGS.md): sshfs gives whole-second mtimes, ctime == mtime and
+ * caches attributes for 20 s, so a same-size write by another host goes
+ * unseen and a snapshot could read its bytes. Refused, unless the user says
+ * with coarse_backing that only this mount writes the files.
+ */
+static int check_backing(struct sfs *fs, dev_t dev)
+{
+	char type[256];
+	fs_type_of(dev, type, sizeof(type));
+	fs->zero_by_punch = !strcmp(type, "fuse.glusterfs");
+	if (strcmp(type, "fuse.sshfs") || fs->o.coarse_backing)
+		return 0;
+	fprintf(stderr,
+		"snapfs: source '%s' is on sshfs, whose whole-second, cached timestamps cannot "
+		"show a change made by another host: snapshots could read that host's bytes "
+		"(-o coarse_backing mounts anyway, when only this mount writes the files)\n",
+		fs->o.source);
+	return -1;
+}
+
 /* Open SOURCE; one line naming the problem on failure. */
 static int open_source(struct sfs *fs)
 {
@@ -229,6 +273,10 @@ static int open_source(struct sfs *fs)
 	}
 	struct stat st;
 	fstat(fd, &st);
+	if (check_backing(fs, st.st_dev)) {
+		close(fd);
+		return -1;
+	}
 	fs->source_fd = fd;
 	fs->root.cfd = fd; /* never closed: the root has no handle (fh NULL) */
 	fs->root.dev = st.st_dev;

@@ -11,6 +11,7 @@
  * libfuse's passthrough examples do.
  */
 #include "sfs_i.h"
+#include "snapstore.h"
 #include "path.h"
 
 #include <errno.h>
@@ -166,7 +167,22 @@ void sfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 	}
 	if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
 		     FUSE_SET_ATTR_MTIME_NOW)) {
-		if (set_times(inode, ifd, fi, attr, valid))
+		/* Under the file's locks, and recorded as the daemon's own change:
+		 * the store compares mtime to tell a writer that bypassed the
+		 * mount (store_live_check). */
+		struct store_file *sf = inode_sf(inode);
+		if (sf) {
+			pthread_rwlock_wrlock(&inode->rwlock);
+			store_file_wrlock(sf);
+			store_file_touch(sf);
+		}
+		int trc = set_times(inode, ifd, fi, attr, valid), e = errno;
+		if (sf) {
+			store_file_unlock(sf);
+			pthread_rwlock_unlock(&inode->rwlock);
+		}
+		errno = e;
+		if (trc)
 			goto out_errno;
 	}
 	cred_leave(&c);

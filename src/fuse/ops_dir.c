@@ -85,11 +85,19 @@ out_free:
 	fuse_reply_err(req, -rc);
 }
 
-static int entry_hidden(struct sfs_inode *dir, const struct dirent *de)
+static int entry_hidden(struct sfs_inode *dir, DIR *dp, const struct dirent *de)
 {
 	if (dir == &sfs.root && strcmp(de->d_name, sfs.o.snapdir) == 0)
 		return 1; /* the view is reached by name only; a real entry is shadowed */
-	return de->d_ino == sfs.store_ino && inode_is_store_name(dir, de->d_name);
+	if (!inode_is_store_name(dir, de->d_name))
+		return 0;
+	if (de->d_ino == sfs.store_ino)
+		return 1;
+	/* Some backings' d_ino is not their st_ino (sshfs numbers its inodes
+	 * apart from readdir): ask the entry itself. */
+	struct stat st;
+	return fstatat(dirfd(dp), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       st.st_ino == sfs.store_ino && st.st_dev == sfs.store_dev;
 }
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -126,7 +134,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 		struct dirent *de = d->entry;
 		off_t next = de->d_off;
-		if (entry_hidden(inode, de)) {
+		if (entry_hidden(inode, d->dp, de)) {
 			d->entry = NULL;
 			d->offset = next;
 			continue;

@@ -312,6 +312,19 @@ struct falloc_arg {
 static ssize_t falloc_apply(void *arg, struct gate_op *op)
 {
 	struct falloc_arg *a = arg;
+	if ((a->mode & FALLOC_FL_ZERO_RANGE) && sfs.zero_by_punch) {
+		/* GlusterFS's FUSE client (10.3 here) answers ZERO_RANGE with success
+		 * and zeroes nothing (it allocates only): the range kept its bytes.
+		 * Zero it as a hole, then allocate it (and grow the file unless
+		 * KEEP_SIZE), which is what ZERO_RANGE leaves. Under the inode's
+		 * write lock: no overlay reader sees the step between. */
+		int keep = a->mode & FALLOC_FL_KEEP_SIZE;
+		if (fallocate(op->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, a->offset,
+			      a->length) ||
+		    fallocate(op->fd, keep ? FALLOC_FL_KEEP_SIZE : 0, a->offset, a->length))
+			return -errno;
+		return 0;
+	}
 	return fallocate(op->fd, a->mode, a->offset, a->length) ? -errno : 0;
 }
 

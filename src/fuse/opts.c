@@ -42,6 +42,7 @@ static const struct fuse_opt sfs_opt_table[] = {
     SFS_OPT("timeout=%lf", timeout),
     FUSE_OPT_KEY("writeback", KEY_WRITEBACK),
     FUSE_OPT_KEY("nowriteback", KEY_NOWRITEBACK),
+    SFS_OPT("coarse_backing", coarse_backing),
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
     FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -297,6 +298,8 @@ void opts_usage(const char *prog)
 	       "  writeback            the kernel's writeback cache: write() returns once the\n"
 	       "                       page cache has the bytes%s\n"
 	       "  nowriteback          every write() reaches the daemon before it returns%s\n"
+	       "  coarse_backing       mount SOURCE on sshfs although a change made there\n"
+	       "                       by another host may go unseen (see snapfs(8))\n"
 	       "\n"
 	       "FUSE options: allow_other, default_permissions, ro, fsname=, auto_unmount,\n"
 	       "and the generic mount options (nosuid, nodev, noexec, noatime, ...).\n",

@@ -47,7 +47,8 @@ struct sfs_opts {
 	int writeback; /* -o writeback / nowriteback; -1 until validated */
 	int show_help;
 	int show_version;
-	double timeout; /* attr/entry cache timeout, seconds */
+	double timeout;	    /* attr/entry cache timeout, seconds */
+	int coarse_backing; /* coarse_backing: mount on sshfs anyway (main.c) */
 	/* derived by opts_validate() */
 	enum sfs_snapmode snapmode;
 	uint32_t block_size;
@@ -124,6 +125,9 @@ struct sfs {
 	struct sfs_opts o;
 	int source_fd;	 /* fd of SOURCE (O_RDONLY), opened before mounting */
 	int store_dirfd; /* O_PATH fd of the store directory */
+	/* SOURCE's filesystem answers FALLOC_FL_ZERO_RANGE without zeroing
+	 * (GlusterFS's FUSE client): ops_file.c punches and allocates instead. */
+	int zero_by_punch;
 	struct sfs_inode root;
 	/* The store directory is hidden: its identity and where it sits. */
 	dev_t store_dev;

@@ -401,6 +401,8 @@ int blk_read(struct blk *b, void *buf, uint64_t len, uint64_t off)
 
 /* ---- checksums: CRC-32C (Castagnoli) ---- */
 
+#define SUMS_CHUNK (1u << 20)
+
 static uint32_t crc_table[256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 static int crc_hw;
@@ -459,13 +461,25 @@ uint32_t blk_sum(const void *data, uint32_t bs, uint64_t fid, uint64_t blk, uint
 int blk_sums(struct blk *b, uint64_t loc, uint32_t n, uint64_t fid, uint64_t blk, uint64_t efrom,
 	     uint64_t eto, uint32_t *out)
 {
-	char *buf = malloc(b->bs);
+	/* Read back in chunks of up to SUMS_CHUNK bytes, not a block at a
+	 * time: a cloned run's blocks are not in the block file's page cache,
+	 * and one pread per 4 KiB block was a quarter of a pinned overwrite's
+	 * cost on XFS (docs/BENCHMARKS.md). */
+	uint32_t per = SUMS_CHUNK / b->bs ? SUMS_CHUNK / b->bs : 1;
+	if (per > n)
+		per = n ? n : 1;
+	char *buf = malloc((size_t)per * b->bs);
 	if (!buf)
 		return -ENOMEM;
 	int rc = 0;
-	for (uint32_t i = 0; i < n && !rc; i++)
-		if (!(rc = blk_read(b, buf, b->bs, loc + (uint64_t)i * b->bs)))
-			out[i] = blk_sum(buf, b->bs, fid, blk + i, efrom, eto);
+	for (uint32_t i = 0; i < n && !rc; i += per) {
+		uint32_t k = n - i < per ? n - i : per;
+		if ((rc = blk_read(b, buf, (uint64_t)k * b->bs, loc + (uint64_t)i * b->bs)))
+			break;
+		for (uint32_t j = 0; j < k; j++)
+			out[i + j] =
+			    blk_sum(buf + (size_t)j * b->bs, b->bs, fid, blk + i + j, efrom, eto);
+	}
 	free(buf);
 	return rc;
 }

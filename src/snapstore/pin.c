@@ -72,6 +72,11 @@ int store_pin(struct store *st, const struct store_pin *p, const struct store_pi
 	}
 
 	pthread_mutex_lock(&st->mu);
+	/* A file already covered that changed without the daemon: its earlier
+	 * snapshots are stale (the new one starts from what it shows now). */
+	for (size_t i = 0; i < n && !rc; i++)
+		if (files[i].sf->ncov && !store_mark_same(files[i].sf, &sb[i]))
+			(void)store_file_stale(files[i].sf, &sb[i], 0); /* in memory at least */
 	for (size_t i = 0; i < n && !rc; i++) {
 		struct store_file *sf = files[i].sf;
 		if (sf->detached)
@@ -174,6 +179,7 @@ int store_pin(struct store *st, const struct store_pin *p, const struct store_pi
 		struct cover c = {
 		    .snap = sid, .epoch = E, .size = (uint64_t)sb[i].st_size, .kind = p->kind};
 		store_cover_add(sf, &c); /* room reserved above */
+		store_mark_set(sf, &sb[i]);
 	}
 	struct snapmem m = {.id = sid,
 			    .epoch = E,

@@ -5,7 +5,9 @@
  * listing what changed since. Watch for: a read holds the file's read lock
  * (no write in between) and the space read lock (no block reused under it)
  * from the index query to the last pread, and never returns the live bytes
- * of a block it cannot vouch for: -EIO instead.
+ * of a block it cannot vouch for: -EIO instead. Live bytes are vouched for
+ * only while the file shows what the daemon left it in (store_live_check):
+ * a writer that bypassed the mount makes the file's snapshots stale.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -149,7 +151,7 @@ ssize_t store_snap_read(struct store *st, uint64_t id, uint64_t fid, void *buf, 
 	pthread_mutex_unlock(&st->mu);
 
 	char *out = buf;
-	uint64_t pos = off, from_store = 0;
+	uint64_t pos = off, from_store = 0, from_live = 0;
 	for (size_t i = 0; i <= nex && !rc && pos < end; i++) {
 		uint64_t es = i < nex ? ex[i].blk * bs : end;
 		uint64_t ee = i < nex ? (ex[i].blk + ex[i].nblk) * bs : end;
@@ -160,6 +162,7 @@ ssize_t store_snap_read(struct store *st, uint64_t id, uint64_t fid, void *buf, 
 		if (es > pos) { /* a gap: unchanged since the pin, in the live file */
 			rc = livefd < 0 ? livefd
 					: pread_all(livefd, out + (pos - off), es - pos, pos);
+			from_live += es - pos;
 			pos = es;
 		}
 		if (rc || i == nex || ee <= pos)
@@ -171,6 +174,11 @@ ssize_t store_snap_read(struct store *st, uint64_t id, uint64_t fid, void *buf, 
 		from_store += ee - pos;
 		pos = ee;
 	}
+	/* The live bytes hold only if nobody changed the file without the
+	 * daemon: checked after reading them, so that a change racing with the
+	 * pread (its mtime moves before its bytes land) is seen too. */
+	if (!rc && from_live)
+		rc = store_live_check(sf, livefd);
 	pthread_rwlock_unlock(&st->space);
 	store_file_unlock(sf);
 	if (livefd >= 0)
@@ -238,6 +246,8 @@ int store_snap_changed(struct store *st, uint64_t id, uint64_t fid,
 			rc = -errno;
 		else
 			cur = (uint64_t)sb.st_size;
+		if (!rc) /* unchanged blocks are told by the extents only if only we wrote */
+			rc = store_live_check(sf, livefd);
 	}
 	if (livefd >= 0)
 		close(livefd);

@@ -101,6 +101,8 @@ static int check_file(struct store *st, struct store_file *sf, const struct exti
 			 !store_mark_matches(st, row->fid, &sb);
 	int rc = 0;
 	if (!*stale)
+		store_mark_set(sf, &sb); /* the baseline of this mount's checks */
+	if (!*stale)
 		rc =
 		    extidx_file_set_stat(st->x, row->fid, (uint64_t)sb.st_ino, (uint64_t)sb.st_size,
 					 store_ts_ns(&sb.st_mtim), store_ts_ns(&sb.st_ctim));

@@ -107,6 +107,11 @@ void store_file_wrlock(struct store_file *sf);
  * treats any later one as made from outside (stale). So call it after the
  * change, not before. */
 void store_file_unlock(struct store_file *sf);
+/* With the write lock held, before a change of a tracked file that no hook
+ * sees (its times: utimensat): the unlock records the file's state as the
+ * daemon's own, so that a snapshot read does not take it for a change made
+ * without snapfs (see store_snap_read). */
+void store_file_touch(struct store_file *sf);
 /* The same, with fd open on the file (any mode): the record is taken from
  * it, with no lookup of the file by handle. fd < 0: store_file_unlock. */
 void store_file_unlock_fd(struct store_file *sf, int fd);
@@ -256,7 +261,11 @@ int store_snap_isdir(struct store *st, uint64_t id, const char *path);
  * Read [off, off + len) of file fid as of snapshot id, clipped to its size
  * at pin time. Returns the byte count (0 at or past the end), -ENOENT if the
  * snapshot or the file in it is unknown, -EIO if the snapshot is stale or a
- * needed block is missing (never wrong bytes).
+ * needed block is missing (never wrong bytes). Blocks unchanged since the pin
+ * are read from the live file and then vouched for by its inode, size and
+ * mtime being what the daemon left them: a file changed without snapfs (a
+ * process on the backing directory, another host of a network filesystem)
+ * makes every snapshot of it stale, logged, and the read fails with -EIO.
  */
 ssize_t store_snap_read(struct store *st, uint64_t id, uint64_t fid, void *buf, size_t len,
 			uint64_t off);

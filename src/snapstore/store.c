@@ -215,6 +215,12 @@ static int record_clean(struct store *st)
 			close(fd);
 		if (bad)
 			continue; /* gone: the next open finds it stale */
+		if (!store_mark_same(sf, &sb)) {
+			/* Changed without the daemon while mounted: recording its stat
+			 * now would make the next open trust the other writer's bytes. */
+			rc = store_file_stale(sf, &sb, 1);
+			continue;
+		}
 		rc = extidx_file_set_stat(st->x, sf->fid, (uint64_t)sb.st_ino, (uint64_t)sb.st_size,
 					  store_ts_ns(&sb.st_mtim), store_ts_ns(&sb.st_ctim));
 	}

@@ -37,6 +37,13 @@ struct cover {
 	int kind;      /* enum store_kind */
 };
 
+/* A live file's identity and data times (see store_live_check). */
+struct live_mark {
+	int valid;
+	uint64_t ino, size;
+	int64_t mtime_ns, ctime_ns;
+};
+
 /*
  * The blocks of a file whose copy-on-write is done for its current covers
  * (cow.c): a hook adds the blocks it preserved (or found not needed) once it
@@ -73,6 +80,10 @@ struct store_file {
 	 * st->mu, read atomically once ns_known is set. */
 	uint64_t ns_tlast, ns_born;
 	int ns_known;
+	/* What the live file showed after the daemon's last change to it (or at
+	 * the pin, or at open): a snapshot read of live blocks compares the file
+	 * with it, and a difference is a change made without the daemon. */
+	struct live_mark mark; /* st->mu */
 	uint32_t hlen;
 	unsigned char handle[STORE_HANDLE_MAX];
 };
@@ -210,6 +221,20 @@ int store_cover_find(struct store *st, uint64_t id, uint64_t fid, struct store_f
 int store_live_fd(struct store_file *sf); /* a new read fd of the live file (close it), or -errno */
 int store_open_handle(struct store *st, const unsigned char *h, uint32_t hlen, int flags);
 int store_sync_mode(const struct cover *c, size_t n); /* 1 if a pinned snapshot is among them */
+/* Record sb as what the daemon left the live file in (mu held). */
+void store_mark_set(struct store_file *sf, const struct stat *sb);
+/* Whether the live file, as sb shows it, is as the daemon left it: the same
+ * inode, size and mtime as the mark (no mark: yes). mu held. */
+int store_mark_same(const struct store_file *sf, const struct stat *sb);
+/* The live file changed without the daemon (sb: what it shows now): every
+ * snapshot covering it becomes stale, in memory and, unless in_tx == 0
+ * fails, in the index (in_tx: inside the caller's transaction); logged with
+ * why. mu held; returns 0 or the index's error. */
+int store_file_stale(struct store_file *sf, const struct stat *sb, int in_tx);
+/* After reading live bytes of sf for a snapshot (file lock held, mu not):
+ * fstat(fd) and compare with the mark; a difference makes the file's
+ * snapshots stale and returns -EIO. */
+int store_live_check(struct store_file *sf, int fd);
 /* The done set (struct cowdone), under the file's write lock: whether every
  * block of [b0, b1) is done for the current covers; record [b0, b1) as done
  * under covgen gen (the covgen a hook read when it planned); free it. */

@@ -237,8 +237,10 @@ static int mount_with(struct tu_mount *m, const char *source, const char *mnt, c
 			 opts && *opts ? "," : "", sbase, name ? name + 1 : source);
 		opts = withstore;
 	}
-	/* SNAPFS_TEST_OPTS adds options to every mount (the suites run again
-	 * with -o writeback that way: test/fuse/CMakeLists.txt). */
+	/* SNAPFS_TEST_OPTS adds options to every mount, after the test's own:
+	 * the suites run again with -o writeback that way
+	 * (test/fuse/CMakeLists.txt), the backing matrix gives coarse_backing on
+	 * sshfs (test/backing/run.sh). */
 	char withextra[4096];
 	const char *extra = getenv("SNAPFS_TEST_OPTS");
 	if (extra && *extra) {
@@ -313,7 +315,9 @@ int tu_umount(struct tu_mount *m)
 			umount2(m->mnt, MNT_DETACH);
 	}
 	if (m->pid > 0) {
-		for (int i = 0; i < 500; i++) {
+		/* Up to 30 s for the daemon's clean close (a FULL commit; ASan
+		 * builds on a loaded machine took more than 5 s). */
+		for (int i = 0; i < 3000; i++) {
 			if (waitpid(m->pid, &status, WNOHANG) == m->pid)
 				goto reaped;
 			struct timespec ts = {0, 10 * 1000 * 1000};

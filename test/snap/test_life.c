@@ -2,7 +2,8 @@
 /*
  * Lifecycle of snapshots through the mount: multi-file pins are atomic,
  * pinned snapshots survive unmount and kill -9 of the daemon, files changed
- * while unmounted make their snapshots stale (EIO, never wrong bytes),
+ * while unmounted or beside the mount make their snapshots stale (EIO,
+ * never wrong bytes),
  * open-time and frozen snapshots read the bytes at open/freeze and belong
  * to the open file (close or SIGKILL releases them and frees their space),
  * and release returns the space to the filesystem.
@@ -302,6 +303,144 @@ Test(life, file_changed_while_unmounted_makes_snapshot_stale)
 	free(got);
 	free(old);
 	free(keep);
+}
+
+/* Read the whole snapshot file from the daemon (not from the kernel's
+ * cache of an earlier read): its length, or -errno. */
+static ssize_t read_view(uint64_t id, const char *rel, unsigned char *buf, size_t cap)
+{
+	int vfd = open(VP(id, rel), O_RDONLY);
+	if (vfd < 0)
+		return -errno;
+	(void)posix_fadvise(vfd, 0, 0, POSIX_FADV_DONTNEED);
+	ssize_t n = read(vfd, buf, cap);
+	if (n < 0)
+		n = -errno;
+	close(vfd);
+	return n;
+}
+
+/*
+ * A process writes SOURCE directly while the overlay is mounted (as another
+ * host writing a network filesystem would): the daemon never saw the write,
+ * so the snapshot's unchanged blocks, read from the live file, would be the
+ * new bytes. The read must fail with EIO, the snapshot be listed stale (also
+ * after a clean unmount and a mount), and another file's snapshot of the
+ * same pin stay valid.
+ */
+Test(life, file_changed_outside_the_mount_while_mounted_is_stale)
+{
+	fx_mount(NULL);
+	unsigned char *old, *keep;
+	fill_seed("f", 100000, 6, &old);
+	fill_seed("g", 50000, 7, &keep);
+	uint64_t id = pin1("f"), idg = pin1("g");
+	/* A write through the mount: preserved, the snapshot stays valid. */
+	unsigned char y[64];
+	memset(y, 0x5A, sizeof(y));
+	int fd = open(MP("f"), O_WRONLY);
+	cr_assert(fd >= 0);
+	pwrite_all(fd, y, sizeof(y), 70000);
+	close(fd);
+	expect_view(id, "f", old, 100000);
+	/* Same size, other bytes, in a block the daemon never preserved. */
+	fd = open(SP("f"), O_WRONLY);
+	cr_assert(fd >= 0);
+	unsigned char x[100];
+	memset(x, 0xAB, sizeof(x));
+	pwrite_all(fd, x, sizeof(x), 5000);
+	close(fd);
+	unsigned char *got = xmalloc(100001);
+	ssize_t n = read_view(id, "f", got, 100001);
+	cr_assert(!(n == 100000 && !memcmp(got + 5000, x, sizeof(x))),
+		  "the snapshot reads the bytes written beside the mount");
+	cr_assert_eq(n, -EIO, "read of a file changed beside the mount: %zd (%s), expected EIO", n,
+		     n < 0 ? strerror((int)-n) : "bytes");
+	struct snapfs_rec_snap rec;
+	cr_assert(listed_snap(id, &rec));
+	cr_assert_eq(rec.state, 1, "LIST state %u, expected 1 (stale)", rec.state);
+	cr_assert(listed_snap(idg, &rec));
+	cr_assert_eq(rec.state, 0, "the untouched file's snapshot is stale");
+	expect_view(idg, "g", keep, 50000);
+	/* A clean unmount must not record the other writer's state as ours. */
+	cr_assert_eq(tu_umount(&m), 0);
+	fx_mount(NULL);
+	cr_assert(listed_snap(id, &rec));
+	cr_assert_eq(rec.state, 1, "stale no more after a remount (state %u)", rec.state);
+	n = read_view(id, "f", got, 100001);
+	cr_assert_eq(n, -EIO, "after a remount: %zd (%s), expected EIO", n,
+		     n < 0 ? strerror((int)-n) : "bytes");
+	expect_view(idg, "g", keep, 50000);
+	free(got);
+	free(old);
+	free(keep);
+}
+
+/* The same change beside the mount, then a clean unmount before any
+ * snapshot read: the next mount finds the snapshot stale. */
+Test(life, file_changed_outside_the_mount_then_unmounted_is_stale)
+{
+	fx_mount(NULL);
+	unsigned char *old;
+	fill_seed("f", 100000, 8, &old);
+	uint64_t id = pin1("f");
+	int fd = open(SP("f"), O_WRONLY);
+	cr_assert(fd >= 0);
+	unsigned char x[100];
+	memset(x, 0xCD, sizeof(x));
+	pwrite_all(fd, x, sizeof(x), 5000);
+	close(fd);
+	cr_assert_eq(tu_umount(&m), 0);
+	fx_mount(NULL);
+	struct snapfs_rec_snap rec;
+	cr_assert(listed_snap(id, &rec));
+	cr_assert_eq(rec.state, 1, "LIST state %u, expected 1 (stale)", rec.state);
+	unsigned char *got = xmalloc(100001);
+	ssize_t n = read_view(id, "f", got, 100001);
+	cr_assert_eq(n, -EIO, "%zd (%s), expected EIO", n, n < 0 ? strerror((int)-n) : "bytes");
+	free(got);
+	free(old);
+}
+
+/* The daemon's own changes of every kind (write, truncate, fallocate,
+ * times, mode, a hard link, a rename) are not taken for a change beside
+ * the mount: the snapshot stays valid and reads its bytes, also after a
+ * remount. */
+Test(life, own_changes_through_the_mount_keep_the_snapshot_valid)
+{
+	fx_mount(NULL);
+	unsigned char *old;
+	fill_seed("f", 100000, 9, &old);
+	uint64_t id = pin1("f");
+	unsigned char y[300];
+	memset(y, 0x77, sizeof(y));
+	int fd = open(MP("f"), O_RDWR);
+	cr_assert(fd >= 0);
+	pwrite_all(fd, y, sizeof(y), 90000);
+	expect_view(id, "f", old, 100000);
+	cr_assert_eq(ftruncate(fd, 120000), 0);
+	int pr = fallocate(fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, 40960, 4096);
+	cr_assert(pr == 0 || errno == EOPNOTSUPP, "punch: %s", strerror(errno)); /* sshfs: none */
+	expect_view(id, "f", old, 100000);
+	struct timespec ts[2] = {{.tv_sec = 1000000, .tv_nsec = 5},
+				 {.tv_sec = 2000000, .tv_nsec = 7}};
+	cr_assert_eq(futimens(fd, ts), 0);
+	close(fd);
+	expect_view(id, "f", old, 100000);
+	cr_assert_eq(utimensat(AT_FDCWD, MP("f"), NULL, 0), 0); /* touch */
+	cr_assert_eq(chmod(MP("f"), 0600), 0);
+	cr_assert_eq(link(MP("f"), MP("f2")), 0);
+	cr_assert_eq(rename(MP("f2"), MP("f3")), 0);
+	expect_view(id, "f", old, 100000);
+	struct snapfs_rec_snap rec;
+	cr_assert(listed_snap(id, &rec));
+	cr_assert_eq(rec.state, 0, "the daemon's own changes made the snapshot stale");
+	cr_assert_eq(tu_umount(&m), 0);
+	fx_mount(NULL);
+	cr_assert(listed_snap(id, &rec));
+	cr_assert_eq(rec.state, 0, "stale after a remount");
+	expect_view(id, "f", old, 100000);
+	free(old);
 }
 
 /* ---------------------------------------------------- open-time, freeze */

@@ -392,6 +392,7 @@ Test(cow, ranges_preserve_every_range_in_one_call)
 				 {20 * BS + 1, 3 * BS - 2},
 				 {63 * BS + BS - 1, BS + 1}};
 	const uint64_t bad[][2] = {{5 * BS, BS}, {4 * BS, BS}}; /* not increasing */
+	store_file_wrlock(sf); /* as the daemon: hook and change under the lock */
 	cr_assert_eq(store_cow_ranges(sf, fd, bad, 2), -EINVAL);
 	cr_assert_eq(fx_stats().cow_bytes, 0, "a refused call copied");
 	cr_assert_eq(store_cow_ranges(sf, fd, r, sizeof(r) / sizeof(r[0])), 0);
@@ -404,9 +405,12 @@ Test(cow, ranges_preserve_every_range_in_one_call)
 		memset(live + r[i][0], 0xee, end - r[i][0]);
 		fx_pwrite(fd, live + r[i][0], end - r[i][0], (off_t)r[i][0]);
 	}
+	store_file_unlock(sf); /* records the change as the daemon's own */
 	fx_expect_snap(id, store_file_fid(sf), a, NB * BS);
 	/* A second call over the same ranges copies nothing more. */
+	store_file_wrlock(sf);
 	cr_assert_eq(store_cow_ranges(sf, fd, r, sizeof(r) / sizeof(r[0])), 0);
+	store_file_unlock(sf);
 	cr_assert_eq(fx_stats().cow_bytes, s.cow_bytes);
 	fx_check();
 	store_file_put(sf);

@@ -359,10 +359,12 @@ static void op_write(struct tmodel *m)
 		return;
 	save(m, x);
 	int fd = open_node(m, x, O_RDWR);
+	store_file_wrlock(node_sf(m, x)); /* as the daemon: the unlock records the change */
 	OK(store_cow_range(node_sf(m, x), fd, off, len), "cow_range");
 	unsigned char buf[2 * MBS];
 	tu_fill(buf, len, tu_rand(&m->rng));
 	fx_pwrite(fd, buf, len, (off_t)off);
+	store_file_unlock(node_sf(m, x));
 	close(fd);
 	memcpy(y->data + off, buf, len);
 	if (off + len > y->size)
@@ -378,8 +380,10 @@ static void op_truncate(struct tmodel *m)
 	size_t ns = rnd(m, MAXSZ);
 	save(m, x);
 	int fd = open_node(m, x, O_RDWR);
+	store_file_wrlock(node_sf(m, x));
 	OK(store_cow_truncate(node_sf(m, x), fd, ns), "cow_truncate");
 	cr_assert_eq(ftruncate(fd, (off_t)ns), 0);
+	store_file_unlock(node_sf(m, x));
 	close(fd);
 	if (ns < y->size)
 		memset(y->data + ns, 0, y->size - ns);
