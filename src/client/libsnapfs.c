@@ -296,178 +296,204 @@ const char *snapfs_version(void)
 	return SNAPFS_VERSION_STRING;
 }
 
-/* Keep errno across cleanup. */
-static int fail_keep(struct snapfs_req *r)
+/*
+ * The paged answers (LIST, SHOW, DIFF): send q again with each cursor the
+ * daemon gives back, until it gives 0, and hand every page to page(). A
+ * non-zero answer of page() stops the walk and is returned (a malformed
+ * page answers -1 with errno EPROTO); a failed call is -1 with its errno.
+ */
+static int paged(const char *root, const struct snapfs_req *q,
+		 int (*page)(struct rec_iter *it, void *ctx), void *ctx)
 {
-	int e = errno;
-	free(r);
-	errno = e;
-	return -1;
-}
-
-int snapfs_list(const char *path_in_mount, int (*fn)(const struct snapfs_snapshot *s, void *arg),
-		void *arg)
-{
-	char root[PATH_MAX];
-	if (!fn) {
-		errno = EINVAL;
-		return -1;
-	}
-	if (snapfs_locate(path_in_mount, root, sizeof(root), NULL, 0))
-		return -1;
-	struct snapfs_req *r = snapfs_req_new(SNAPFS_OP_LIST);
+	struct snapfs_req *r = snapfs_req_new(q->op);
 	if (!r)
 		return -1;
-	for (uint64_t cursor = 0;;) {
-		memset(r, 0, sizeof(*r));
-		r->op = SNAPFS_OP_LIST;
-		r->cursor = cursor;
-		if (snapfs_call(root, r))
-			return fail_keep(r);
-		struct rec_iter it;
-		struct snapfs_rec_snap s;
-		int rc;
-		rec_iter_init(&it, r);
-		while ((rc = rec_next_snap(&it, &s)) > 0) {
-			struct snapfs_snapshot o = {
-			    .id = s.id,
-			    .epoch = s.epoch,
-			    .created = s.created,
-			    .expires = s.expires,
-			    .files = s.nfiles,
-			    .bytes_held = s.bytes_held,
-			    .uid = s.uid,
-			    .flags = (s.kind ? SNAPFS_SNAP_EPHEMERAL : 0) |
-				     (s.state ? SNAPFS_SNAP_STALE : 0),
-			    .label = s.label,
-			};
-			int stop = fn(&o, arg);
-			if (stop) {
-				free(r);
-				return stop;
-			}
-		}
-		if (rc < 0) {
-			errno = EPROTO;
-			return fail_keep(r);
-		}
-		if (!(cursor = r->cursor))
-			break;
-	}
-	free(r);
-	return 0;
-}
-
-int snapfs_show(const char *path_in_mount, uint64_t id,
-		int (*fn)(const struct snapfs_file *f, void *arg), void *arg)
-{
-	char root[PATH_MAX];
-	if (!fn) {
-		errno = EINVAL;
-		return -1;
-	}
-	if (snapfs_locate(path_in_mount, root, sizeof(root), NULL, 0))
-		return -1;
-	struct snapfs_req *r = snapfs_req_new(SNAPFS_OP_SHOW);
-	if (!r)
-		return -1;
-	for (uint64_t cursor = 0;;) {
-		memset(r, 0, sizeof(*r));
-		r->op = SNAPFS_OP_SHOW;
-		r->id = id;
-		r->cursor = cursor;
-		if (snapfs_call(root, r))
-			return fail_keep(r);
-		struct rec_iter it;
-		struct snapfs_rec_file f;
-		const char *path;
-		int rc;
-		rec_iter_init(&it, r);
-		while ((rc = rec_next_file(&it, &f, &path)) > 0) {
-			struct snapfs_file o = {path, f.size, f.mtime, f.mode, f.uid, f.gid};
-			int stop = fn(&o, arg);
-			if (stop) {
-				free(r);
-				return stop;
-			}
-		}
-		if (rc < 0) {
-			errno = EPROTO;
-			return fail_keep(r);
-		}
-		if (!(cursor = r->cursor))
-			break;
-	}
-	free(r);
-	return 0;
-}
-
-int snapfs_diff(const char *path_in_mount, uint64_t id, const char *const paths[], size_t n,
-		int (*fn)(const struct snapfs_change *c, void *arg), void *arg)
-{
-	char root[PATH_MAX];
-	if (!fn || (n && !paths) || n > UINT32_MAX) {
-		errno = EINVAL;
-		return -1;
-	}
-	if (snapfs_locate(path_in_mount, root, sizeof(root), NULL, 0))
-		return -1;
-	struct snapfs_req *q = snapfs_req_new(SNAPFS_OP_DIFF), *r = NULL;
-	if (!q)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		size_t len = strlen(paths[i]) + 1;
-		if (q->len + len > sizeof(q->data)) {
-			errno = E2BIG;
-			return fail_keep(q);
-		}
-		memcpy(q->data + q->len, paths[i], len);
-		q->len += (uint32_t)len;
-	}
-	q->count = (uint32_t)n;
-	if (!(r = snapfs_req_new(SNAPFS_OP_DIFF)))
-		return fail_keep(q);
 	int ret = 0;
 	for (uint64_t cursor = 0;;) {
 		memcpy(r, q, sizeof(*r));
-		r->id = id;
 		r->cursor = cursor;
 		if (snapfs_call(root, r)) {
 			ret = -1;
 			break;
 		}
 		struct rec_iter it;
-		struct snapfs_rec_diff d;
-		const void *ranges;
-		const char *path;
-		int more = 0;
 		rec_iter_init(&it, r);
-		while (!ret && (more = rec_next_diff(&it, &d, &ranges, &path)) > 0) {
-			struct snapfs_change c = {.path = path, .size = d.size, .error = -d.status};
-			if (d.status)
-				ret = fn(&c, arg);
-			for (uint32_t k = 0; !ret && k < d.nranges; k++) {
-				struct snapfs_range rg = rec_range(ranges, k);
-				c.offset = rg.off;
-				c.length = rg.len;
-				ret = fn(&c, arg);
-			}
-		}
-		if (ret)
+		if ((ret = page(&it, ctx)))
 			break;
-		if (more < 0) {
-			errno = EPROTO;
-			ret = -1;
-			break;
-		}
 		if (!(cursor = r->cursor))
 			break;
 	}
 	int e = errno;
-	free(q);
 	free(r);
 	errno = e;
 	return ret;
+}
+
+/* A page walker's answer for the end of the records: rc < 0 is a malformed
+ * page. */
+static int page_end(int rc)
+{
+	if (rc < 0) {
+		errno = EPROTO;
+		return -1;
+	}
+	return 0;
+}
+
+struct list_ctx {
+	int (*fn)(const struct snapfs_snapshot *s, void *arg);
+	void *arg;
+};
+
+static int list_page(struct rec_iter *it, void *ctx)
+{
+	struct list_ctx *l = ctx;
+	struct snapfs_rec_snap s;
+	int rc;
+	while ((rc = rec_next_snap(it, &s)) > 0) {
+		struct snapfs_snapshot o = {
+		    .id = s.id,
+		    .epoch = s.epoch,
+		    .created = s.created,
+		    .expires = s.expires,
+		    .files = s.nfiles,
+		    .bytes_held = s.bytes_held,
+		    .uid = s.uid,
+		    .flags =
+			(s.kind ? SNAPFS_SNAP_EPHEMERAL : 0) | (s.state ? SNAPFS_SNAP_STALE : 0),
+		    .label = s.label,
+		};
+		int stop = l->fn(&o, l->arg);
+		if (stop)
+			return stop;
+	}
+	return page_end(rc);
+}
+
+/* Checks fn, finds the mount of path_in_mount and makes the request. */
+static struct snapfs_req *paged_req(const char *path_in_mount, const void *fn, uint32_t op,
+				    char *root, size_t rootlen)
+{
+	if (!fn) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (snapfs_locate(path_in_mount, root, rootlen, NULL, 0))
+		return NULL;
+	return snapfs_req_new(op);
+}
+
+int snapfs_list(const char *path_in_mount, int (*fn)(const struct snapfs_snapshot *s, void *arg),
+		void *arg)
+{
+	char root[PATH_MAX];
+	struct snapfs_req *q =
+	    paged_req(path_in_mount, (const void *)fn, SNAPFS_OP_LIST, root, sizeof(root));
+	if (!q)
+		return -1;
+	struct list_ctx l = {fn, arg};
+	int rc = paged(root, q, list_page, &l);
+	int e = errno;
+	free(q);
+	errno = e;
+	return rc;
+}
+
+struct show_ctx {
+	int (*fn)(const struct snapfs_file *f, void *arg);
+	void *arg;
+};
+
+static int show_page(struct rec_iter *it, void *ctx)
+{
+	struct show_ctx *sc = ctx;
+	struct snapfs_rec_file f;
+	const char *path;
+	int rc;
+	while ((rc = rec_next_file(it, &f, &path)) > 0) {
+		struct snapfs_file o = {path, f.size, f.mtime, f.mode, f.uid, f.gid};
+		int stop = sc->fn(&o, sc->arg);
+		if (stop)
+			return stop;
+	}
+	return page_end(rc);
+}
+
+int snapfs_show(const char *path_in_mount, uint64_t id,
+		int (*fn)(const struct snapfs_file *f, void *arg), void *arg)
+{
+	char root[PATH_MAX];
+	struct snapfs_req *q =
+	    paged_req(path_in_mount, (const void *)fn, SNAPFS_OP_SHOW, root, sizeof(root));
+	if (!q)
+		return -1;
+	q->id = id;
+	struct show_ctx sc = {fn, arg};
+	int rc = paged(root, q, show_page, &sc);
+	int e = errno;
+	free(q);
+	errno = e;
+	return rc;
+}
+
+struct diff_ctx {
+	int (*fn)(const struct snapfs_change *c, void *arg);
+	void *arg;
+};
+
+static int diff_page(struct rec_iter *it, void *ctx)
+{
+	struct diff_ctx *dc = ctx;
+	struct snapfs_rec_diff d;
+	const void *ranges;
+	const char *path;
+	int rc, ret = 0;
+	while (!ret && (rc = rec_next_diff(it, &d, &ranges, &path)) > 0) {
+		struct snapfs_change c = {.path = path, .size = d.size, .error = -d.status};
+		if (d.status)
+			ret = dc->fn(&c, dc->arg);
+		for (uint32_t k = 0; !ret && k < d.nranges; k++) {
+			struct snapfs_range rg = rec_range(ranges, k);
+			c.offset = rg.off;
+			c.length = rg.len;
+			ret = dc->fn(&c, dc->arg);
+		}
+	}
+	return ret ? ret : page_end(rc);
+}
+
+int snapfs_diff(const char *path_in_mount, uint64_t id, const char *const paths[], size_t n,
+		int (*fn)(const struct snapfs_change *c, void *arg), void *arg)
+{
+	char root[PATH_MAX];
+	if ((n && !paths) || n > UINT32_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	struct snapfs_req *q =
+	    paged_req(path_in_mount, (const void *)fn, SNAPFS_OP_DIFF, root, sizeof(root));
+	if (!q)
+		return -1;
+	int rc = 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		size_t len = strlen(paths[i]) + 1;
+		if (q->len + len > sizeof(q->data)) {
+			errno = E2BIG;
+			rc = -1;
+			break;
+		}
+		memcpy(q->data + q->len, paths[i], len);
+		q->len += (uint32_t)len;
+	}
+	q->count = (uint32_t)n;
+	q->id = id;
+	struct diff_ctx dc = {fn, arg};
+	if (rc == 0)
+		rc = paged(root, q, diff_page, &dc);
+	int e = errno;
+	free(q);
+	errno = e;
+	return rc;
 }
 
 struct lookup {

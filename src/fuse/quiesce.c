@@ -219,21 +219,29 @@ int quiesce_begin(struct sfs_inode *const *v, size_t n, struct quiesce **out)
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 64 * 1024);
+	for (size_t i = 0; i < n; i++)
+		q->s[i] = (struct qslot){.inode = v[i], .tid = -1, .q = q};
 	pthread_mutex_lock(&qmu);
 	q->next = active;
 	active = q;
 	pthread_mutex_unlock(&qmu);
 	int rc = 0;
 	for (size_t i = 0; i < n; i++) {
-		q->s[i] = (struct qslot){.inode = v[i], .tid = -1, .q = q};
-		if (pthread_create(&q->s[i].th, &attr, qthread, &q->s[i])) {
-			rc = -EAGAIN;
-			pthread_mutex_lock(&qmu);
+		/* pthread_create publishes the slot to its thread; started and
+		 * state are read under qmu. */
+		pthread_t th;
+		int e = pthread_create(&th, &attr, qthread, &q->s[i]);
+		pthread_mutex_lock(&qmu);
+		if (e) {
 			q->s[i].state = Q_DONE;
-			pthread_mutex_unlock(&qmu);
-			break;
+			rc = -EAGAIN;
+		} else {
+			q->s[i].th = th;
+			q->s[i].started = 1;
 		}
-		q->s[i].started = 1;
+		pthread_mutex_unlock(&qmu);
+		if (e)
+			break;
 	}
 	pthread_attr_destroy(&attr);
 	struct timespec until;
