@@ -252,7 +252,7 @@ struct gate_op {
 	const gid_t *groups;
 	int ngroups;
 	struct sfs_inode *src; /* a copy's source, held for reading meanwhile; or NULL */
-	int held; /* the caller's ns_hold holds the inode's rwlock and store lock */
+	int held;	       /* the caller's ns_hold holds the inode's rwlock and store lock */
 	/* Optional, under the locks before anything is preserved: may set what,
 	 * r and n from what it finds; 0 or -errno. sf may be NULL. */
 	ssize_t (*prepare)(void *arg, struct gate_op *op, struct store_file *sf);

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EXTIDX_SCHEMA_VERSION 3 /* 2: extents.sums; 3: ns_trees, ns_attr, ns_entry */
+#define EXTIDX_SCHEMA_VERSION 3		 /* 2: extents.sums; 3: ns_trees, ns_attr, ns_entry */
 #define EXTIDX_APP_ID	      0x536e6170 /* "Snap" */
 #define EXTIDX_MAX_NBLK	      256u	 /* cap on an extent's length, for range queries */
 

@@ -464,8 +464,8 @@ static int64_t index_int(const char *sql)
 	return v;
 }
 
-#define NS_TABLES                                                                            \
-	"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('ns_trees', "  \
+#define NS_TABLES                                                                                  \
+	"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('ns_trees', "        \
 	"'ns_attr', 'ns_entry')"
 
 /* A store of schema 2 as the build before schema 3 left it when no tree had

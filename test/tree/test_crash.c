@@ -110,13 +110,14 @@ Test(crash, kill_9_right_after_each_change_leaves_every_tree_valid)
 			struct snapfs_rec_snap rec;
 			cr_assert(listed_snap(ids[i], &rec),
 				  "killed after change %d: snapshot %" PRIu64 " lost", k, ids[i]);
-			cr_assert_eq(rec.state, 0,
-				     "killed right after change %d (a change the daemon completed): "
-				     "snapshot %" PRIu64 " (pinned before change %d) is stale",
-				     k, ids[i], i);
+			cr_assert_eq(
+			    rec.state, 0,
+			    "killed right after change %d (a change the daemon completed): "
+			    "snapshot %" PRIu64 " (pinned before change %d) is stale",
+			    k, ids[i], i);
 			char what[96];
-			snprintf(what, sizeof(what), "killed after change %d, snapshot of round %d", k,
-				 i);
+			snprintf(what, sizeof(what), "killed after change %d, snapshot of round %d",
+				 k, i);
 			struct mf *got = mf_take(VR(ids[i], "t"), MF_MTIME | MF_NLINK);
 			mf_expect(what, got, want[i], MF_MTIME | MF_NLINK);
 			mf_free(got);
