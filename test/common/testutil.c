@@ -6,6 +6,7 @@
  */
 #include "testutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -113,6 +114,21 @@ void tu_fill(void *buf, size_t len, uint64_t seed)
 		size_t n = len - i < 8 ? len - i : 8;
 		memcpy(p + i, &r, n);
 	}
+}
+
+int tu_count_fds(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
 }
 
 /* Mounts to tear down if the test process exits without unmounting. */

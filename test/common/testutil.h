@@ -26,6 +26,8 @@ ssize_t tu_read_file(const char *path, void *buf, size_t len);
 /* Deterministic xorshift64* generator. */
 uint64_t tu_rand(uint64_t *state);
 void tu_fill(void *buf, size_t len, uint64_t seed);
+/* The number of open descriptors of process pid (-1 if /proc says nothing). */
+int tu_count_fds(pid_t pid);
 
 struct tu_mount {
 	char source[512];

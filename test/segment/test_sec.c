@@ -434,19 +434,6 @@ Test(sec, handover_checks_read_permission_at_handover_time)
 	cr_assert_eq(wait_child(a), 0, "the live file went to a user who may no longer read it");
 }
 
-static int count_fds(pid_t pid)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	DIR *d = opendir(path);
-	cr_assert_not_null(d);
-	int n = 0;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n - 2;
-}
-
 /* 4. One user registering in a loop and opening connections cannot make
  * root's opens fail: the daemon keeps far from its descriptor limit. */
 Test(sec, registrations_of_one_user_cannot_exhaust_the_daemons_descriptors, .timeout = 240)
@@ -511,7 +498,7 @@ Test(sec, registrations_of_one_user_cannot_exhaust_the_daemons_descriptors, .tim
 	close(p2c[0]);
 	if (read(c2p[0], &x, 1) != 1)
 		cr_assert_fail("the user's process ended early: %d", wait_child(pid));
-	int used = count_fds(m.pid);
+	int used = tu_count_fds(m.pid);
 	/* Root's opens and a create, in a child under a watchdog: a daemon at
 	 * its limit may also hang instead of failing. Exit: 0, or how many of
 	 * the 64 opens failed (100 + errno of the create). */

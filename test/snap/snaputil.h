@@ -12,6 +12,7 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -83,6 +84,34 @@ static __attribute__((unused)) const char *MP(const char *rel)
 	char *p = buf[__atomic_fetch_add(&i, 1, __ATOMIC_RELAXED) & 15];
 	tu_path(p, 1024, mnt, rel);
 	return p;
+}
+
+/* A pin of rel (one file) taken by uid in a child process (0: as root);
+ * its id. The test fails if the pin does. */
+static __attribute__((unused)) uint64_t pin_as(uid_t uid, const char *rel)
+{
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		if (uid && (setgroups(0, NULL) || setgid(uid) || setuid(uid)))
+			_exit(200);
+		const char *path = MP(rel);
+		uint64_t id = 0;
+		if (snapfs_pin(&path, 1, NULL, &id))
+			_exit(errno);
+		_exit(write(p[1], &id, sizeof(id)) == sizeof(id) ? 0 : 202);
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "pin of %s as %u failed: %d", rel,
+		  (unsigned)uid, WEXITSTATUS(st));
+	uint64_t id = 0;
+	cr_assert_eq(read(p[0], &id, sizeof(id)), (ssize_t)sizeof(id));
+	close(p[0]);
+	close(p[1]);
+	return id;
 }
 
 static __attribute__((unused)) const char *SP(const char *rel)

@@ -186,32 +186,6 @@ static int restore_as(uid_t uid, uint64_t id)
 	return WEXITSTATUS(st);
 }
 
-static uint64_t pin_as(uid_t uid, const char *rel)
-{
-	int p[2];
-	cr_assert_eq(pipe(p), 0);
-	pid_t pid = fork();
-	cr_assert(pid >= 0);
-	if (pid == 0) {
-		if (uid && (setgroups(0, NULL) || setgid(uid) || setuid(uid)))
-			_exit(200);
-		const char *path = MP(rel);
-		uint64_t id = 0;
-		if (snapfs_pin(&path, 1, NULL, &id))
-			_exit(errno);
-		_exit(write(p[1], &id, sizeof(id)) == sizeof(id) ? 0 : 202);
-	}
-	int st;
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "pin as %u failed: %d", uid,
-		  WEXITSTATUS(st));
-	uint64_t id = 0;
-	cr_assert_eq(read(p[0], &id, sizeof(id)), (ssize_t)sizeof(id));
-	close(p[0]);
-	close(p[1]);
-	return id;
-}
-
 Test(gate, restore_leaves_setid_bits_as_write_by_the_restorer)
 {
 	fx_mount("allow_other");

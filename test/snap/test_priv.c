@@ -42,33 +42,6 @@ static void run_as_nobody(const char *path, const char *arg, char *out, size_t l
 		*nl = 0;
 }
 
-/* A pin taken by nobody (a user pins a set-user-ID program it may read). */
-static uint64_t pin_as_nobody(const char *rel)
-{
-	int p[2];
-	cr_assert_eq(pipe(p), 0);
-	pid_t pid = fork();
-	cr_assert(pid >= 0);
-	if (pid == 0) {
-		if (setgroups(0, NULL) || setgid(NOBODY) || setuid(NOBODY))
-			_exit(100);
-		const char *path = MP(rel);
-		uint64_t id = 0;
-		if (snapfs_pin(&path, 1, NULL, &id))
-			_exit(errno);
-		_exit(write(p[1], &id, sizeof(id)) == sizeof(id) ? 0 : 102);
-	}
-	int st;
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "pin as nobody failed: %d",
-		  WEXITSTATUS(st));
-	uint64_t id = 0;
-	cr_assert_eq(read(p[0], &id, sizeof(id)), (ssize_t)sizeof(id));
-	close(p[0]);
-	close(p[1]);
-	return id;
-}
-
 static void copy_file(const char *from, const char *to)
 {
 	static char buf[1 << 20];
@@ -92,7 +65,7 @@ Test(priv, setuid_program_pinned_then_defused_runs_without_privilege_from_the_vi
 	/* Live and set-user-ID: the kernel honours it on this mount. */
 	run_as_nobody(MP("id"), "-u", out, sizeof(out));
 	cr_assert_str_eq(out, "0", "precondition: the live setuid copy runs as root (got %s)", out);
-	uint64_t id = pin_as_nobody("id");
+	uint64_t id = pin_as(NOBODY, "id") /* a user pins a set-user-ID program it may read */;
 	cr_assert_eq(chmod(MP("id"), 0755), 0); /* root defuses the live file */
 	run_as_nobody(VP(id, "id"), "-u", out, sizeof(out));
 	cr_expect_str_eq(out, "65534", "the snapshot's copy ran with euid %s", out);

@@ -21,19 +21,6 @@ static long nfiles(void)
 	return getenv("SNAPFS_LONG") ? 100000 : 10000;
 }
 
-static int daemon_fds(pid_t pid)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	DIR *d = opendir(path);
-	cr_assert_not_null(d);
-	int n = 0;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n - 2;
-}
-
 static void mount_limited(rlim_t hard)
 {
 	struct rlimit old, rl = {hard, hard};
@@ -59,7 +46,7 @@ Test(scale, many_more_files_than_descriptors_read_changed_and_pinned)
 		cr_assert_eq(tu_write_file(p, buf, (size_t)len), 0, "create %s: %s", p,
 			     strerror(errno));
 	}
-	int peak = daemon_fds(m.pid);
+	int peak = tu_count_fds(m.pid);
 	/* Read every file back, twice (the second pass reopens evicted ones). */
 	for (int pass = 0; pass < 2; pass++)
 		for (long i = 0; i < n; i++) {
@@ -70,7 +57,7 @@ Test(scale, many_more_files_than_descriptors_read_changed_and_pinned)
 			cr_assert_eq(k, len, "read %s: %zd (%s)", p, k, strerror(errno));
 			cr_assert(!memcmp(got, buf, (size_t)len), "%s: wrong bytes", p);
 			if (i % 997 == 0) {
-				int now = daemon_fds(m.pid);
+				int now = tu_count_fds(m.pid);
 				peak = now > peak ? now : peak;
 			}
 		}
