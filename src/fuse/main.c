@@ -194,7 +194,7 @@ static _Atomic int tick_stop; /* set by main when the session ends */
  * still had 129 MB (tree.rss). When the nodes known fell by TRIM_NODES
  * since their last peak, malloc_trim(0) returns the free pages: 19.5 MB.
  */
-#define TRIM_NODES 16384
+#define TRIM_NODES 4096
 
 static void trim_forgotten(struct sfs *fs, size_t *peak)
 {
