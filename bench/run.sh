@@ -7,7 +7,10 @@
 #
 # Then the cost of snapshots through the mount (bench/snapbench.c), the
 # deferred-I/O segment (bench/segbench.c; SEG_MIB, SEG_REPS) and the
-# store's own benchmarks (bench/store/bench_store.c, no FUSE).
+# store's own benchmarks (bench/store/bench_store.c, no FUSE). With
+# PEER=/path/to/passthrough_hp (libfuse's example, built by you), last the
+# side-by-side comparison against it (bench/peer.sh); without, a line says
+# it was skipped.
 set -euo pipefail
 build=${1:-build}
 snapfs=$(realpath "$build/src/fuse/snapfs")
@@ -88,3 +91,10 @@ echo "deferred-I/O segment (segbench, ${SEG_MIB:-1024} MiB, ${SEG_REPS:-5} runs)
 
 echo
 "$(dirname "$snapfs")/../../bench/store/bench_store" ${STORE_BENCH:-pin cow}
+
+echo
+if [ -n "${PEER:-}" ]; then
+	"$(dirname "$0")/peer.sh" "$build" "$PEER"
+else
+	echo "bench/peer.sh skipped: set PEER=/path/to/passthrough_hp (libfuse's example, built from its source) to compare"
+fi

@@ -138,7 +138,7 @@ static double write_pass(struct store_file *sf, int fd, size_t size)
 		if (pwrite(fd, buf, 4096, (off_t)o) != 4096)
 			die("pwrite", errno);
 		if (sf)
-			store_file_unlock(sf);
+			store_file_unlock_fd(sf, fd); /* as the daemon's gate does */
 	}
 	return (double)size / (1 << 20) / (now() - t0);
 }

@@ -98,9 +98,24 @@ int snapfs_locate(const char *path, char *root, size_t rootlen, char *rel, size_
 	return 0;
 }
 
+/*
+ * Whether op takes a snapshot of live bytes or changes them behind the
+ * kernel's back. A mount with the writeback cache (-o writeback) lets the
+ * kernel hold written pages the daemon has not seen yet: these ops first
+ * make the kernel send every dirty page of the mount (syncfs waits until
+ * the daemon has answered each write), so that a snapshot has every byte a
+ * write() returned before it, and a restore is not undone by older pages.
+ */
+static int op_needs_flush(uint32_t op)
+{
+	return op == SNAPFS_OP_PIN || op == SNAPFS_OP_FREEZE || op == SNAPFS_OP_RESTORE;
+}
+
 int snapfs_call_fd(int fd, struct snapfs_req *r)
 {
 	r->version = SNAPFS_PROTO_VERSION;
+	if (op_needs_flush(r->op) && syncfs(fd))
+		return -1;
 	if (ioctl(fd, SNAPFS_IOC_CALL, r) < 0) {
 		if (errno == ENOTTY || errno == EINVAL)
 			errno = ENOTSUP;

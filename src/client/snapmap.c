@@ -209,6 +209,11 @@ int snaphold_writeback(const struct snaphold *h, int fd, const uint64_t (*rg)[2]
 		return -ENOTSUP;
 	if (h->direct_state <= 0 || n == 0 || n > DIRECT_MAX_RANGES || nfg > DIRECT_MAX_RANGES)
 		return -ENOTSUP;
+	/* Pages written through the mount and still in the kernel's writeback
+	 * cache (-o writeback) would reach the file after these ranges and undo
+	 * them: have the kernel send them first. */
+	if (syncfs(fd))
+		return -errno;
 	/* Long enough for a large batch under copy-on-write, bounded. */
 	int c = side_connect(h, 60);
 	if (c < 0)

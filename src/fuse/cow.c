@@ -50,10 +50,11 @@ static void gate_lock(struct sfs_inode *inode, struct sfs_inode *src, struct sto
 		store_file_wrlock(sf);
 }
 
-static void gate_unlock(struct sfs_inode *inode, struct sfs_inode *src, struct store_file *sf)
+static void gate_unlock(struct sfs_inode *inode, struct sfs_inode *src, struct store_file *sf,
+			int fd)
 {
 	if (sf)
-		store_file_unlock(sf);
+		store_file_unlock_fd(sf, fd);
 	pthread_rwlock_unlock(&inode->rwlock);
 	if (src && src != inode)
 		pthread_rwlock_unlock(&src->rwlock);
@@ -91,8 +92,13 @@ static int gate_preserve(struct sfs_inode *inode, struct store_file *sf, struct 
 	}
 	if (!tracked)
 		return 0;
-	/* The store copies from a read descriptor of the file. */
-	int fd = inode_rfd(inode), rc;
+	/* Blocks already preserved for the file's covers: nothing to open. */
+	if (op->what == GATE_RANGE && store_cow_cached(sf, op->off, op->len))
+		return 0;
+	/* The store copies from a read descriptor of the file: the writer's
+	 * own when it reads too, else one opened for the copy. */
+	int own = op->readable && op->fd >= 0;
+	int fd = own ? op->fd : inode_rfd(inode), rc;
 	if (fd < 0)
 		return fd;
 	switch (op->what) {
@@ -111,7 +117,8 @@ static int gate_preserve(struct sfs_inode *inode, struct store_file *sf, struct 
 	default:
 		rc = -EINVAL;
 	}
-	close(fd);
+	if (!own)
+		close(fd);
 	return rc;
 }
 
@@ -166,7 +173,16 @@ static void gate_kill_priv(struct sfs_inode *inode, int fd, const struct gate_op
 
 ssize_t gate_write(struct sfs_inode *inode, struct gate_op *op)
 {
-	struct store_file *sf = inode_sf(inode);
+	struct store_file *sf;
+	int e = inode_sf_get(inode, op->fd, &sf);
+	/* Without its store file the gate could not preserve what a snapshot
+	 * of the file needs: no change then. A file that is gone (its last
+	 * link went, which preserved and detached it) has none to keep. */
+	if (e && e != -ENOENT && e != -ESTALE) {
+		sfs_log(SFS_LOG_WARNING, "write to inode %llu refused: its store file: %s",
+			(unsigned long long)inode->ino, strerror(-e));
+		return e;
+	}
 	ns_enter();
 	if (!op->held)
 		gate_lock(inode, op->src, sf);
@@ -186,7 +202,7 @@ ssize_t gate_write(struct sfs_inode *inode, struct gate_op *op)
 	if (rc >= 0 && changes && fd < 0 && op->fd >= 0)
 		gate_kill_priv(inode, op->fd, op);
 	if (!op->held)
-		gate_unlock(inode, op->src, sf);
+		gate_unlock(inode, op->src, sf, op->fd);
 	ns_leave();
 	return rc;
 }

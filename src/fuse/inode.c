@@ -28,26 +28,37 @@ static size_t hash_of(dev_t dev, ino_t ino, size_t size)
 	return (h >> 17) & (size - 1);
 }
 
-struct store_file *inode_sf(struct sfs_inode *inode)
+int inode_sf_get(struct sfs_inode *inode, int hint, struct store_file **out)
 {
 	struct store_file *sf = __atomic_load_n(&inode->sf, __ATOMIC_ACQUIRE);
+	*out = sf;
 	if (sf || inode->kind != SFS_REAL || !S_ISREG(inode->type) || !sfs.store)
-		return sf;
-	int fd = inode_fd(inode);
+		return 0;
+	int fd = hint >= 0 ? hint : inode_fd(inode);
 	if (fd < 0)
-		return NULL;
+		return fd;
 	int rc = store_file_get(sfs.store, fd, &sf);
-	inode_fd_put(inode);
+	if (hint < 0)
+		inode_fd_put(inode);
 	if (rc)
-		return NULL;
+		return rc;
 	pthread_mutex_lock(&sfs.mutex);
 	if (inode->sf) {
 		pthread_mutex_unlock(&sfs.mutex);
 		store_file_put(sf);
-		return inode->sf;
+		*out = inode->sf;
+		return 0;
 	}
 	__atomic_store_n(&inode->sf, sf, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&sfs.mutex);
+	*out = sf;
+	return 0;
+}
+
+struct store_file *inode_sf(struct sfs_inode *inode)
+{
+	struct store_file *sf;
+	inode_sf_get(inode, -1, &sf);
 	return sf;
 }
 

@@ -50,9 +50,15 @@ void sfs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	if (conn->capable & FUSE_CAP_IOCTL_DIR)
 		conn->want |= FUSE_CAP_IOCTL_DIR; /* the control ioctl works on directories too */
-	/* Writes must reach the daemon when they are made: a snapshot pinned
-	 * after write() returned must see it, and COW must run before it. */
-	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* Without the writeback cache every write reaches the daemon before
+	 * write() returns. With it (-o writeback) the kernel keeps dirty pages
+	 * and sends them later: whoever takes a snapshot makes the kernel send
+	 * them first (libsnapfs and snapctl call syncfs() before the control
+	 * ioctl; snapshot=open, where the daemon takes it, excludes the mode). */
+	if (sfs.o.writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+	else
+		conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	/* Locks are left to the kernel: it sees every locker, the daemon would
 	 * make them all look like one process. */
 	conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);

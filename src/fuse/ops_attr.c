@@ -337,14 +337,14 @@ static int x_remove(struct sfs_inode *in, int fd, const char *name)
 }
 
 /* getxattr (name) and listxattr (name NULL): a size-0 probe answers the
- * length, otherwise the bytes. */
-static void xattr_query(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+ * length, otherwise the bytes. Returns what it answered: a count or -errno. */
+static ssize_t xattr_query(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct sfs_inode *inode = inode_get(ino);
 	char *buf = NULL;
 	if (size && !(buf = malloc(size))) {
 		fuse_reply_err(req, ENOMEM);
-		return;
+		return -ENOMEM;
 	}
 	struct sfs_cred c = {0};
 	int virt = sfs_virtual(inode);
@@ -365,11 +365,37 @@ static void xattr_query(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
 	free(buf);
+	return n;
 }
 
+/*
+ * The kernel asks for security.capability before every write() (to drop
+ * file capabilities, file_remove_privs): a file known to have none is
+ * answered from the inode, with no backing call. The knowledge is dropped
+ * when the xattr is set through the mount (sfs_setxattr); capgen, bumped
+ * there, keeps a lookup that raced with such a set from leaving "none".
+ * A capability set on the backing file directly, behind the mount, is not
+ * seen until the kernel forgets the inode (docs/ARCHITECTURE.md).
+ */
 void sfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	xattr_query(req, ino, name, size);
+	struct sfs_inode *inode = inode_get(ino);
+	if (sfs_virtual(inode) || strcmp(name, "security.capability") != 0) {
+		xattr_query(req, ino, name, size);
+		return;
+	}
+	if (__atomic_load_n(&inode->nocaps, __ATOMIC_ACQUIRE)) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	unsigned gen = __atomic_load_n(&inode->capgen, __ATOMIC_SEQ_CST);
+	if (xattr_query(req, ino, name, size) != -ENODATA)
+		return;
+	/* Record "none", then look again: a set that bumped capgen meanwhile
+	 * may have cleared the flag before we set it. */
+	__atomic_store_n(&inode->nocaps, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&inode->capgen, __ATOMIC_SEQ_CST) != gen)
+		__atomic_store_n(&inode->nocaps, 0, __ATOMIC_SEQ_CST);
 }
 
 void sfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
@@ -398,8 +424,10 @@ void sfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *
 	ns_leave();
 	if (fd >= 0)
 		inode_fd_put(inode);
-	if (rc == 0 && strcmp(name, "security.capability") == 0)
-		__atomic_store_n(&inode->nocaps, 0, __ATOMIC_RELAXED);
+	if (strcmp(name, "security.capability") == 0) {
+		__atomic_add_fetch(&inode->capgen, 1, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&inode->nocaps, 0, __ATOMIC_SEQ_CST);
+	}
 	fuse_reply_err(req, -rc);
 }
 

@@ -72,7 +72,12 @@ void sfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	pthread_mutex_init(&d->lock, NULL);
 	fi->fh = (uintptr_t)d;
-	fi->cache_readdir = 0;
+	/* The kernel keeps the listing (and the entries readdirplus gave it)
+	 * and serves the next opendir from it: it drops the listing itself when
+	 * a name in the directory changes through the mount, and the daemon
+	 * tells it when it changes one itself (restore: inode_invalidate). */
+	fi->cache_readdir = 1;
+	fi->keep_cache = 1;
 	fuse_reply_open(req, fi);
 	return;
 out_free:

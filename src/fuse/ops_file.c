@@ -27,6 +27,23 @@
  * cache out of it), O_NOFOLLOW is meaningless on a /proc magic link. */
 #define SFS_OPEN_STRIP (O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW | O_DIRECT)
 
+/*
+ * The flags of the backing open. With the writeback cache the kernel reads
+ * pages around a partial write even of a write-only open, and it places
+ * appends itself (its idea of the size is the one that counts: the backing
+ * file changes only through the daemon): write-only becomes read-write
+ * (when the caller may read; else reads of such pages fail), O_APPEND goes.
+ */
+static int backing_flags(int flags)
+{
+	if (!sfs.o.writeback)
+		return flags;
+	flags &= ~O_APPEND;
+	if ((flags & O_ACCMODE) == O_WRONLY)
+		flags = (flags & ~O_ACCMODE) | O_RDWR;
+	return flags;
+}
+
 static int file_new(struct sfs_inode *inode, int fd, int flags, struct fuse_file_info *fi,
 		    struct sfs_file **out)
 {
@@ -68,7 +85,10 @@ static ssize_t open_apply(void *arg, struct gate_op *op)
 	struct sfs_cred c = {0};
 	int rc = cred_enter(a->req, &c);
 	if (rc == 0) {
-		a->fd = open(a->proc, (a->flags & ~SFS_OPEN_STRIP) | O_CLOEXEC);
+		a->fd = open(a->proc, (backing_flags(a->flags) & ~SFS_OPEN_STRIP) | O_CLOEXEC);
+		if (a->fd < 0 && errno == EACCES && backing_flags(a->flags) != a->flags)
+			a->fd =
+			    open(a->proc, (a->flags & ~(SFS_OPEN_STRIP | O_APPEND)) | O_CLOEXEC);
 		if (a->fd < 0)
 			rc = -errno;
 	}
@@ -133,7 +153,8 @@ void sfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int fd = -1;
 	struct sfs_file *f = NULL;
 	int rc = open_backing(req, inode, fi->flags, &fd);
-	if (rc == 0 && (rc = file_new(inode, fd, fi->flags, fi, &f)))
+	if (rc == 0 &&
+	    (rc = file_new(inode, fd, sfs.o.writeback ? fi->flags & ~O_APPEND : fi->flags, fi, &f)))
 		close(fd);
 	if (rc == 0 && (rc = open_time_snapshot(req, inode, f, fi))) {
 		close(fd);
@@ -171,7 +192,7 @@ void sfs_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t 
 		/* Create only: an existing file (the kernel's entry was stale) goes
 		 * through open_backing, so O_TRUNC is copied-on-write. */
 		fd = openat(pfd, name,
-			    (fi->flags | O_CREAT | O_EXCL | O_CLOEXEC) &
+			    (backing_flags(fi->flags) | O_CREAT | O_EXCL | O_CLOEXEC) &
 				~(O_DIRECT | O_NOCTTY | O_TRUNC),
 			    mode);
 		if (fd < 0)
@@ -196,7 +217,8 @@ void sfs_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t 
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	if ((rc = file_new(inode_get(e.ino), fd, fi->flags, fi, NULL))) {
+	if ((rc = file_new(inode_get(e.ino), fd,
+			   sfs.o.writeback ? fi->flags & ~O_APPEND : fi->flags, fi, NULL))) {
 		close(fd);
 		inode_forget(inode_get(e.ino), 1);
 		fuse_reply_err(req, -rc);
@@ -247,6 +269,7 @@ void sfs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, o
 			     .off = (uint64_t)off,
 			     .len = fuse_buf_size(in_buf),
 			     .fd = f->fd,
+			     .readable = (f->flags & O_ACCMODE) == O_RDWR,
 			     .caller = fuse_req_ctx(req)->uid,
 			     .req = req,
 			     .apply = write_apply,

@@ -22,6 +22,8 @@ enum {
 	KEY_ALLOW_OTHER,
 	KEY_DEFAULT_PERMISSIONS,
 	KEY_RO,
+	KEY_WRITEBACK,
+	KEY_NOWRITEBACK,
 };
 
 #define SFS_OPT(t, p)                                                                              \
@@ -38,6 +40,8 @@ static const struct fuse_opt sfs_opt_table[] = {
     SFS_OPT("store_max=%s", store_max_s),
     SFS_OPT("log_level=%s", log_level_s),
     SFS_OPT("timeout=%lf", timeout),
+    FUSE_OPT_KEY("writeback", KEY_WRITEBACK),
+    FUSE_OPT_KEY("nowriteback", KEY_NOWRITEBACK),
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
     FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -109,6 +113,12 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	case KEY_RO:
 		o->read_only = 1;
 		return 1;
+	case KEY_WRITEBACK:
+		o->writeback = 1;
+		return 0;
+	case KEY_NOWRITEBACK:
+		o->writeback = 0;
+		return 0;
 	case FUSE_OPT_KEY_NONOPT:
 		if (!o->source) {
 			o->source = strdup(arg);
@@ -137,6 +147,7 @@ int opts_parse(struct fuse_args *args, struct sfs_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->timeout = 86400.0;
+	o->writeback = -1;
 	int h = helper_args(args); /* run as mount.snapfs / mount.fuse.snapfs */
 	if (h < 0)
 		return -1;
@@ -245,6 +256,15 @@ int opts_validate(struct sfs_opts *o)
 			o->log_level_s);
 		return -1;
 	}
+	/* An open-time snapshot is taken by the daemon, which cannot make the
+	 * kernel send the dirty pages it holds first: no writeback cache then. */
+	if (o->writeback == 1 && o->snapmode == SFS_SNAP_OPEN) {
+		fprintf(stderr, "snapfs: writeback cannot be used with snapshot=open (an open-time "
+				"snapshot would miss the kernel's unsent pages)\n");
+		return -1;
+	}
+	if (o->writeback < 0)
+		o->writeback = o->snapmode == SFS_SNAP_OPEN ? 0 : SFS_WRITEBACK_DEFAULT;
 	if (o->timeout < 0 || o->timeout > 1e7) {
 		fprintf(stderr, "snapfs: bad timeout= value (0 to 10000000 seconds)\n");
 		return -1;
@@ -274,8 +294,12 @@ void opts_usage(const char *prog)
 	       "  store_max=SIZE       most bytes the store may preserve (default no limit)\n"
 	       "  log_level=LEVEL      err, warning, notice (default), info, debug\n"
 	       "  timeout=SECONDS      kernel attribute and entry cache time (default 86400)\n"
+	       "  writeback            the kernel's writeback cache: write() returns once the\n"
+	       "                       page cache has the bytes%s\n"
+	       "  nowriteback          every write() reaches the daemon before it returns%s\n"
 	       "\n"
 	       "FUSE options: allow_other, default_permissions, ro, fsname=, auto_unmount,\n"
 	       "and the generic mount options (nosuid, nodev, noexec, noatime, ...).\n",
-	       prog, 4096u);
+	       prog, 4096u, SFS_WRITEBACK_DEFAULT ? " (default)" : "",
+	       SFS_WRITEBACK_DEFAULT ? "" : " (default)");
 }

@@ -25,6 +25,10 @@ struct snapfs_req;
 
 enum sfs_snapmode { SFS_SNAP_LIVE = 0, SFS_SNAP_OPEN = 1 };
 
+/* Whether the kernel's writeback cache is on unless -o writeback or
+ * nowriteback says (docs/BENCHMARKS.md, "Writeback cache", has the figures). */
+#define SFS_WRITEBACK_DEFAULT 0
+
 /* Filled by the fuse_opt table in opts.c, validated once, then read-only. */
 struct sfs_opts {
 	char *source;	  /* SOURCE as given */
@@ -40,6 +44,7 @@ struct sfs_opts {
 	int allow_other;
 	int default_permissions;
 	int read_only;
+	int writeback; /* -o writeback / nowriteback; -1 until validated */
 	int show_help;
 	int show_version;
 	double timeout; /* attr/entry cache timeout, seconds */
@@ -79,6 +84,7 @@ struct sfs_inode {
 	struct sfs_inode *hnext; /* hash chain, protected by sfs->mutex */
 	pthread_rwlock_t rwlock; /* write: bytes changing; read: live read in flight */
 	int nocaps;		 /* 1: known to carry no security.capability xattr */
+	unsigned capgen;	 /* bumped by every setxattr of it through the mount */
 	struct store_file *sf;	 /* regular files, attached on first need; set once under
 				    sfs->mutex, then read-only */
 	struct bits *marks;	 /* change bitmaps of segments reading the file
@@ -198,6 +204,9 @@ int inode_is_store_name(const struct sfs_inode *parent, const char *name);
 /* The store file of a regular file, attached on first use; NULL when the
  * store cannot identify it (then no snapshot can cover it either). */
 struct store_file *inode_sf(struct sfs_inode *inode);
+/* inode_sf, through hint (a descriptor of the file, or -1) when given, with
+ * why it failed: -errno, and *out NULL. */
+int inode_sf_get(struct sfs_inode *inode, int hint, struct store_file **out);
 /* A new read descriptor on the inode (for the store's copies); close it. */
 int inode_rfd(struct sfs_inode *inode);
 /*
@@ -243,6 +252,7 @@ struct gate_op {
 	const uint64_t (*r)[2];
 	size_t n;
 	int fd;	      /* backing descriptor the change is made through */
+	int readable; /* fd is open for reading too: the store copies from it */
 	uid_t caller; /* who writes: 0 keeps set-id bits, as CAP_FSETID does */
 	/* The writer's groups, asked only for a set-group-ID file that is not
 	 * group-executable (cleared unless the writer is in its group): from

@@ -8,6 +8,8 @@
  * three times (plan + allocate, then commit) and dropped around the copy;
  * the rows are committed only after the copy is durable (when a pinned
  * snapshot needs it), and the caller changes the file only after we return.
+ * A hook that succeeded records its blocks in the file's done set
+ * (file.c): later changes of them return at once until a cover is added.
  */
 #include <assert.h>
 #include <errno.h>
@@ -202,6 +204,178 @@ static void free_runs_space(struct store *st, struct runs *r, uint64_t *reserved
 }
 
 /*
+ * Group commit. A hook whose copy is written queues a request and waits; the
+ * first waiter finding no leader becomes the leader: it takes every request
+ * queued so far, syncs the block file once (when any of them needs it), then
+ * under the store mutex inserts all their rows in one transaction and
+ * commits once, and wakes them. Hooks arriving meanwhile queue for the next
+ * group. Each hook returns (and its caller changes the live file) only once
+ * its rows are committed after its copy was synced: the order of a lone hook.
+ * If the group's transaction fails, each request is committed alone, so that
+ * one failure fails only its own hook.
+ */
+struct cowreq {
+	struct store_file *sf; /* its owner holds the write lock throughout */
+	struct runs *runs;
+	const uint32_t *sums;
+	uint64_t reserved; /* bytes allocated for the runs, until committed */
+	uint64_t fid, E;
+	int sync;   /* the block file must be synced before the commit */
+	int full;   /* a pinned cover needs a run: FULL commit */
+	int detach; /* also mark the file detached */
+	int rc, done;
+	struct cowreq *next;
+};
+
+/* mu held: this request's rows, inside the open transaction. */
+static int req_stage(struct store *st, struct cowreq *q)
+{
+	struct store_file *sf = q->sf;
+	int rc = 0;
+	if (sf->fid != q->fid)
+		return 0; /* every cover went meanwhile: nothing is needed */
+	for (size_t i = 0; i < q->runs->n && !rc; i++) {
+		struct run *r = &q->runs->a[i];
+		if (!store_ext_needed(sf->cov, sf->ncov, st->bs, r->blk, r->efrom, q->E))
+			continue;
+		struct ext e = {.fid = q->fid,
+				.blk = r->blk,
+				.efrom = r->efrom,
+				.eto = q->E,
+				.nblk = r->n,
+				.loc = r->hole ? -1 : r->loc};
+		rc = extidx_ext_insert(st->x, &e, r->hole ? NULL : q->sums + r->sumi);
+		r->hole |= 2; /* inserted */
+		if (r->n > sf->maxnblk)
+			sf->maxnblk = r->n; /* harmless if the transaction rolls back */
+	}
+	if (!rc && q->detach)
+		rc = extidx_file_set_state(st->x, q->fid, 1);
+	return rc;
+}
+
+/* mu held: after the commit (rc 0) or the rollback (rc < 0). */
+static void req_finish(struct store *st, struct cowreq *q, int rc)
+{
+	struct runs *runs = q->runs;
+	q->rc = rc;
+	if (rc || q->sf->fid != q->fid) {
+		for (size_t i = 0; i < runs->n; i++)
+			runs->a[i].hole &= 1;
+		free_runs_space(st, runs, &q->reserved);
+		return;
+	}
+	uint64_t copies = 0, bytes = 0;
+	for (size_t i = 0; i < runs->n; i++) {
+		struct run *r = &runs->a[i];
+		int hole = r->hole & 1;
+		if (r->hole & 2) {
+			st->nextents++;
+			copies++;
+			if (!hole) {
+				st->preserved_bytes += (uint64_t)r->n * st->bs;
+				bytes += (uint64_t)r->n * st->bs;
+			}
+		} else if (!hole) {
+			blk_free(&st->blk, (uint64_t)r->loc / st->bs, r->n);
+		}
+	}
+	st->reserved_bytes -= q->reserved;
+	q->reserved = 0;
+	st->cow_copies += copies;
+	st->cow_bytes += bytes;
+	if (q->detach)
+		q->sf->detached = 1;
+}
+
+/* mu held: whether q's commit must be FULL. */
+static int req_full(const struct cowreq *q)
+{
+	return q->full || (q->detach && store_sync_mode(q->sf->cov, q->sf->ncov));
+}
+
+/* The leader's work for the requests of one group (no lock held). */
+static void group_run(struct store *st, struct cowreq *g)
+{
+	int sync = 0, n = 0;
+	for (struct cowreq *q = g; q; q = q->next, n++)
+		sync |= q->sync;
+	store_test_point("cow:sync"); /* a group's copies written, not yet synced */
+	int rc = sync ? blk_sync(&st->blk) : 0;
+	pthread_mutex_lock(&st->mu);
+	if (rc) {
+		for (struct cowreq *q = g; q; q = q->next)
+			req_finish(st, q, rc);
+		pthread_mutex_unlock(&st->mu);
+		return;
+	}
+	if (n > 1) {
+		int full = 0;
+		for (struct cowreq *q = g; q; q = q->next)
+			full |= req_full(q);
+		rc = store_begin(st, full);
+		for (struct cowreq *q = g; q && !rc; q = q->next)
+			rc = req_stage(st, q);
+		if (!rc)
+			rc = store_commit(st);
+		else
+			extidx_rollback(st->x);
+		if (!rc) {
+			st->cow_commits++;
+			for (struct cowreq *q = g; q; q = q->next)
+				req_finish(st, q, 0);
+			pthread_mutex_unlock(&st->mu);
+			return;
+		}
+		for (struct cowreq *q = g; q; q = q->next) /* nothing was inserted */
+			for (size_t i = 0; i < q->runs->n; i++)
+				q->runs->a[i].hole &= 1;
+	}
+	/* One alone, or the group failed: each alone. */
+	for (struct cowreq *q = g; q; q = q->next) {
+		rc = store_begin(st, req_full(q));
+		if (!rc)
+			rc = req_stage(st, q);
+		if (!rc)
+			rc = store_commit(st);
+		else
+			extidx_rollback(st->x);
+		st->cow_commits += !rc;
+		req_finish(st, q, rc);
+	}
+	pthread_mutex_unlock(&st->mu);
+}
+
+static int group_commit(struct store *st, struct cowreq *q)
+{
+	pthread_mutex_lock(&st->gmu);
+	*st->gtail = q;
+	st->gtail = &q->next;
+	while (!q->done) {
+		if (st->gleader) {
+			pthread_cond_wait(&st->gcv, &st->gmu);
+			continue;
+		}
+		st->gleader = 1;
+		struct cowreq *g = st->gq;
+		st->gq = NULL;
+		st->gtail = &st->gq;
+		pthread_mutex_unlock(&st->gmu);
+		group_run(st, g);
+		pthread_mutex_lock(&st->gmu);
+		for (struct cowreq *x = g, *nx; x; x = nx) {
+			nx = x->next;
+			x->next = NULL;
+			x->done = 1;
+		}
+		st->gleader = 0;
+		pthread_cond_broadcast(&st->gcv);
+	}
+	pthread_mutex_unlock(&st->gmu);
+	return q->rc;
+}
+
+/*
  * Preserve what the covers need of the block ranges br[i] = [b0, b1) of sf
  * (increasing, disjoint), then (detach) mark the file detached, all in one
  * transaction with at most one sync of the block file.
@@ -214,7 +388,7 @@ static int cow_blocks(struct store_file *sf, int fd, const uint64_t (*br)[2], si
 	struct cover *c = NULL;
 	uint32_t *sums = NULL;
 	size_t nc;
-	uint64_t fid, E, reserved = 0;
+	uint64_t fid, E, gen, reserved = 0;
 	int rc = 0, full = 0;
 
 	pthread_mutex_lock(&st->mu);
@@ -234,6 +408,7 @@ static int cow_blocks(struct store_file *sf, int fd, const uint64_t (*br)[2], si
 	memcpy(c, sf->cov, nc * sizeof(*c));
 	fid = sf->fid;
 	E = st->epoch;
+	gen = sf->covgen;
 	uint64_t maxblk = 0;
 	for (size_t i = 0; i < nc; i++) {
 		uint64_t nb = (c[i].size + st->bs - 1) / st->bs;
@@ -342,8 +517,6 @@ static int cow_blocks(struct store_file *sf, int fd, const uint64_t (*br)[2], si
 		rc = blk_sums(&st->blk, (uint64_t)r->loc, r->n, fid, r->blk, r->efrom, E, sums + k);
 		k += r->n;
 	}
-	if (!rc && full && need)
-		rc = blk_sync(&st->blk);
 	if (rc) {
 		pthread_mutex_lock(&st->mu);
 		free_runs_space(st, &runs, &reserved);
@@ -352,65 +525,24 @@ static int cow_blocks(struct store_file *sf, int fd, const uint64_t (*br)[2], si
 	}
 	store_test_point("cow:copied");
 
-	/* Commit the rows still needed (a release meanwhile may have dropped some). */
-	pthread_mutex_lock(&st->mu);
-	uint64_t copies = 0, bytes = 0;
-	if (sf->fid != fid) {
-		free_runs_space(st, &runs, &reserved);
-		pthread_mutex_unlock(&st->mu);
+	/* Sync and commit, in a group with the hooks committing meanwhile. */
+	struct cowreq q = {.sf = sf,
+			   .runs = &runs,
+			   .sums = sums,
+			   .reserved = reserved,
+			   .fid = fid,
+			   .E = E,
+			   .sync = full && need,
+			   .full = full,
+			   .detach = detach};
+	if ((rc = group_commit(st, &q)))
 		goto out;
-	}
-	rc = store_begin(st, full || (detach && store_sync_mode(sf->cov, sf->ncov)));
-	for (size_t i = 0; i < runs.n && !rc; i++) {
-		struct run *r = &runs.a[i];
-		if (!store_ext_needed(sf->cov, sf->ncov, st->bs, r->blk, r->efrom, E))
-			continue;
-		struct ext e = {.fid = fid,
-				.blk = r->blk,
-				.efrom = r->efrom,
-				.eto = E,
-				.nblk = r->n,
-				.loc = r->hole ? -1 : r->loc};
-		rc = extidx_ext_insert(st->x, &e, r->hole ? NULL : sums + r->sumi);
-		r->hole |= 2; /* inserted */
-		if (r->n > sf->maxnblk)
-			sf->maxnblk = r->n; /* harmless if the transaction rolls back */
-	}
-	if (!rc && detach)
-		rc = extidx_file_set_state(st->x, fid, 1);
-	if (!rc)
-		rc = store_commit(st);
-	else
-		extidx_rollback(st->x);
-	if (rc) {
-		for (size_t i = 0; i < runs.n; i++)
-			runs.a[i].hole &= 1;
-		free_runs_space(st, &runs, &reserved);
-		pthread_mutex_unlock(&st->mu);
-		goto out;
-	}
-	for (size_t i = 0; i < runs.n; i++) {
-		struct run *r = &runs.a[i];
-		int hole = r->hole & 1;
-		if (r->hole & 2) {
-			st->nextents++;
-			copies++;
-			if (!hole) {
-				st->preserved_bytes += (uint64_t)r->n * st->bs;
-				bytes += (uint64_t)r->n * st->bs;
-			}
-		} else if (!hole) {
-			blk_free(&st->blk, (uint64_t)r->loc / st->bs, r->n);
-		}
-	}
-	st->reserved_bytes -= reserved;
-	st->cow_copies += copies;
-	st->cow_bytes += bytes;
-	if (detach)
-		sf->detached = 1;
-	pthread_mutex_unlock(&st->mu);
 	store_test_point("cow:committed");
 out:
+	/* Done for the covers planned with: later changes of these blocks skip
+	 * the hook until a cover is added. */
+	for (size_t i = 0; i < nbr && !rc && !detach; i++)
+		cowdone_add(sf, gen, br[i][0], br[i][1]);
 	free(sums);
 	free(planned.a);
 	free(runs.a);
@@ -427,12 +559,31 @@ static int cur_size(int fd, uint64_t *size)
 	return 0;
 }
 
+/* Whether bytes [off, off + len) lie in blocks whose copy-on-write is done. */
+static int range_done(struct store_file *sf, uint64_t off, uint64_t len)
+{
+	uint32_t bs = sf->st->bs;
+	if (off + len < off)
+		return 0;
+	return cowdone_has(sf, off / bs, (off + len + bs - 1) / bs);
+}
+
+int store_cow_cached(struct store_file *sf, uint64_t off, uint64_t len)
+{
+	if (!store_file_tracked(sf))
+		return 1;
+	if (len && !range_done(sf, off, len))
+		return 0;
+	sf->hooked = 1; /* under the write lock: store_file_unlock records the change */
+	return 1;
+}
+
 int store_cow_range(struct store_file *sf, int fd, uint64_t off, uint64_t len)
 {
 	if (!store_file_tracked(sf))
 		return 0;
 	sf->hooked = 1; /* under the write lock: store_file_unlock records the change */
-	if (!len)
+	if (!len || range_done(sf, off, len))
 		return 0;
 	uint64_t size;
 	int rc = cur_size(fd, &size);
@@ -453,7 +604,10 @@ int store_cow_ranges(struct store_file *sf, int fd, const uint64_t (*r)[2], size
 	if (!store_file_tracked(sf))
 		return 0;
 	sf->hooked = 1;
-	if (!n)
+	size_t ndone = 0;
+	for (size_t i = 0; i < n; i++)
+		ndone += range_done(sf, r[i][0], r[i][1]);
+	if (ndone == n)
 		return 0;
 	uint64_t size;
 	int rc = cur_size(fd, &size);

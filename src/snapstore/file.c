@@ -100,6 +100,7 @@ void store_file_maybe_free(struct store_file *sf)
 		RB_REMOVE(sf_by_fid, &st->files_f, sf);
 	RB_REMOVE(sf_by_handle, &st->files_h, sf);
 	pthread_rwlock_destroy(&sf->lock);
+	cowdone_free(&sf->done);
 	free(sf->cov);
 	free(sf);
 }
@@ -117,6 +118,8 @@ int store_cover_add(struct store_file *sf, const struct cover *c)
 	}
 	sf->cov[i] = *c;
 	sf->ncov++;
+	/* A new cover may need blocks that earlier hooks found done. */
+	__atomic_store_n(&sf->covgen, sf->covgen + 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&sf->tracked, 1, __ATOMIC_RELEASE);
 	return 0;
 }
@@ -129,6 +132,121 @@ void store_cover_del(struct store_file *sf, uint64_t snap)
 			sf->cov[j++] = sf->cov[i];
 	sf->ncov = j;
 	__atomic_store_n(&sf->tracked, j != 0, __ATOMIC_RELEASE);
+}
+
+/* ---- the done set ---- */
+
+static size_t cowdone_hash(uint64_t chunk, size_t cap)
+{
+	return (size_t)((chunk * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
+}
+
+void cowdone_free(struct cowdone *d)
+{
+	free(d->key);
+	free(d->bits);
+	memset(d, 0, sizeof(*d));
+}
+
+static void cowdone_clear(struct cowdone *d)
+{
+	if (d->cap)
+		memset(d->key, 0, d->cap * sizeof(*d->key));
+	d->n = 0;
+}
+
+/* The bits of chunk, or NULL when absent. */
+static uint64_t *cowdone_find(const struct cowdone *d, uint64_t chunk)
+{
+	if (!d->cap)
+		return NULL;
+	for (size_t i = cowdone_hash(chunk, d->cap);; i = (i + 1) & (d->cap - 1)) {
+		if (d->key[i] == chunk + 1)
+			return &d->bits[i];
+		if (!d->key[i])
+			return NULL;
+	}
+}
+
+/* Room for one more chunk: double up to COWDONE_MAX, then start over.
+ * Returns 0 when out of memory (the set is then just left as it is). */
+static int cowdone_room(struct cowdone *d)
+{
+	if (d->cap && (d->n + 1) * 4 <= d->cap * 3)
+		return 1;
+	if (d->cap >= COWDONE_MAX) {
+		cowdone_clear(d);
+		return 1;
+	}
+	size_t nc = d->cap ? d->cap * 2 : 64;
+	uint64_t *nk = calloc(nc, sizeof(*nk)), *nb = malloc(nc * sizeof(*nb));
+	if (!nk || !nb) {
+		free(nk);
+		free(nb);
+		return 0;
+	}
+	for (size_t i = 0; i < d->cap; i++) {
+		if (!d->key[i])
+			continue;
+		size_t j = cowdone_hash(d->key[i] - 1, nc);
+		while (nk[j])
+			j = (j + 1) & (nc - 1);
+		nk[j] = d->key[i];
+		nb[j] = d->bits[i];
+	}
+	free(d->key);
+	free(d->bits);
+	d->key = nk;
+	d->bits = nb;
+	d->cap = nc;
+	return 1;
+}
+
+int cowdone_has(struct store_file *sf, uint64_t b0, uint64_t b1)
+{
+	const struct cowdone *d = &sf->done;
+	if (b1 <= b0 || b1 - b0 > COWDONE_SPAN || !d->n ||
+	    d->gen != __atomic_load_n(&sf->covgen, __ATOMIC_ACQUIRE))
+		return 0;
+	for (uint64_t b = b0; b < b1;) {
+		const uint64_t *w = cowdone_find(d, b / 64);
+		uint64_t lo = b % 64, hi = b1 - b / 64 * 64 < 64 ? b1 - b / 64 * 64 : 64;
+		uint64_t want = (hi == 64 ? ~0ull : (1ull << hi) - 1) & ~((1ull << lo) - 1);
+		if (!w || (*w & want) != want)
+			return 0;
+		b = b / 64 * 64 + hi;
+	}
+	return 1;
+}
+
+void cowdone_add(struct store_file *sf, uint64_t gen, uint64_t b0, uint64_t b1)
+{
+	struct cowdone *d = &sf->done;
+	if (gen != __atomic_load_n(&sf->covgen, __ATOMIC_ACQUIRE) || b1 <= b0 ||
+	    b1 - b0 > COWDONE_SPAN)
+		return; /* a cover came meanwhile, or too long to be worth it */
+	if (d->gen != gen) {
+		cowdone_clear(d);
+		d->gen = gen;
+	}
+	for (uint64_t b = b0; b < b1;) {
+		uint64_t lo = b % 64, hi = b1 - b / 64 * 64 < 64 ? b1 - b / 64 * 64 : 64;
+		uint64_t set = (hi == 64 ? ~0ull : (1ull << hi) - 1) & ~((1ull << lo) - 1);
+		uint64_t *w = cowdone_find(d, b / 64);
+		if (!w) {
+			if (!cowdone_room(d))
+				return;
+			size_t i = cowdone_hash(b / 64, d->cap);
+			while (d->key[i])
+				i = (i + 1) & (d->cap - 1);
+			d->key[i] = b / 64 + 1;
+			d->bits[i] = 0;
+			d->n++;
+			w = &d->bits[i];
+		}
+		*w |= set;
+		b = b / 64 * 64 + hi;
+	}
 }
 
 int store_sync_mode(const struct cover *c, size_t n)
@@ -243,6 +361,22 @@ void store_file_unlock(struct store_file *sf)
 		if (fd >= 0)
 			close(fd);
 	}
+	pthread_rwlock_unlock(&sf->lock);
+}
+
+void store_file_unlock_fd(struct store_file *sf, int fd)
+{
+	struct stat sb;
+	if (fd < 0 || !sf->hooked) {
+		store_file_unlock(sf);
+		return;
+	}
+	/* detached is set only under this write lock (or at open); a release
+	 * may zero fid meanwhile, which leaves at worst a mark nobody reads. */
+	sf->hooked = 0;
+	uint64_t fid = store_file_fid(sf);
+	if (!sf->detached && fid && !fstat(fd, &sb))
+		store_mark_write(sf->st, fid, &sb);
 	pthread_rwlock_unlock(&sf->lock);
 }
 

@@ -107,6 +107,9 @@ void store_file_wrlock(struct store_file *sf);
  * treats any later one as made from outside (stale). So call it after the
  * change, not before. */
 void store_file_unlock(struct store_file *sf);
+/* The same, with fd open on the file (any mode): the record is taken from
+ * it, with no lookup of the file by handle. fd < 0: store_file_unlock. */
+void store_file_unlock_fd(struct store_file *sf, int fd);
 
 /* Whether any live snapshot covers this file: when 0 the hooks are no-ops
  * and the caller may skip them. Cheap (no I/O). */
@@ -127,6 +130,13 @@ uint64_t store_file_fid(const struct store_file *sf);
 /* Bytes [off, off + len) are about to change: write, punch hole, zero range,
  * copy_file_range destination. */
 int store_cow_range(struct store_file *sf, int fd, uint64_t off, uint64_t len);
+/* Before store_cow_range, under the same lock: 1 when that call would copy
+ * nothing because no snapshot covers the file or every block of the range
+ * was already preserved (or found not needed) by an earlier hook since the
+ * file's last new cover; the change is then recorded as store_cow_range
+ * records it, and the caller goes straight to the change. 0: call
+ * store_cow_range. No I/O, no store mutex. */
+int store_cow_cached(struct store_file *sf, uint64_t off, uint64_t len);
 /* Several byte ranges r[i] = {off, len}, increasing and disjoint, are about
  * to change: one plan, at most one sync, one index transaction. */
 int store_cow_ranges(struct store_file *sf, int fd, const uint64_t (*r)[2], size_t n);
@@ -410,6 +420,7 @@ struct store_stats {
 	uint64_t block_size;
 	uint64_t cow_copies; /* since open: extents written by the hooks */
 	uint64_t cow_bytes;
+	uint64_t cow_commits; /* since open: index transactions of the hooks (a group: one) */
 	uint64_t store_reads; /* since open: snapshot reads served (partly) from the store */
 	uint64_t store_read_bytes;
 };

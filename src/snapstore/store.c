@@ -44,6 +44,8 @@ static void free_all(struct store *st)
 	if (st->dirfd >= 0)
 		close(st->dirfd);
 	pthread_mutex_destroy(&st->mu);
+	pthread_mutex_destroy(&st->gmu);
+	pthread_cond_destroy(&st->gcv);
 	pthread_rwlock_destroy(&st->space);
 	pthread_rwlock_destroy(&st->snaplock);
 	free(st);
@@ -115,6 +117,9 @@ int store_open(const char *dir, int source_fd, const struct store_opts *o, struc
 	st->srcfd = source_fd;
 	st->max_bytes = o->max_bytes;
 	pthread_mutex_init(&st->mu, NULL);
+	pthread_mutex_init(&st->gmu, NULL);
+	pthread_cond_init(&st->gcv, NULL);
+	st->gtail = &st->gq;
 	pthread_rwlockattr_t ra;
 	pthread_rwlockattr_init(&ra);
 	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -294,6 +299,7 @@ int store_stats(struct store *st, struct store_stats *out)
 	out->block_size = st->bs;
 	out->cow_copies = st->cow_copies;
 	out->cow_bytes = st->cow_bytes;
+	out->cow_commits = st->cow_commits;
 	out->store_reads = __atomic_load_n(&st->store_reads, __ATOMIC_RELAXED);
 	out->store_read_bytes = __atomic_load_n(&st->store_read_bytes, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&st->mu);

@@ -3,7 +3,8 @@
  * Private shared state of the snapstore: struct store, struct store_file and
  * the helpers the store's modules call on each other. Everything here is
  * protected by st->mu unless a field says otherwise; the lock order is
- * file rwlocks -> st->space -> st->mu -> st->snaplock (see docs/SNAPSTORE.md).
+ * file rwlocks -> st->space -> st->mu -> st->snaplock (see docs/SNAPSTORE.md),
+ * and file rwlocks -> st->gmu (never held with any other store lock).
  */
 #ifndef STORE_I_H
 #define STORE_I_H
@@ -24,7 +25,9 @@
 #include "nsidx_i.h"
 #include "snapstore.h"
 
-#define STORE_HANDLE_MAX 136 /* 4 bytes handle_type + MAX_HANDLE_SZ (128) */
+#define STORE_HANDLE_MAX 136   /* 4 bytes handle_type + MAX_HANDLE_SZ (128) */
+#define COWDONE_MAX	 4096  /* chunks of 64 blocks a file's done set holds at most */
+#define COWDONE_SPAN	 65536 /* longer ranges are not recorded (one hook copies them anyway) */
 
 /* A live, valid snapshot covering a file: what the hooks must preserve for. */
 struct cover {
@@ -32,6 +35,22 @@ struct cover {
 	uint64_t epoch;
 	uint64_t size; /* file size at pin */
 	int kind;      /* enum store_kind */
+};
+
+/*
+ * The blocks of a file whose copy-on-write is done for its current covers
+ * (cow.c): a hook adds the blocks it preserved (or found not needed) once it
+ * succeeded; the set counts only while gen equals the file's covgen, which
+ * every added cover bumps. Memory only (empty at open). A hash of chunks of
+ * 64 blocks, at most COWDONE_MAX chunks (then it starts over).
+ */
+struct cowreq;
+
+struct cowdone {
+	uint64_t gen;	/* the covgen it was filled under */
+	uint64_t *key;	/* chunk index + 1; 0: empty slot */
+	uint64_t *bits; /* bit i: block key * 64 + i is done */
+	size_t cap, n;
 };
 
 struct store_file {
@@ -46,6 +65,8 @@ struct store_file {
 	size_t ncov, capcov;   /* st->mu */
 	int tracked;	       /* ncov != 0, read atomically without the lock */
 	int hooked;	       /* lock (write): a hook ran under this hold of the write lock */
+	uint64_t covgen;       /* st->mu and lock: bumped by every store_cover_add */
+	struct cowdone done;   /* lock (write): blocks whose copy-on-write is done */
 	uint32_t maxnblk; /* st->mu; >= nblk of every extent of the file (range-query window) */
 	/* Tree snapshots (ns.c): the epoch since which the node's live attributes
 	 * hold (t_last) and the epoch it was born in (0: unknown); written under
@@ -108,8 +129,15 @@ struct store {
 	uint64_t gen;		       /* mu: the index's last committed write transaction */
 	int sums_all;		       /* every data extent carries checksums (meta "sums") */
 	uint64_t lost_tx;	       /* committed transactions the index lost (found at open) */
+	/* Group commit of copy-on-write (cow.c): the queue of hooks waiting
+	 * for a commit, and whether a leader is committing a group. */
+	pthread_mutex_t gmu; /* taken with a file lock held, never with mu */
+	pthread_cond_t gcv;
+	struct cowreq *gq, **gtail; /* gmu */
+	int gleader;		    /* gmu */
 	/* counters since open */
 	uint64_t cow_copies, cow_bytes;		/* mu */
+	uint64_t cow_commits;			/* mu: index transactions of the hooks */
 	uint64_t store_reads, store_read_bytes; /* atomic (__atomic_*), no lock */
 };
 
@@ -174,7 +202,7 @@ struct store_file *store_file_next(struct store_file *sf);
 void store_files_free(struct store *st); /* at close: every file, whatever its references */
 void store_file_set_fid(struct store_file *sf, uint64_t fid);
 void store_file_maybe_free(struct store_file *sf); /* frees an unused, untracked sf */
-int store_cover_add(struct store_file *sf, const struct cover *c);
+int store_cover_add(struct store_file *sf, const struct cover *c); /* bumps sf->covgen */
 void store_cover_del(struct store_file *sf, uint64_t snap);
 /* The snapshot's cover of fid and the file: -ENOENT, -EIO (stale). */
 int store_cover_find(struct store *st, uint64_t id, uint64_t fid, struct store_file **sfp,
@@ -182,6 +210,12 @@ int store_cover_find(struct store *st, uint64_t id, uint64_t fid, struct store_f
 int store_live_fd(struct store_file *sf); /* a new read fd of the live file (close it), or -errno */
 int store_open_handle(struct store *st, const unsigned char *h, uint32_t hlen, int flags);
 int store_sync_mode(const struct cover *c, size_t n); /* 1 if a pinned snapshot is among them */
+/* The done set (struct cowdone), under the file's write lock: whether every
+ * block of [b0, b1) is done for the current covers; record [b0, b1) as done
+ * under covgen gen (the covgen a hook read when it planned); free it. */
+int cowdone_has(struct store_file *sf, uint64_t b0, uint64_t b1);
+void cowdone_add(struct store_file *sf, uint64_t gen, uint64_t b0, uint64_t b1);
+void cowdone_free(struct cowdone *d);
 /* Invariant checker, for assert() only: covers sorted by strictly increasing
  * epoch, one per snapshot, each naming a valid snapshot of the table with
  * that epoch and kind; tracked == (ncov != 0). Returns 1 when it holds. */

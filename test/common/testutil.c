@@ -237,6 +237,15 @@ static int mount_with(struct tu_mount *m, const char *source, const char *mnt, c
 			 opts && *opts ? "," : "", sbase, name ? name + 1 : source);
 		opts = withstore;
 	}
+	/* SNAPFS_TEST_OPTS adds options to every mount (the suites run again
+	 * with -o writeback that way: test/fuse/CMakeLists.txt). */
+	char withextra[4096];
+	const char *extra = getenv("SNAPFS_TEST_OPTS");
+	if (extra && *extra) {
+		snprintf(withextra, sizeof(withextra), "%s%s%s", opts ? opts : "",
+			 opts && *opts ? "," : "", extra);
+		opts = withextra;
+	}
 	pid_t pid = fork();
 	cr_assert(pid >= 0);
 	if (pid == 0) {

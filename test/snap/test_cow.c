@@ -523,3 +523,34 @@ Test(cow, two_snapshots_each_keep_their_own_bytes)
 	pinned_free(&p1);
 	pinned_free(&p2);
 }
+
+/* Writes to blocks already preserved skip the store (the done set); a new
+ * pin must preserve them again, for itself, whatever descriptor writes
+ * (O_RDWR lends the writer's descriptor to the copy, O_WRONLY does not). */
+Test(cow, rewrites_across_pins_keep_each_snapshot)
+{
+	fx_mount(NULL);
+	enum { N = 4, LEN = 64 * 1024 };
+	struct pinned p[N];
+	make_file("f", LEN, 5, 0640);
+	unsigned char b[LEN];
+	for (int k = 0; k < N; k++) {
+		pin_file(&p[k], "f", LEN);
+		int fd = open(MP("f"), k % 2 ? O_WRONLY : O_RDWR);
+		cr_assert(fd >= 0);
+		for (int rep = 0; rep < 3; rep++) { /* first write, then rewrites */
+			tu_fill(b, sizeof(b), 100 + (uint64_t)(k * 3 + rep));
+			pwrite_all(fd, b, 5000, 4096 * 3 + 17);
+			pwrite_all(fd, b + 5000, 4096, 0);
+		}
+		close(fd);
+	}
+	struct snapfs_rec_stats s = get_stats();
+	cr_assert_eq(s.cow_copies, N * 2, "%llu extents copied for %d pins",
+		     (unsigned long long)s.cow_copies, N);
+	for (int k = 0; k < N; k++) {
+		check_snap(&p[k]);
+		release(p[k].id);
+		pinned_free(&p[k]);
+	}
+}

@@ -476,3 +476,96 @@ Test(cow, forgone_blocks_are_not_preserved_and_never_read)
 	store_file_put(sf);
 	close(fd);
 }
+
+static int cached(struct store_file *sf, uint64_t off, uint64_t len)
+{
+	store_file_wrlock(sf);
+	int r = store_cow_cached(sf, off, len);
+	store_file_unlock(sf);
+	return r;
+}
+
+/* The done set: a block preserved once is not looked up again for the same
+ * covers; a new pin (a new cover) makes every block count again, a release
+ * does not, and a reopen starts empty. */
+Test(cow, done_set_skips_later_writes_until_a_new_cover)
+{
+	char a[4 * BS], b[BS], c[BS], d[BS], e[BS], want[4 * BS];
+	tu_fill(a, sizeof(a), 40);
+	tu_fill(b, sizeof(b), 41);
+	tu_fill(c, sizeof(c), 42);
+	tu_fill(d, sizeof(d), 43);
+	tu_fill(e, sizeof(e), 44);
+	int fd = fx_file("f");
+	fx_pwrite(fd, a, sizeof(a), 0);
+	struct store_file *sf = get(fd);
+	cr_assert_eq(cached(sf, BS, 100), 1, "untracked: nothing to do");
+	uint64_t s1 = fx_pin1(sf, fd, "f", STORE_PINNED);
+	uint64_t fid = store_file_fid(sf);
+	cr_assert_eq(cached(sf, BS, 100), 0, "nothing preserved yet");
+	cr_assert_eq(fx_cow_write(sf, fd, b, 100, BS + 7), 0);
+	cr_assert_eq(fx_stats().cow_copies, 1);
+	cr_assert_eq(cached(sf, BS, BS), 1, "block 1 is done");
+	cr_assert_eq(cached(sf, BS - 1, 2), 0, "block 0 is not");
+	cr_assert_eq(cached(sf, 2 * BS, 1), 0, "block 2 is not");
+	cr_assert_eq(fx_cow_write(sf, fd, c, sizeof(c), BS), 0);
+	cr_assert_eq(fx_stats().cow_copies, 1, "a done block was copied again");
+
+	/* A new pin: block 1 must be preserved again, for s2. */
+	uint64_t s2 = fx_pin1(sf, fd, "f", STORE_PINNED);
+	cr_assert_eq(cached(sf, BS, BS), 0, "a new cover keeps the done set");
+	cr_assert_eq(fx_cow_write(sf, fd, d, sizeof(d), BS), 0);
+	cr_assert_eq(fx_stats().cow_copies, 2);
+	memcpy(want, a, sizeof(want));
+	fx_expect_snap(s1, fid, want, sizeof(want));
+	memcpy(want + BS, c, BS);
+	fx_expect_snap(s2, fid, want, sizeof(want));
+
+	/* A release only lowers the need: the set stays, s1 stays right. */
+	cr_assert_eq(store_release(fx_st, s2), 0);
+	cr_assert_eq(cached(sf, BS, BS), 1);
+	cr_assert_eq(fx_cow_write(sf, fd, e, sizeof(e), BS), 0);
+	cr_assert_eq(fx_stats().cow_copies, 2);
+	fx_expect_snap(s1, fid, a, sizeof(a));
+
+	/* A reopen starts empty (the set is memory only). */
+	store_file_put(sf);
+	fx_reopen();
+	sf = get(fd);
+	cr_assert_eq(cached(sf, BS, BS), 0, "the done set survived a reopen");
+	cr_assert_eq(fx_cow_write(sf, fd, d, sizeof(d), BS), 0);
+	fx_expect_snap(s1, fid, a, sizeof(a));
+	fx_check();
+	store_file_put(sf);
+	close(fd);
+}
+
+/* Many chunks: past the set's bound it starts over, and stays right. */
+Test(cow, done_set_bound_starts_over_and_stays_right)
+{
+	size_t nb = 64 * 4096 + 64 * 8; /* more chunks of 64 blocks than it holds */
+	int fd = fx_file("f");
+	cr_assert_eq(ftruncate(fd, (off_t)(nb * BS)), 0);
+	struct store_file *sf = get(fd);
+	uint64_t s1 = fx_pin1(sf, fd, "f", STORE_PINNED);
+	char one = 1;
+	for (size_t b = 0; b < nb; b += 64)
+		cr_assert_eq(fx_cow_write(sf, fd, &one, 1, (off_t)(b * BS)), 0);
+	size_t hits = 0;
+	for (size_t b = 0; b < nb; b += 64)
+		hits += (size_t)cached(sf, b * BS, 1);
+	cr_assert(hits > 0 && hits < nb / 64, "%zu of %zu chunks done", hits, nb / 64);
+	uint64_t s2 = fx_pin1(sf, fd, "f", STORE_PINNED);
+	char two = 2;
+	for (size_t b = 0; b < nb; b += 64)
+		cr_assert_eq(fx_cow_write(sf, fd, &two, 1, (off_t)(b * BS)), 0);
+	char got;
+	for (size_t b = 0; b < nb; b += 64 * 97) {
+		cr_assert_eq(store_snap_read(fx_st, s1, store_file_fid(sf), &got, 1, b * BS), 1);
+		cr_assert_eq(got, 0, "s1 block %zu", b);
+		cr_assert_eq(store_snap_read(fx_st, s2, store_file_fid(sf), &got, 1, b * BS), 1);
+		cr_assert_eq(got, 1, "s2 block %zu", b);
+	}
+	store_file_put(sf);
+	close(fd);
+}

@@ -530,6 +530,25 @@ static int cmd_diff(int argc, char **argv)
 	return c.rc;
 }
 
+/*
+ * On a mount with the writeback cache the kernel keeps its own idea of a
+ * regular file's size and does not take the daemon's again: after RESTORE
+ * set a size back, tell it through the mount (the truncate to the size the
+ * file has already changes no byte). Without the writeback cache the
+ * kernel's size is the restored one and nothing is sent.
+ */
+static void restore_kernel_size(const char *root, const char *path, uint64_t size)
+{
+	char full[2 * PATH_MAX];
+	struct stat st;
+	if ((size_t)snprintf(full, sizeof(full), "%s/%s", strcmp(root, "/") ? root : "", path) >=
+	    sizeof(full))
+		return;
+	if (lstat(full, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size != size &&
+	    truncate(full, (off_t)size))
+		warn("%s: %s: setting the size the kernel shows", cmd, path);
+}
+
 static int cmd_restore(int argc, char **argv)
 {
 	static const struct option lo[] = {{"dry-run", no_argument, NULL, 'n'}, {0}};
@@ -571,6 +590,8 @@ static int cmd_restore(int argc, char **argv)
 				warnx("%s: %s: %s", cmd, path, strerror(-s.status));
 				rc = 1;
 			} else if (s.written || s.flags) {
+				if (s.flags & SNAPFS_RESTORE_RESIZED)
+					restore_kernel_size(root, path, s.size);
 				progress_done();
 				printf("%s: %" PRIu64 " bytes written%s\n", path, s.written,
 				       (s.flags & SNAPFS_RESTORE_CREATED) ? " (recreated)" : "");
