@@ -184,7 +184,8 @@ ssize_t gate_write(struct sfs_inode *inode, struct gate_op *op)
 		return e;
 	}
 	ns_enter();
-	gate_lock(inode, op->src, sf);
+	if (!op->held)
+		gate_lock(inode, op->src, sf);
 	ssize_t rc = op->prepare ? op->prepare(op->arg, op, sf) : 0;
 	int changes = op->what != GATE_NONE && !(op->what == GATE_RANGES && op->n == 0);
 	/* Size and times change even when no byte a snapshot reads does. */
@@ -200,12 +201,14 @@ ssize_t gate_write(struct sfs_inode *inode, struct gate_op *op)
 	/* A change made by an open (O_TRUNC) kills through what it opened. */
 	if (rc >= 0 && changes && fd < 0 && op->fd >= 0)
 		gate_kill_priv(inode, op->fd, op);
-	gate_unlock(inode, op->src, sf, op->fd);
+	if (!op->held)
+		gate_unlock(inode, op->src, sf, op->fd);
 	ns_leave();
 	return rc;
 }
 
-int cow_victim(struct sfs_inode *parent, const char *name, struct store_file **held)
+int cow_victim(const struct ns_hold *h, struct sfs_inode *parent, const char *name,
+	       struct store_file **held)
 {
 	*held = NULL;
 	if (!sfs.store)
@@ -222,7 +225,9 @@ int cow_victim(struct sfs_inode *parent, const char *name, struct store_file **h
 	int rc = 0;
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || store_file_get(sfs.store, fd, &sf))
 		goto out_close;
-	store_file_wrlock(sf);
+	int mine = !ns_hold_has(h, sf); /* else locked already, to the change's end */
+	if (mine)
+		store_file_wrlock(sf);
 	/* Re-check under the lock: a link made meanwhile keeps the bytes alive. */
 	if (fstat(fd, &st) == 0 && st.st_nlink == 1 && store_file_tracked(sf)) {
 		char proc[PROCFD_PATH_LEN];
@@ -234,8 +239,9 @@ int cow_victim(struct sfs_inode *parent, const char *name, struct store_file **h
 			close(rfd);
 		}
 	}
-	if (rc) {
-		store_file_unlock(sf);
+	if (rc || !mine) {
+		if (mine)
+			store_file_unlock(sf);
 		store_file_put(sf);
 	} else {
 		*held = sf;

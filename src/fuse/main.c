@@ -193,17 +193,42 @@ static int open_store(struct sfs *fs)
 
 static _Atomic int tick_stop; /* set by main when the session ends */
 
-/* Once a second: expire snapshots, and tell the store we are alive; every
- * few seconds, let the kernel drop the view of released snapshots. */
+/*
+ * Give the memory of forgotten nodes back. The kernel forgets inodes in
+ * bulk (memory pressure, drop_caches), and glibc keeps the freed chunks:
+ * after the kernel forgot a walked and pinned 100,000-file tree the daemon
+ * still had 129 MB (tree.rss). When the nodes known fell by TRIM_NODES
+ * since their last peak, malloc_trim(0) returns the free pages: 19.5 MB.
+ */
+#define TRIM_NODES 4096
+
+static void trim_forgotten(struct sfs *fs, size_t *peak)
+{
+	pthread_mutex_lock(&fs->mutex);
+	size_t known = fs->count + fs->vcount;
+	pthread_mutex_unlock(&fs->mutex);
+	if (known > *peak)
+		*peak = known;
+	else if (*peak - known >= TRIM_NODES) {
+		malloc_trim(0);
+		*peak = known;
+	}
+}
+
+/* Once a second: expire snapshots, tell the store we are alive, give back
+ * the memory of forgotten nodes; every few seconds, let the kernel drop the
+ * view of released snapshots. */
 static void *tick_main(void *arg)
 {
 	struct sfs *fs = arg;
+	size_t peak = 0;
 	for (unsigned t = 1; !tick_stop; t++) {
 		for (int i = 0; i < 10 && !tick_stop; i++)
 			usleep(100 * 1000);
 		if (tick_stop)
 			break;
 		store_tick(fs->store);
+		trim_forgotten(fs, &peak);
 		if (t % 5 == 0)
 			snapview_prune(fs);
 	}

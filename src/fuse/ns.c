@@ -11,18 +11,27 @@
  *   ns_enter()            shared hold of the pin lock: a tree pin (which
  *                         takes it exclusively) falls between two changes,
  *                         never inside one;
- *   ns_entry(dir, name)   the entry is about to change: saves what it names
- *                         now (or that it is absent), and the attributes of
- *                         the directory and of that child (times, link
- *                         count);
- *   ns_save_*()           a node's attributes are about to change;
+ *   ns_hold_entry(h, dir, name)   the entry is about to change: the
+ *                         directory and what the name names now (or that
+ *                         it is absent) join the hold;
+ *   ns_hold_inode(h, node)         the node's attributes are about to change;
+ *   ns_hold_save(h)       locks every held node's store file for writing
+ *                         (address order) and saves what live tree snapshots
+ *                         need: each entry, its child and its directory
+ *                         (times, link count), then the nodes;
+ *   the change;
  *   ns_born(dir, name)    after a create: the new node has no past;
+ *   ns_hold_release(h)    unlocks: a tracked file's unlock records what it
+ *                         shows after the change (crash recovery);
  *   ns_leave().
  *
  * With no tree snapshot alive everything here is one atomic load. What to
- * watch for: the save must come before the change and under the node's
- * store lock, and an entry's save before its child's cow_victim (which
- * preserves bytes for the covers the save adds).
+ * watch for: the save must come before the change, and the node's store
+ * lock must be held from the save to the end of the change (released in
+ * between, a crash after the change would find a change recorded nowhere:
+ * a false stale); an entry's save comes before its child's cow_victim
+ * (which preserves bytes for the covers the save adds, under the hold's
+ * lock).
  */
 #include "sfs_i.h"
 #include "snapstore.h"
@@ -202,46 +211,6 @@ static int save_locked(struct store_file *sf, int fd)
 	return rc;
 }
 
-int ns_save_fd(int fd)
-{
-	if (!active())
-		return 0;
-	struct store_file *sf;
-	int rc = store_file_get(sfs.store, fd, &sf);
-	if (rc)
-		return rc;
-	store_file_wrlock(sf);
-	rc = save_locked(sf, fd);
-	store_file_unlock(sf);
-	store_file_put(sf);
-	return rc;
-}
-
-int ns_save_inode(struct sfs_inode *inode)
-{
-	if (!active() || sfs_virtual(inode))
-		return 0;
-	int fd = inode_fd(inode);
-	if (fd < 0)
-		return fd;
-	int rc = 0;
-	if (S_ISREG(inode->type)) {
-		/* A regular file's changes run under its gate locks. */
-		struct store_file *sf = inode_sf(inode);
-		if (sf) {
-			pthread_rwlock_wrlock(&inode->rwlock);
-			store_file_wrlock(sf);
-			rc = save_locked(sf, fd);
-			store_file_unlock(sf);
-			pthread_rwlock_unlock(&inode->rwlock);
-		}
-	} else {
-		rc = ns_save_fd(fd);
-	}
-	inode_fd_put(inode);
-	return rc;
-}
-
 int ns_save_locked(struct store_file *sf, struct sfs_inode *inode)
 {
 	if (!active() || !sf || !store_ns_need(sf))
@@ -254,48 +223,158 @@ int ns_save_locked(struct store_file *sf, struct sfs_inode *inode)
 	return rc;
 }
 
-int ns_entry(struct sfs_inode *dir, const char *name)
+/* The node sf (open as fd, owned by the hold from now on) joins h once;
+ * its index in h, or -errno. */
+static int hold_add(struct ns_hold *h, struct store_file *sf, int fd)
+{
+	for (int i = 0; i < h->n; i++)
+		if (h->sf[i] == sf) {
+			store_file_put(sf);
+			close(fd);
+			return i;
+		}
+	if (h->n == NS_HOLD_MAX) {
+		store_file_put(sf);
+		close(fd);
+		return -EINVAL;
+	}
+	h->sf[h->n] = sf;
+	h->fd[h->n] = fd;
+	return h->n++;
+}
+
+/* An O_PATH descriptor of the node at dfd/name (NULL: a copy of dfd), and
+ * its store file, into h. */
+static int hold_open(struct ns_hold *h, int dfd, const char *name, uint32_t *type)
+{
+	int fd = name ? openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC)
+		      : fcntl(dfd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return errno == ENOENT && name ? -ENOENT : -errno;
+	struct stat st;
+	struct store_file *sf;
+	if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	int rc = store_file_get(sfs.store, fd, &sf);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	if (type)
+		*type = st.st_mode & S_IFMT;
+	return hold_add(h, sf, fd);
+}
+
+int ns_hold_entry(struct ns_hold *h, struct sfs_inode *dir, const char *name)
 {
 	if (!active())
 		return 0;
-	struct store_file *dsf = NULL, *csf = NULL;
+	if (h->locked || h->nent == NS_HOLD_ENTRIES)
+		return -EINVAL;
 	int dfd = inode_fd(dir);
 	if (dfd < 0)
 		return dfd;
-	int rc = store_file_get(sfs.store, dfd, &dsf);
-	if (rc) {
-		inode_fd_put(dir);
-		return rc;
-	}
-	int cfd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	struct stat st = {0};
-	if (cfd < 0 && errno != ENOENT)
-		rc = -errno;
-	if (rc == 0 && cfd >= 0 && fstatat(cfd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
-		rc = -errno;
-	if (rc == 0 && cfd >= 0)
-		rc = store_file_get(sfs.store, cfd, &csf);
-	/* The child first (its link count and ctime change), then the entry,
-	 * then the directory (its times and link count). */
-	if (rc == 0 && csf) {
-		store_file_wrlock(csf);
-		rc = save_locked(csf, cfd);
-		store_file_unlock(csf);
-	}
-	if (rc == 0) {
-		store_file_wrlock(dsf);
-		rc = store_ns_entry(sfs.store, dsf, name, csf, st.st_mode & S_IFMT);
-		if (rc == 0)
-			rc = save_locked(dsf, dfd);
-		store_file_unlock(dsf);
-	}
+	int d = hold_open(h, dfd, NULL, NULL), c = 0;
+	uint32_t type = 0;
+	if (d >= 0)
+		c = hold_open(h, dfd, name, &type);
 	inode_fd_put(dir);
-	if (csf)
-		store_file_put(csf);
-	store_file_put(dsf);
-	if (cfd >= 0)
-		close(cfd);
+	if (d < 0)
+		return d;
+	if (c == -ENOENT)
+		c = NS_HOLD_NONE; /* the entry is absent: the save records that */
+	else if (c < 0)
+		return c;
+	h->ent[h->nent++] = (struct ns_hold_ent){.dir = d, .child = c, .type = type, .name = name};
+	return 0;
+}
+
+int ns_hold_inode(struct ns_hold *h, struct sfs_inode *inode)
+{
+	if (!active() || sfs_virtual(inode))
+		return 0;
+	if (h->locked || (h->inode && h->inode != inode))
+		return -EINVAL;
+	int fd = inode_fd(inode);
+	if (fd < 0)
+		return fd;
+	int rc = hold_open(h, fd, NULL, NULL);
+	inode_fd_put(inode);
+	if (rc < 0)
+		return rc;
+	if (h->nnode == 2)
+		return -EINVAL;
+	h->node[h->nnode++] = rc;
+	/* A regular file's attributes also change in the write gate, under its
+	 * rwlock: held too, so the gate cannot run in between (gate_op.held). */
+	if (S_ISREG(inode->type))
+		h->inode = inode;
+	return 0;
+}
+
+int ns_hold_save(struct ns_hold *h)
+{
+	if (!h->n)
+		return 0;
+	/* Address order, so two changes sharing nodes cannot deadlock; the
+	 * rwlock of a regular node first, as in the write gate. */
+	int ord[NS_HOLD_MAX];
+	for (int i = 0; i < h->n; i++) {
+		int j = i;
+		while (j && h->sf[ord[j - 1]] > h->sf[i]) {
+			ord[j] = ord[j - 1];
+			j--;
+		}
+		ord[j] = i;
+	}
+	if (h->inode)
+		pthread_rwlock_wrlock(&h->inode->rwlock);
+	for (int i = 0; i < h->n; i++)
+		store_file_wrlock(h->sf[ord[i]]);
+	h->locked = 1;
+	/* Each entry: its child first (link count, ctime), then the entry,
+	 * then the directory (times, link count); then the nodes. */
+	int rc = 0;
+	for (int i = 0; rc == 0 && i < h->nent; i++) {
+		const struct ns_hold_ent *e = &h->ent[i];
+		struct store_file *csf = e->child != NS_HOLD_NONE ? h->sf[e->child] : NULL;
+		if (csf)
+			rc = save_locked(csf, h->fd[e->child]);
+		if (rc == 0)
+			rc = store_ns_entry(sfs.store, h->sf[e->dir], e->name, csf, e->type);
+		if (rc == 0)
+			rc = save_locked(h->sf[e->dir], h->fd[e->dir]);
+	}
+	for (int i = 0; rc == 0 && i < h->nnode; i++)
+		rc = save_locked(h->sf[h->node[i]], h->fd[h->node[i]]);
 	return rc;
+}
+
+int ns_hold_has(const struct ns_hold *h, const struct store_file *sf)
+{
+	for (int i = 0; h->locked && i < h->n; i++)
+		if (h->sf[i] == sf)
+			return 1;
+	return 0;
+}
+
+void ns_hold_release(struct ns_hold *h)
+{
+	/* The unlock of a tracked file records what it shows now, after the
+	 * change (store_file_unlock): recovery after a crash then knows the
+	 * change as ours. */
+	for (int i = h->n; i-- > 0;) {
+		if (h->locked)
+			store_file_unlock(h->sf[i]);
+		store_file_put(h->sf[i]);
+		close(h->fd[i]);
+	}
+	if (h->locked && h->inode)
+		pthread_rwlock_unlock(&h->inode->rwlock);
+	*h = (struct ns_hold){0};
 }
 
 void ns_born(struct sfs_inode *dir, const char *name)

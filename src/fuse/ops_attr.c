@@ -129,8 +129,12 @@ void sfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 	char proc[PROCFD_PATH_LEN];
 	procfd_path(ifd, proc);
 	struct sfs_cred c = {0};
+	struct ns_hold h = {0};
 	ns_enter();
-	int rc = ns_save_inode(inode);
+	/* Held through every part of the change, the truncate's gate included. */
+	int rc = ns_hold_inode(&h, inode);
+	if (rc == 0)
+		rc = ns_hold_save(&h);
 	if (rc == 0)
 		rc = cred_enter(req, &c);
 	if (rc)
@@ -158,6 +162,7 @@ void sfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 				     .fd = fd,
 				     .caller = fuse_req_ctx(req)->uid,
 				     .req = req,
+				     .held = h.inode == inode,
 				     .apply = truncate_apply};
 		rc = (int)gate_write(inode, &op);
 		if (!fi)
@@ -186,6 +191,7 @@ void sfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 			goto out_errno;
 	}
 	cred_leave(&c);
+	ns_hold_release(&h);
 	ns_leave();
 	inode_fd_put(inode);
 	sfs_getattr(req, ino, fi);
@@ -194,6 +200,7 @@ out_errno:
 	rc = -errno;
 out:
 	cred_leave(&c);
+	ns_hold_release(&h);
 	ns_leave();
 	inode_fd_put(inode);
 	fuse_reply_err(req, -rc);
@@ -419,13 +426,17 @@ void sfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *
 	struct sfs_cred c = {0};
 	int virt = sfs_virtual(inode);
 	int fd = virt ? -1 : inode_fd(inode);
+	struct ns_hold h = {0};
 	ns_enter();
-	int rc = virt ? -EROFS : fd < 0 ? fd : ns_save_inode(inode);
+	int rc = virt ? -EROFS : fd < 0 ? fd : ns_hold_inode(&h, inode);
+	if (rc == 0)
+		rc = ns_hold_save(&h);
 	if (rc == 0)
 		rc = cred_enter(req, &c);
 	if (rc == 0 && x_set(inode, fd, name, value, size, flags))
 		rc = -errno;
 	cred_leave(&c);
+	ns_hold_release(&h);
 	ns_leave();
 	if (fd >= 0)
 		inode_fd_put(inode);
@@ -442,13 +453,17 @@ void sfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	struct sfs_cred c = {0};
 	int virt = sfs_virtual(inode);
 	int fd = virt ? -1 : inode_fd(inode);
+	struct ns_hold h = {0};
 	ns_enter();
-	int rc = virt ? -EROFS : fd < 0 ? fd : ns_save_inode(inode);
+	int rc = virt ? -EROFS : fd < 0 ? fd : ns_hold_inode(&h, inode);
+	if (rc == 0)
+		rc = ns_hold_save(&h);
 	if (rc == 0)
 		rc = cred_enter(req, &c);
 	if (rc == 0 && x_remove(inode, fd, name))
 		rc = -errno;
 	cred_leave(&c);
+	ns_hold_release(&h);
 	ns_leave();
 	if (fd >= 0)
 		inode_fd_put(inode);

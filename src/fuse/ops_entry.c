@@ -117,9 +117,12 @@ static void make_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, m
 		return;
 	}
 	struct sfs_cred c = {0};
+	struct ns_hold h = {0};
 	ns_enter();
 	int pfd = inode_fd(parent);
-	int rc = pfd < 0 ? pfd : ns_entry(parent, name);
+	int rc = pfd < 0 ? pfd : ns_hold_entry(&h, parent, name);
+	if (rc == 0)
+		rc = ns_hold_save(&h);
 	if (rc == 0)
 		rc = cred_enter(req, &c);
 	if (rc)
@@ -140,6 +143,7 @@ static void make_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, m
 		ns_born(parent, name);
 out:
 	cred_leave(&c);
+	ns_hold_release(&h);
 	ns_leave();
 	if (pfd >= 0)
 		inode_fd_put(parent);
@@ -174,16 +178,20 @@ void sfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *
 	}
 	char proc[PROCFD_PATH_LEN];
 	struct sfs_cred c = {0};
+	struct ns_hold h = {0};
 	ns_enter();
 	int fd = inode_fd(inode), pfd = fd < 0 ? -1 : inode_fd(parent);
-	int rc = fd < 0 ? fd : pfd < 0 ? pfd : ns_entry(parent, newname);
+	int rc = fd < 0 ? fd : pfd < 0 ? pfd : ns_hold_entry(&h, parent, newname);
 	if (rc == 0)
-		rc = ns_save_inode(inode); /* its link count */
+		rc = ns_hold_inode(&h, inode); /* its link count */
+	if (rc == 0)
+		rc = ns_hold_save(&h);
 	if (rc == 0)
 		rc = cred_enter(req, &c);
 	if (rc == 0 && linkat(AT_FDCWD, procfd_path(fd, proc), pfd, newname, AT_SYMLINK_FOLLOW))
 		rc = -errno;
 	cred_leave(&c);
+	ns_hold_release(&h);
 	ns_leave();
 	if (pfd >= 0)
 		inode_fd_put(parent);
@@ -205,13 +213,16 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name
 	}
 	struct store_file *victim = NULL;
 	struct sfs_cred c = {0};
+	struct ns_hold h = {0};
 	ns_enter();
 	int pfd = inode_fd(parent);
 	/* The entry and what it names first (tree snapshots), then the bytes
 	 * of a last link (cow_victim preserves for the covers that adds). */
-	int rc = pfd < 0 ? pfd : ns_entry(parent, name);
+	int rc = pfd < 0 ? pfd : ns_hold_entry(&h, parent, name);
+	if (rc == 0)
+		rc = ns_hold_save(&h);
 	if (rc == 0 && !flags)
-		rc = cow_victim(parent, name, &victim);
+		rc = cow_victim(&h, parent, name, &victim);
 	if (rc == 0)
 		rc = cred_enter(req, &c);
 	if (rc == 0 && unlinkat(pfd, name, flags))
@@ -220,6 +231,7 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name
 	if (pfd >= 0)
 		inode_fd_put(parent);
 	cow_victim_done(victim);
+	ns_hold_release(&h);
 	ns_leave();
 	fuse_reply_err(req, -rc);
 }
@@ -252,17 +264,21 @@ void sfs_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name, fuse_in
 	/* A file replaced by the rename may lose its last link. */
 	struct store_file *victim = NULL;
 	struct sfs_cred c = {0};
+	struct ns_hold h = {0};
 	ns_enter();
 	int pfd = inode_fd(parent), npfd = pfd < 0 ? -1 : inode_fd(newparent);
 	int rc = pfd < 0 ? pfd : npfd < 0 ? npfd : 0;
 	/* Both entries, and what each names: the moved node (its ctime, and a
-	 * directory's ".."), the replaced one (its link count). */
+	 * directory's ".."), the replaced one (its link count); all held to
+	 * the end of the rename. */
 	if (rc == 0)
-		rc = ns_entry(parent, name);
+		rc = ns_hold_entry(&h, parent, name);
 	if (rc == 0)
-		rc = ns_entry(newparent, newname);
+		rc = ns_hold_entry(&h, newparent, newname);
+	if (rc == 0)
+		rc = ns_hold_save(&h);
 	if (rc == 0 && !(flags & (RENAME_EXCHANGE | RENAME_NOREPLACE)))
-		rc = cow_victim(newparent, newname, &victim);
+		rc = cow_victim(&h, newparent, newname, &victim);
 	if (rc == 0)
 		rc = cred_enter(req, &c);
 	if (rc == 0 && renameat2(pfd, name, npfd, newname, flags))
@@ -273,6 +289,7 @@ void sfs_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name, fuse_in
 	if (pfd >= 0)
 		inode_fd_put(parent);
 	cow_victim_done(victim);
+	ns_hold_release(&h);
 	ns_leave();
 	fuse_reply_err(req, -rc);
 }

@@ -180,9 +180,12 @@ void sfs_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t 
 		return;
 	}
 	struct sfs_cred c = {0};
+	struct ns_hold h = {0};
 	int fd = -1, pfd = inode_fd(parent);
 	ns_enter();
-	int rc = pfd < 0 ? pfd : ns_entry(parent, name);
+	int rc = pfd < 0 ? pfd : ns_hold_entry(&h, parent, name);
+	if (rc == 0)
+		rc = ns_hold_save(&h);
 	if (rc == 0)
 		rc = cred_enter(req, &c);
 	if (rc == 0) {
@@ -198,6 +201,7 @@ void sfs_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t 
 	cred_leave(&c);
 	if (rc == 0)
 		ns_born(parent, name);
+	ns_hold_release(&h);
 	ns_leave();
 	if (pfd >= 0)
 		inode_fd_put(parent);

@@ -82,9 +82,12 @@ static int target_get(fuse_req_t req, const char *path, const struct stat *pst,
 		rc = inode_lookup(t->parent, comp, &e);
 	if (rc == -ENOENT) {
 		struct sfs_cred c = {0};
+		struct ns_hold h = {0};
 		ns_enter();
 		int pfd = inode_fd(t->parent);
-		rc = pfd < 0 ? pfd : ns_entry(t->parent, comp);
+		rc = pfd < 0 ? pfd : ns_hold_entry(&h, t->parent, comp);
+		if (rc == 0)
+			rc = ns_hold_save(&h);
 		if (rc == 0)
 			rc = cred_enter(req, &c);
 		int fd = rc ? -1 : openat(pfd, comp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
@@ -104,6 +107,7 @@ static int target_get(fuse_req_t req, const char *path, const struct stat *pst,
 			inode_fd_put(t->parent);
 		if (rc == 0)
 			ns_born(t->parent, comp);
+		ns_hold_release(&h);
 		ns_leave();
 		if (rc == 0)
 			rc = inode_lookup(t->parent, comp, &e);

@@ -148,7 +148,7 @@ struct sfs {
 
 	struct sfs_inode vroot;	 /* the snapshot view's root */
 	struct sfs_inode **vtab; /* virtual nodes by (snap, path), protected by mutex */
-	size_t vsize;
+	size_t vsize, vcount;	 /* buckets (doubled past 2 nodes each), nodes */
 };
 
 extern struct sfs sfs;
@@ -266,6 +266,7 @@ struct gate_op {
 	const gid_t *groups;
 	int ngroups;
 	struct sfs_inode *src; /* a copy's source, held for reading meanwhile; or NULL */
+	int held;	       /* the caller's ns_hold holds the inode's rwlock and store lock */
 	/* Optional, under the locks before anything is preserved: may set what,
 	 * r and n from what it finds; 0 or -errno. sf may be NULL. */
 	ssize_t (*prepare)(void *arg, struct gate_op *op, struct store_file *sf);
@@ -276,13 +277,16 @@ struct gate_op {
 };
 /* Lock, prepare, mark, preserve, kill privileges, apply, unlock. Returns
  * apply's value, or -errno when an earlier step failed (then nothing
- * changed: a full store is -ENOSPC). Call with no inode lock held. */
+ * changed: a full store is -ENOSPC). Call with no inode lock held, unless
+ * op->held. */
 ssize_t gate_write(struct sfs_inode *inode, struct gate_op *op);
 /* Before name in parent loses what may be its file's last link (unlink,
  * rename over it): preserves what snapshots need. On success *held is the
- * store file kept locked (or NULL); pass it to cow_victim_done() after the
- * backing call. */
-int cow_victim(struct sfs_inode *parent, const char *name, struct store_file **held);
+ * store file kept locked (or NULL: none, or h holds it already); pass it to
+ * cow_victim_done() after the backing call. */
+struct ns_hold;
+int cow_victim(const struct ns_hold *h, struct sfs_inode *parent, const char *name,
+	       struct store_file **held);
 void cow_victim_done(struct store_file *held);
 
 /* ns.c: namespace copy-on-write for tree snapshots. Every handler that
@@ -293,13 +297,47 @@ void ns_leave(void);
 /* Exclusive: no change is in flight (a tree pin). */
 void ns_pin_lock(void);
 void ns_pin_unlock(void);
-/* The node's attributes are about to change. */
-int ns_save_inode(struct sfs_inode *inode);
-int ns_save_fd(int fd);
 /* The same with sf (the node's store file) already locked for writing. */
 int ns_save_locked(struct store_file *sf, struct sfs_inode *inode);
-/* Entry name of dir is about to change (created, removed, replaced). */
-int ns_entry(struct sfs_inode *dir, const char *name);
+
+/*
+ * The nodes one change touches, held from their saves to the end of the
+ * change: each node's store file locked for writing (address order, so two
+ * changes sharing nodes cannot deadlock; a regular node's rwlock first, as
+ * in the write gate). The unlock after the change records what a tracked
+ * file shows then, so recovery after a crash knows the change as ours.
+ * Usage: struct ns_hold h = {0}; ns_hold_entry()/ns_hold_inode() for every
+ * entry and node the change touches; ns_hold_save(); the change if it
+ * returned 0; ns_hold_release() in any case. With no tree snapshot alive
+ * nothing is held. Call with no inode or store file lock held.
+ */
+#define NS_HOLD_MAX	6 /* rename: two directories, the moved node, the replaced one */
+#define NS_HOLD_ENTRIES 2
+#define NS_HOLD_NONE	(-1)
+struct ns_hold {
+	struct store_file *sf[NS_HOLD_MAX]; /* a reference each */
+	int fd[NS_HOLD_MAX];		    /* O_PATH, owned */
+	int n, locked;
+	struct ns_hold_ent {
+		int dir, child; /* indexes into sf[]; child NS_HOLD_NONE: absent */
+		uint32_t type;	/* the child's S_IFMT */
+		const char *name;
+	} ent[NS_HOLD_ENTRIES];
+	int nent;
+	int node[2]; /* indexes of nodes whose attributes change */
+	int nnode;
+	struct sfs_inode *inode; /* a regular node: its rwlock held too */
+};
+/* Entry name of dir is about to change (created, removed, replaced): the
+ * directory and what name names now join the hold. */
+int ns_hold_entry(struct ns_hold *h, struct sfs_inode *dir, const char *name);
+/* The node's attributes are about to change (at most one regular node). */
+int ns_hold_inode(struct ns_hold *h, struct sfs_inode *inode);
+/* Lock everything held and save what live tree snapshots need. */
+int ns_hold_save(struct ns_hold *h);
+/* Whether sf is held (locked) by h. */
+int ns_hold_has(const struct ns_hold *h, const struct store_file *sf);
+void ns_hold_release(struct ns_hold *h);
 /* name was just created in dir. */
 void ns_born(struct sfs_inode *dir, const char *name);
 /* The live state of the node open as fd, as the store keeps it: target

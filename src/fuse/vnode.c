@@ -30,9 +30,29 @@ uint64_t view_hash64(uint64_t snap, const char *path)
 	return h ^ (h >> 32);
 }
 
-static size_t vhash(uint64_t snap, const char *path)
+static size_t vhash(const struct sfs *fs, uint64_t snap, const char *path)
 {
-	return view_hash64(snap, path) & (VTAB_SIZE - 1);
+	return view_hash64(snap, path) & (fs->vsize - 1);
+}
+
+/* Twice the buckets (fs->mutex held): a walk of a million-entry snapshot
+ * keeps its chains short (a fixed 1,024 made each lookup walk ~1,000). */
+static void vtab_grow(struct sfs *fs)
+{
+	size_t nsize = fs->vsize * 2;
+	struct sfs_inode **nt = calloc(nsize, sizeof(*nt));
+	if (!nt)
+		return; /* keep the longer chains */
+	for (size_t i = 0; i < fs->vsize; i++)
+		for (struct sfs_inode *n = fs->vtab[i], *next; n; n = next) {
+			next = n->vnext;
+			size_t h = view_hash64(n->snap, n->vpath) & (nsize - 1);
+			n->vnext = nt[h];
+			nt[h] = n;
+		}
+	free(fs->vtab);
+	fs->vtab = nt;
+	fs->vsize = nsize;
 }
 
 /* Inode numbers in the view: stable for a (snapshot, path) or (snapshot,
@@ -106,8 +126,8 @@ struct sfs_inode *vnode_get(uint64_t snap, const char *path, enum sfs_kind kind,
 			    const struct stat *st, struct vnode_extra *x)
 {
 	struct sfs *fs = &sfs;
-	size_t h = vhash(snap, path);
 	pthread_mutex_lock(&fs->mutex);
+	size_t h = vhash(fs, snap, path);
 	struct sfs_inode *n;
 	for (n = fs->vtab[h]; n; n = n->vnext)
 		if (n->snap == snap && n->kind == kind && strcmp(n->vpath, path) == 0)
@@ -144,6 +164,8 @@ struct sfs_inode *vnode_get(uint64_t snap, const char *path, enum sfs_kind kind,
 	pthread_rwlock_init(&n->rwlock, NULL);
 	n->vnext = fs->vtab[h];
 	fs->vtab[h] = n;
+	if (++fs->vcount > fs->vsize * 2)
+		vtab_grow(fs);
 	pthread_mutex_unlock(&fs->mutex);
 	return n;
 }
@@ -159,11 +181,13 @@ void vnode_forget(struct sfs_inode *inode, uint64_t n)
 		pthread_mutex_unlock(&fs->mutex);
 		return;
 	}
-	struct sfs_inode **pp = &fs->vtab[vhash(inode->snap, inode->vpath)];
+	struct sfs_inode **pp = &fs->vtab[vhash(fs, inode->snap, inode->vpath)];
 	while (*pp && *pp != inode)
 		pp = &(*pp)->vnext;
-	if (*pp)
+	if (*pp) {
 		*pp = inode->vnext;
+		fs->vcount--;
+	}
 	pthread_mutex_unlock(&fs->mutex);
 	vnode_free(inode);
 }

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "grow_i.h"
+#include "nsidx_i.h"
 
 /* quick_check reads every page: only for indexes up to this size, so opening a
  * store with a million extents stays fast (bigger ones are checked by SQLite
@@ -149,7 +150,8 @@ static const char schema_sql[] =
     " eto INTEGER NOT NULL, nblk INTEGER NOT NULL, loc INTEGER, sums BLOB,"
     " PRIMARY KEY(fid, blk, efrom)) WITHOUT ROWID;";
 
-/* From version 1: per-block checksums of preserved blocks. */
+/* From version 1: per-block checksums of preserved blocks. From version 2:
+ * the tables of tree snapshots (nsidx_schema_sql). */
 static const char upgrade_2_sql[] = "ALTER TABLE extents ADD COLUMN sums BLOB;";
 
 struct extidx {
@@ -382,9 +384,13 @@ int extidx_upgrade(struct extidx *x)
 	if (rc)
 		return rc;
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", EXTIDX_SCHEMA_VERSION);
-	if (!(rc = exec(x, upgrade_2_sql)) &&
-	    !(rc = pragma_int(x, "SELECT count(*) FROM extents WHERE loc IS NOT NULL", &any)) &&
-	    !(rc = extidx_meta_set(x, "sums", any ? 0 : 1)) && !(rc = exec(x, sql)))
+	if (x->version < 2 &&
+	    (!(rc = exec(x, upgrade_2_sql)) &&
+	     !(rc = pragma_int(x, "SELECT count(*) FROM extents WHERE loc IS NOT NULL", &any))))
+		rc = extidx_meta_set(x, "sums", any ? 0 : 1);
+	if (!rc)
+		rc = exec(x, nsidx_schema_sql);
+	if (!rc && !(rc = exec(x, sql)))
 		rc = exec(x, "COMMIT");
 	if (rc) {
 		exec(x, "ROLLBACK");
@@ -394,8 +400,8 @@ int extidx_upgrade(struct extidx *x)
 		sqlite3_finalize(x->s[i]);
 		x->s[i] = NULL;
 	}
-	x->logf(6, "snapstore: %s: index upgraded to schema version %d", x->path,
-		EXTIDX_SCHEMA_VERSION);
+	x->logf(6, "snapstore: %s: index upgraded from schema version %d to %d", x->path,
+		x->version, EXTIDX_SCHEMA_VERSION);
 	x->version = EXTIDX_SCHEMA_VERSION;
 	return 0;
 }
@@ -410,7 +416,7 @@ static int create_schema(struct extidx *x, uint32_t block_size)
 		 EXTIDX_APP_ID, EXTIDX_SCHEMA_VERSION);
 	if ((rc = exec(x, "BEGIN")))
 		return rc;
-	if ((rc = exec(x, schema_sql)) || (rc = exec(x, sql)) ||
+	if ((rc = exec(x, schema_sql)) || (rc = exec(x, nsidx_schema_sql)) || (rc = exec(x, sql)) ||
 	    (rc = extidx_meta_set(x, "block_size", block_size)) ||
 	    (rc = extidx_meta_set(x, "epoch", 1)) || (rc = extidx_meta_set(x, "clean", 1)) ||
 	    (rc = extidx_meta_set(x, "alive_until", 0)) || (rc = extidx_meta_set(x, "sums", 1))) {
@@ -1142,4 +1148,10 @@ struct sqlite3 *extidx_db(struct extidx *x)
 int extidx_errno(struct extidx *x, int rc)
 {
 	return map_rc(x, rc);
+}
+
+int extidx_corrupt(struct extidx *x, const char *why)
+{
+	x->logf(3, "snapstore: %s: index corrupt: %s", x->path, why);
+	return -EIO;
 }

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EXTIDX_SCHEMA_VERSION 2		 /* 2: extents.sums */
+#define EXTIDX_SCHEMA_VERSION 3		 /* 2: extents.sums; 3: ns_trees, ns_attr, ns_entry */
 #define EXTIDX_APP_ID	      0x536e6170 /* "Snap" */
 #define EXTIDX_MAX_NBLK	      256u	 /* cap on an extent's length, for range queries */
 
@@ -70,7 +70,8 @@ void extidx_close(struct extidx *x);
  * transaction; nothing when current). Separate from open, so that open writes
  * nothing before the store's other refusal checks have passed. Version 2 adds
  * extents.sums and meta "sums" = 1 when every data extent carries them (0 when
- * older extents exist, which are then read unverified). */
+ * older extents exist, which are then read unverified); version 3 adds the
+ * tables of tree snapshots (nsidx_schema_sql). */
 int extidx_upgrade(struct extidx *x);
 
 /* Begin a write transaction whose commit syncs the WAL (full != 0:
@@ -150,6 +151,8 @@ int extidx_ext_stats(struct extidx *x, uint64_t *count, uint64_t *data_blocks);
  * connection, same rules). */
 struct sqlite3 *extidx_db(struct extidx *x);
 int extidx_errno(struct extidx *x, int rc);
+/* Log "index corrupt: why" and return -EIO. */
+int extidx_corrupt(struct extidx *x, const char *why);
 
 /* Size in bytes of index.db + WAL as SQLite sees it. */
 int64_t extidx_db_bytes(struct extidx *x);

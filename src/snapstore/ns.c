@@ -36,7 +36,7 @@ int store_pin_tree(struct store *st, const struct store_pin *p, struct store_fil
 	clock_gettime(CLOCK_REALTIME, &now);
 	pthread_mutex_lock(&st->mu);
 	uint64_t rootnid = 0, sid = 0, E = st->epoch;
-	int rc = root->detached ? -ENOENT : nsidx_create(st->ns->nx);
+	int rc = root->detached ? -ENOENT : 0;
 	if (!rc)
 		rc = store_snap_reserve(st, 1);
 	if (!rc) { /* room in the tree table, so nothing fails after the commit */

@@ -3,10 +3,9 @@
  * The namespace index of tree snapshots on SQLite: ns_trees (one row per
  * tree snapshot), ns_attr (a node's attributes over an epoch range) and
  * ns_entry (a directory entry over an epoch range), on the extent index's
- * connection, statements prepared once. Watch for: the tables exist only
- * once a tree has been pinned (nsidx_create); before that every query
- * answers "no rows" without preparing anything, so opening an old store
- * writes nothing and needs no schema change.
+ * connection, statements prepared once. The tables belong to the index's
+ * schema from version 3 on: extidx creates them with a new store, and its
+ * upgrade adds them to an older one (nsidx_schema_sql, shared with it).
  */
 #include "nsidx_i.h"
 
@@ -78,8 +77,10 @@ static const char *const sql_text[N_N] = {
     [N_HANDLE] = "SELECT handle FROM files WHERE fid = ?1",
 };
 
-static const char schema_sql[] =
-    "BEGIN IMMEDIATE;"
+/* Tables and indexes only: run by extidx inside its create or upgrade
+ * transaction. IF NOT EXISTS: a store of schema 2 made by a build that
+ * created the tables at its first tree pin already has them. */
+const char nsidx_schema_sql[] =
     "CREATE TABLE IF NOT EXISTS ns_trees(id INTEGER PRIMARY KEY, root INTEGER NOT NULL,"
     " path TEXT NOT NULL, created_ns INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS ns_attr(nid INTEGER NOT NULL, efrom INTEGER NOT NULL,"
@@ -91,13 +92,11 @@ static const char schema_sql[] =
     " efrom INTEGER NOT NULL, eto INTEGER NOT NULL, child INTEGER NOT NULL,"
     " ctype INTEGER NOT NULL, PRIMARY KEY(dir, name, efrom)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS ns_entry_eto ON ns_entry(eto);"
-    "CREATE INDEX IF NOT EXISTS ns_entry_child ON ns_entry(child);"
-    "COMMIT;";
+    "CREATE INDEX IF NOT EXISTS ns_entry_child ON ns_entry(child);";
 
 struct nsidx {
 	struct extidx *x;
 	sqlite3 *db;
-	int ready; /* the tables exist */
 	sqlite3_stmt *s[N_N];
 };
 
@@ -133,19 +132,25 @@ static int run(struct nsidx *n, sqlite3_stmt *s)
 	return ret;
 }
 
-static int check_ready(struct nsidx *n)
+/* The index is of schema 3 or newer (extidx checked): the tables are there,
+ * or the index was damaged. */
+static int check_tables(struct nsidx *n)
 {
 	sqlite3_stmt *s;
 	int rc = sqlite3_prepare_v2(n->db,
-				    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
-				    "name = 'ns_entry'",
+				    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+				    "name IN ('ns_trees', 'ns_attr', 'ns_entry')",
 				    -1, &s, NULL);
 	if (rc != SQLITE_OK)
 		return err(n, rc);
 	rc = sqlite3_step(s);
-	n->ready = rc == SQLITE_ROW;
+	int have = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
 	sqlite3_finalize(s);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : err(n, rc);
+	if (have < 0)
+		return err(n, rc);
+	if (have != 3)
+		return extidx_corrupt(n->x, "the tables of tree snapshots are missing");
+	return 0;
 }
 
 int nsidx_open(struct extidx *x, struct nsidx **out)
@@ -155,7 +160,7 @@ int nsidx_open(struct extidx *x, struct nsidx **out)
 		return -ENOMEM;
 	n->x = x;
 	n->db = extidx_db(x);
-	int rc = check_ready(n);
+	int rc = check_tables(n);
 	if (rc) {
 		free(n);
 		return rc;
@@ -171,26 +176,6 @@ void nsidx_close(struct nsidx *n)
 	for (int i = 0; i < N_N; i++)
 		sqlite3_finalize(n->s[i]);
 	free(n);
-}
-
-int nsidx_create(struct nsidx *n)
-{
-	if (n->ready)
-		return 0;
-	int rc = sqlite3_exec(n->db, schema_sql, NULL, NULL, NULL);
-	if (rc != SQLITE_OK) {
-		rc = err(n, rc);
-		if (!sqlite3_get_autocommit(n->db))
-			sqlite3_exec(n->db, "ROLLBACK", NULL, NULL, NULL);
-		return rc;
-	}
-	n->ready = 1;
-	return 0;
-}
-
-int nsidx_ready(const struct nsidx *n)
-{
-	return n->ready;
 }
 
 static void bind_u64(sqlite3_stmt *s, int i, uint64_t v)
@@ -219,8 +204,6 @@ int nsidx_tree_insert(struct nsidx *n, const struct nsidx_tree *t)
 
 int nsidx_tree_delete(struct nsidx *n, uint64_t id)
 {
-	if (!n->ready)
-		return 0;
 	sqlite3_stmt *s = stmt(n, N_TREE_DEL);
 	if (!s)
 		return -EIO;
@@ -239,8 +222,6 @@ int nsidx_trees_all(struct nsidx *n, struct nsidx_tree **out, size_t *cnt)
 {
 	*out = NULL;
 	*cnt = 0;
-	if (!n->ready)
-		return 0;
 	sqlite3_stmt *s = stmt(n, N_TREE_ALL);
 	if (!s)
 		return -EIO;
@@ -341,8 +322,6 @@ static void attr_cols(sqlite3_stmt *s, struct nsidx_attr *a, int shortrow)
 int nsidx_attr_at(struct nsidx *n, uint64_t nid, uint64_t at, struct nsidx_attr *out, char *buf,
 		  size_t buflen)
 {
-	if (!n->ready)
-		return -ENOENT;
 	sqlite3_stmt *s = stmt(n, N_ATTR_AT);
 	if (!s)
 		return -EIO;
@@ -394,8 +373,6 @@ static int one_u64(struct nsidx *n, sqlite3_stmt *s, uint64_t *v)
 int nsidx_attr_tlast(struct nsidx *n, uint64_t nid, uint64_t *tlast)
 {
 	*tlast = 0;
-	if (!n->ready)
-		return 0;
 	sqlite3_stmt *s = stmt(n, N_ATTR_LAST);
 	if (!s)
 		return -EIO;
@@ -407,8 +384,6 @@ int nsidx_attrs(struct nsidx *n, uint64_t at, struct nsidx_attr **out, size_t *c
 {
 	*out = NULL;
 	*cnt = 0;
-	if (!n->ready)
-		return 0;
 	sqlite3_stmt *s = stmt(n, at == UINT64_MAX ? N_ATTR_ALL : N_ATTR_COV);
 	if (!s)
 		return -EIO;
@@ -478,8 +453,6 @@ static void ent_cols(sqlite3_stmt *s, struct nsidx_entry *e)
 int nsidx_entry_at(struct nsidx *n, uint64_t dir, const char *name, uint64_t at,
 		   struct nsidx_entry *out)
 {
-	if (!n->ready)
-		return -ENOENT;
 	sqlite3_stmt *s = stmt(n, N_ENT_AT);
 	if (!s)
 		return -EIO;
@@ -501,8 +474,6 @@ int nsidx_entry_at(struct nsidx *n, uint64_t dir, const char *name, uint64_t at,
 int nsidx_entry_tlast(struct nsidx *n, uint64_t dir, const char *name, uint64_t *tlast)
 {
 	*tlast = 0;
-	if (!n->ready)
-		return 0;
 	sqlite3_stmt *s = stmt(n, N_ENT_LAST);
 	if (!s)
 		return -EIO;
@@ -528,8 +499,6 @@ int nsidx_entries_after(struct nsidx *n, uint64_t dir, uint64_t at, const char *
 {
 	*out = NULL;
 	*cnt = 0;
-	if (!n->ready)
-		return 0;
 	int which = dir		       ? (after && *after ? N_ENT_DIR_AFTER : N_ENT_DIR)
 		    : at == UINT64_MAX ? N_ENT_ALL
 				       : N_ENT_COV;
@@ -583,8 +552,6 @@ int nsidx_entries_after(struct nsidx *n, uint64_t dir, uint64_t at, const char *
 int nsidx_fid_refs(struct nsidx *n, uint64_t fid, int *refs)
 {
 	*refs = 0;
-	if (!n->ready)
-		return 0;
 	sqlite3_stmt *s = stmt(n, N_REFS);
 	if (!s)
 		return -EIO;

@@ -3,8 +3,9 @@
  * The namespace index: the SQL of tree snapshots (tables ns_trees, ns_attr,
  * ns_entry), on the extent index's connection. Same rules as extidx: SQLite
  * codes become -errno here, callers hold the store mutex. The tables are
- * created by the first tree pin (nsidx_create), so opening a store never
- * writes; until then every query answers "no rows".
+ * part of the index's schema from version 3 on (nsidx_schema_sql, run by
+ * extidx when it creates or upgrades an index); nsidx_open checks they are
+ * there.
  */
 #ifndef NSIDX_I_H
 #define NSIDX_I_H
@@ -15,6 +16,10 @@
 #include "extidx_i.h"
 
 struct nsidx;
+
+/* The tables and indexes of tree snapshots, for extidx's create and upgrade
+ * transactions (CREATE ... IF NOT EXISTS). */
+extern const char nsidx_schema_sql[];
 
 /* A tree snapshot's row. */
 struct nsidx_tree {
@@ -46,9 +51,6 @@ struct nsidx_entry {
 
 int nsidx_open(struct extidx *x, struct nsidx **out);
 void nsidx_close(struct nsidx *n);
-/* Create the tables if absent (its own small transaction: call outside one). */
-int nsidx_create(struct nsidx *n);
-int nsidx_ready(const struct nsidx *n);
 
 int nsidx_tree_insert(struct nsidx *n, const struct nsidx_tree *t);
 int nsidx_tree_delete(struct nsidx *n, uint64_t id);

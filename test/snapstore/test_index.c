@@ -152,7 +152,7 @@ Test(index, newer_schema_version_is_eproto)
 {
 	extidx_close(t_x);
 	t_x = NULL;
-	sql_exec(t_db, "PRAGMA user_version = 3");
+	sql_exec(t_db, "PRAGMA user_version = 4");
 	store_set_logger(quiet);
 	uint32_t bs = 0;
 	int rc = extidx_open(t_db, 0, &bs, store_logf, &t_x);

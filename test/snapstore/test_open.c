@@ -137,7 +137,7 @@ Test(open, newer_schema_is_eproto)
 	tu_path(p, sizeof(p), fx_dir, "index.db");
 	sqlite3 *db;
 	cr_assert_eq(sqlite3_open(p, &db), SQLITE_OK);
-	cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 3", NULL, NULL, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 4", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	expect_refused(0, -EPROTO);
 }

@@ -435,3 +435,137 @@ Test(treecrash, save_records_the_file_stat)
 	cr_assert_eq(store_snap_meta(fx_st, id, &sm), 0);
 	cr_assert_eq(sm.state, STORE_VALID);
 }
+
+/* ---- schema versions: the tree tables came with schema 3 ---- */
+
+static void index_sql(const char *sql)
+{
+	char db[1024];
+	sqlite3 *h;
+	tu_path(db, sizeof(db), fx_dir, "index.db");
+	cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+	char *msg = NULL;
+	cr_assert_eq(sqlite3_exec(h, sql, NULL, NULL, &msg), SQLITE_OK, "%s: %s", sql, msg);
+	sqlite3_close(h);
+}
+
+static int64_t index_int(const char *sql)
+{
+	char db[1024];
+	sqlite3 *h;
+	sqlite3_stmt *q;
+	tu_path(db, sizeof(db), fx_dir, "index.db");
+	cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(h, sql, -1, &q, NULL), SQLITE_OK, "%s", sql);
+	cr_assert_eq(sqlite3_step(q), SQLITE_ROW, "%s", sql);
+	int64_t v = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close(h);
+	return v;
+}
+
+#define NS_TABLES                                                                                  \
+	"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('ns_trees', "        \
+	"'ns_attr', 'ns_entry')"
+
+/* A store of schema 2 as the build before schema 3 left it when no tree had
+ * been pinned: no tree tables. Opening it upgrades it; tree pins then work
+ * and survive a reopen. */
+Test(treecrash, schema_2_store_without_tree_tables_is_upgraded)
+{
+	build_tree();
+	store_close(fx_st);
+	fx_st = NULL;
+	index_sql("DROP TABLE ns_trees; DROP TABLE ns_attr; DROP TABLE ns_entry;"
+		  "PRAGMA user_version = 2");
+	cr_assert_eq(index_int(NS_TABLES), 0);
+	fx_open_bs(4096, 0);
+	store_close(fx_st);
+	fx_st = NULL;
+	cr_assert_eq(index_int("PRAGMA user_version"), 3, "the open did not upgrade to 3");
+	cr_assert_eq(index_int(NS_TABLES), 3, "the upgrade did not create the tree tables");
+	fx_open_bs(4096, 0);
+	uint64_t id = pin_root();
+	char *want = tf_live_manifest(fx_src);
+	script();
+	fx_reopen();
+	char *got = tf_snap_manifest(fx_st, id, "upgraded store");
+	tf_expect_same(want, got, "upgraded store");
+	free(got);
+	free(want);
+	fx_check();
+}
+
+/* A store of schema 2 made by a build that created the tree tables at its
+ * first tree pin: the upgrade keeps its trees and their rows. */
+Test(treecrash, schema_2_store_with_tree_rows_keeps_its_trees)
+{
+	build_tree();
+	uint64_t id = pin_root();
+	char *want = tf_live_manifest(fx_src);
+	script();
+	store_close(fx_st);
+	fx_st = NULL;
+	int64_t rows = index_int("SELECT (SELECT count(*) FROM ns_attr) + "
+				 "(SELECT count(*) FROM ns_entry)");
+	cr_assert_gt(rows, 10, "the script saved too little (%lld rows)", (long long)rows);
+	index_sql("PRAGMA user_version = 2");
+	fx_open_bs(4096, 0);
+	char *got = tf_snap_manifest(fx_st, id, "schema 2 store");
+	tf_expect_same(want, got, "schema 2 store");
+	free(got);
+	free(want);
+	fx_check();
+	store_close(fx_st);
+	fx_st = NULL;
+	cr_assert_eq(index_int("PRAGMA user_version"), 3);
+	cr_assert_eq(index_int("SELECT (SELECT count(*) FROM ns_attr) + "
+			       "(SELECT count(*) FROM ns_entry)"),
+		     rows, "the upgrade lost rows");
+}
+
+/* Schema 3 without its tree tables is a damaged index: refused, not
+ * served as a store without trees. */
+Test(treecrash, schema_3_store_without_tree_tables_is_refused)
+{
+	store_close(fx_st);
+	fx_st = NULL;
+	index_sql("DROP TABLE ns_entry");
+	store_set_logger(NULL);
+	struct store_opts o = {.block_size = 4096};
+	int rc = store_open(fx_dir, fx_srcfd, &o, &fx_st);
+	cr_assert_eq(rc, -EIO, "open of a schema 3 index without ns_entry: %d", rc);
+	fx_st = NULL;
+}
+
+static char logged[8][512];
+static int nlogged;
+
+static void capture(int level, const char *msg)
+{
+	(void)level;
+	if (nlogged < 8)
+		strlcpy(logged[nlogged], msg, sizeof(logged[0]));
+	nlogged++;
+}
+
+/* A store of a schema this build does not know: -EPROTO and one line that
+ * names both versions. */
+Test(treecrash, newer_schema_is_refused_in_one_line)
+{
+	store_close(fx_st);
+	fx_st = NULL;
+	index_sql("PRAGMA user_version = 4");
+	store_set_logger(capture);
+	struct store_opts o = {.block_size = 4096};
+	int rc = store_open(fx_dir, fx_srcfd, &o, &fx_st);
+	store_set_logger(NULL);
+	fx_st = NULL;
+	cr_assert_eq(rc, -EPROTO, "open of a schema 4 store: %d", rc);
+	cr_assert_eq(nlogged, 1, "%d log lines, want 1 (first: %s)", nlogged, logged[0]);
+	cr_assert_null(strchr(logged[0], '\n'), "not one line: %s", logged[0]);
+	cr_assert(strstr(logged[0], "schema version 4") && strstr(logged[0], "(3)") &&
+		      strstr(logged[0], "upgrade snapfs"),
+		  "the line does not name both versions: %s", logged[0]);
+	cr_assert_eq(index_int("PRAGMA user_version"), 4, "the refused open wrote the version");
+}
