@@ -176,13 +176,16 @@ void sfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 		 * the store compares mtime to tell a writer that bypassed the
 		 * mount (store_live_check). */
 		struct store_file *sf = inode_sf(inode);
-		if (sf) {
+		/* A tree snapshot's hold (h) has both locks already. */
+		int held = h.inode == inode;
+		if (sf && !held) {
 			pthread_rwlock_wrlock(&inode->rwlock);
 			store_file_wrlock(sf);
-			store_file_touch(sf);
 		}
+		if (sf)
+			store_file_touch(sf);
 		int trc = set_times(inode, ifd, fi, attr, valid), e = errno;
-		if (sf) {
+		if (sf && !held) {
 			store_file_unlock(sf);
 			pthread_rwlock_unlock(&inode->rwlock);
 		}
