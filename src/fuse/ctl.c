@@ -75,16 +75,23 @@ static int pin_quiesce(struct pinset *ps, struct quiesce **q)
 {
 	struct sfs_inode **wv = NULL;
 	size_t wn = quiesce_writers(&wv), k = 0;
-	for (size_t i = 0; i < wn; i++) {
-		struct stat st;
+	struct stat *st = wn ? calloc(ps->n, sizeof(*st)) : NULL;
+	if (wn && !st) {
+		free(wv);
+		return -ENOMEM;
+	}
+	for (size_t j = 0; j < ps->n && wn; j++) /* each pinned file's identity, once */
+		if (fstat(ps->v[j].fd, &st[j]))
+			st[j].st_ino = 0;
+	for (size_t i = 0; i < wn; i++)
 		for (size_t j = 0; j < ps->n; j++)
-			if (!fstat(ps->v[j].fd, &st) && st.st_dev == wv[i]->dev &&
-			    st.st_ino == wv[i]->ino) {
+			if (st[j].st_ino && st[j].st_dev == wv[i]->dev &&
+			    st[j].st_ino == wv[i]->ino) {
 				wv[k++] = wv[i];
 				break;
 			}
-	}
 	int rc = quiesce_begin(wv, k, q);
+	free(st);
 	free(wv);
 	return rc;
 }

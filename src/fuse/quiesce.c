@@ -73,11 +73,9 @@ static size_t wn, walloc;
 void quiesce_writer(struct sfs_inode *inode, int delta)
 {
 	pthread_mutex_lock(&qmu);
-	size_t i = 0;
-	while (i < wn && wv[i].inode != inode)
-		i++;
+	size_t i = inode->wslot; /* O(1): 1 + its index in wv */
 	if (delta > 0) {
-		if (i == wn) {
+		if (!i) {
 			if (wn == walloc) {
 				size_t na = walloc ? walloc * 2 : 16;
 				struct wr *nv = reallocarray(wv, na, sizeof(*nv));
@@ -91,10 +89,14 @@ void quiesce_writer(struct sfs_inode *inode, int delta)
 				walloc = na;
 			}
 			wv[wn++] = (struct wr){inode, 0};
+			i = inode->wslot = wn;
 		}
-		wv[i].n++;
-	} else if (i < wn && --wv[i].n == 0) {
-		wv[i] = wv[--wn];
+		wv[i - 1].n++;
+	} else if (i && --wv[i - 1].n == 0) {
+		wv[i - 1] = wv[--wn];
+		if (i - 1 < wn)
+			wv[i - 1].inode->wslot = i;
+		inode->wslot = 0;
 	}
 	pthread_mutex_unlock(&qmu);
 }
@@ -114,9 +116,7 @@ size_t quiesce_writers(struct sfs_inode ***out)
 int quiesce_is_writer(const struct sfs_inode *inode)
 {
 	pthread_mutex_lock(&qmu);
-	int found = 0;
-	for (size_t i = 0; i < wn && !found; i++)
-		found = wv[i].inode == inode;
+	int found = inode->wslot != 0;
 	pthread_mutex_unlock(&qmu);
 	return found;
 }

@@ -85,6 +85,8 @@ struct sfs_inode {
 	struct sfs_inode *hnext; /* hash chain, protected by sfs->mutex */
 	pthread_rwlock_t rwlock; /* write: bytes changing; read: live read in flight */
 	int nocaps;		 /* 1: known to carry no security.capability xattr */
+	size_t wslot;		 /* 1 + its place among the files open for writing, 0: none
+				   (quiesce.c, under its mutex) */
 	unsigned capgen;	 /* bumped by every setxattr of it through the mount */
 	struct store_file *sf;	 /* regular files, attached on first need; set once under
 				    sfs->mutex, then read-only */
